@@ -1,0 +1,59 @@
+// The error types of iolab. Each class has one meaning; the CLI prints `message` as one line
+// for all of them and a stack only with --verbose. Exit codes: see README.md ("Exit codes").
+import koffi from 'koffi';
+
+const errnoNames: Map<number, string> = new Map(
+  Object.entries(koffi.os.errno).map(([name, value]) => [value, name]),
+);
+
+/** A system call returned -1. Carries the call's name, errno and its symbolic code. */
+export class ErrnoError extends Error {
+  override readonly name = 'ErrnoError';
+  readonly code: string;
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    context?: string,
+  ) {
+    const code = errnoNames.get(errno) ?? `E${errno}`;
+    super(`${syscall}${context ? ` (${context})` : ''}: ${code} (errno ${errno})`);
+    this.code = code;
+  }
+}
+
+/** A lab file (or a value given for one on the command line) is not valid. */
+export class LabFileError extends Error {
+  override readonly name = 'LabFileError';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: ${problems.length === 1 ? problems[0] : `\n  ${problems.join('\n  ')}`}`);
+  }
+}
+
+/** The runtime (local processes, Docker) cannot do what a lab needs: a missing tool, no engine. */
+export class RuntimeUnavailableError extends Error {
+  override readonly name = 'RuntimeUnavailableError';
+}
+
+/** A lab started but a step of it failed: a server that never listened, a client that crashed. */
+export class LabRunError extends Error {
+  override readonly name = 'LabRunError';
+}
+
+/** The user asked for something that does not exist or does not fit (an unknown model, lab, option). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Exit codes of the `iolab` command, documented in README.md. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  labFile: 3,
+  runtimeUnavailable: 4,
+  incomplete: 5,
+  interrupted: 130,
+} as const;
