@@ -32,6 +32,24 @@ export class LabFileError extends Error {
   }
 }
 
+/** A results file that cannot be read: not JSON, or not the schema. Names the file and the field. */
+export class ResultsFileError extends Error {
+  override readonly name = 'ResultsFileError';
+  constructor(
+    readonly file: string,
+    /** the first bad field as a path, e.g. runs[0].phase; null when the file is not JSON at all. */
+    readonly field: string | null,
+    problem: string,
+  ) {
+    super(`${file}: ${field === null ? '' : `${field}: `}${problem}`);
+  }
+}
+
+/** A validation path as a reader writes it: clients, 0, mode → "clients[0].mode". */
+export function fieldPath(path: readonly (string | number)[]): string {
+  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${key}` : key), '');
+}
+
 /** The runtime (local processes, Docker) cannot do what a lab needs: a missing tool, no engine. */
 export class RuntimeUnavailableError extends Error {
   override readonly name = 'RuntimeUnavailableError';

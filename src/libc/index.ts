@@ -35,6 +35,7 @@ const c = {
   getrlimit: libc.func('int getrlimit(int resource, _Out_ void *limits)'),
   setrlimit: libc.func('int setrlimit(int resource, void *limits)'),
   getpid: libc.func('int getpid()'),
+  sysconf: libc.func('long sysconf(int name)'),
 };
 
 // Constants of Linux x86_64 / glibc (checked against the C headers).
@@ -54,6 +55,8 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const O_NONBLOCK = 0o4000;
 export const RLIMIT_NOFILE = 7;
+/** sysconf(3) name of the clock tick rate that /proc/PID/stat counts CPU time in. */
+export const _SC_CLK_TCK = 2;
 /** glibc's fd_set holds this many bits: select(2) through the C library cannot watch fd >= 1024. */
 export const FD_SETSIZE = 1024;
 export const EPOLL_CLOEXEC = 0o2000000;
@@ -249,6 +252,11 @@ export function setNofileLimit(limit: Rlimit): void {
 
 export function getpid(): number {
   return c.getpid();
+}
+
+/** Clock ticks per second (USER_HZ): the unit of utime and stime in /proc/PID/stat. */
+export function clockTicksPerSecond(): number {
+  return check('sysconf', c.sysconf(_SC_CLK_TCK));
 }
 
 /** fd_set helpers: glibc's fd_set is an array of 1024 bits, least significant bit first. */

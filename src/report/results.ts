@@ -64,6 +64,8 @@ export const ClientResultSchema = z.object({
   /** echo: requests sent and replies received complete and correct. */
   requestsSent: z.number().int().nonnegative(),
   roundTrips: z.number().int().nonnegative(),
+  /** requests in flight when the window ended whose reply came in the short drain after it. */
+  answeredAfterWindow: z.number().int().nonnegative(),
   /** requests still waiting for (part of) their reply when the client stopped. */
   unanswered: z.number().int().nonnegative(),
   /** replies whose bytes differed from the expected echo. */

@@ -1,0 +1,205 @@
+// The `iolab` command. Expected failures print one line (a stack only with --verbose) and exit
+// with the codes documented in README.md.
+import { clearLine, cursorTo } from 'node:readline';
+import { join, resolve } from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ErrnoError, ExitCode, LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from './errors.js';
+import type { LoadedLab } from './labs/load.js';
+import type { RunProgress } from './labs/runner.js';
+import { CLIENT_START_SIGNAL as START_SIGNAL } from './runtime/runtime.js';
+
+// Each command imports what it needs when it runs: a server or client process loads its own
+// code only, so its start-up and memory stay small (and out of what the probe measures).
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof UsageError) return ExitCode.usage;
+  if (error instanceof LabFileError) return ExitCode.labFile;
+  if (error instanceof RuntimeUnavailableError) return ExitCode.runtimeUnavailable;
+  return ExitCode.failure;
+}
+
+function fail(error: unknown, verbose: boolean): never {
+  const known = [UsageError, LabFileError, RuntimeUnavailableError, LabRunError, ErrnoError].some((type) => error instanceof type);
+  process.stderr.write(`iolab: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (verbose || !known) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
+  process.exit(exitCodeOf(error));
+}
+
+function positiveNumber(name: string) {
+  return (value: number | undefined) => {
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new UsageError(`--${name} must be a positive number, got ${value}`);
+    return value;
+  };
+}
+
+/** One progress line: rewritten in place on a terminal, one line per run otherwise. */
+function progressPrinter(): (progress: RunProgress) => void {
+  const terminal = process.stderr.isTTY;
+  return (p) => {
+    const head = `[${p.step}/${p.steps}] ${p.lab}: ${p.model} ${p.phase}${p.phase === 'measure' ? ` #${p.repetition + 1}` : ' (strace attached)'}`;
+    if (!p.outcome) {
+      if (terminal) {
+        clearLine(process.stderr, 0);
+        cursorTo(process.stderr, 0);
+        process.stderr.write(`${head} ...`);
+      }
+      return;
+    }
+    const rate = p.outcome.roundTripsPerSecond === null ? '' : ` ${Math.round(p.outcome.roundTripsPerSecond).toLocaleString('en-US')} round trips/s`;
+    const tail = p.outcome.error ? ` FAILED: ${p.outcome.error}` : rate;
+    if (terminal) {
+      clearLine(process.stderr, 0);
+      cursorTo(process.stderr, 0);
+    }
+    process.stderr.write(`${head}${tail}\n`);
+  };
+}
+
+async function runCommand(argv: { labs: string[]; out: string; duration?: number; connections?: number; verbose: boolean }): Promise<number> {
+  const { loadAllLabs, resolveLab } = await import('./labs/load.js');
+  const { runLab } = await import('./labs/runner.js');
+  const { writeReport } = await import('./report/index.js');
+  const { LocalRuntime } = await import('./runtime/local.js');
+  const loaded: LoadedLab[] = argv.labs.length
+    ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
+    : (await loadAllLabs()).filter((l) => l.lab.default);
+  if (loaded.length === 0) throw new UsageError('no lab to run: name one (see `iolab list`)');
+
+  const runtime = new LocalRuntime();
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++interrupts > 1) process.exit(ExitCode.interrupted);
+    process.stderr.write(`\n${signal}: stopping every server and client; the reports keep what was measured (again to quit at once)\n`);
+    abort.abort(signal);
+    void runtime.close();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let incomplete = false;
+  try {
+    for (const lab of loaded) {
+      if (abort.signal.aborted) break;
+      const results = await runLab(lab, runtime, {
+        durationSeconds: argv.duration,
+        connections: argv.connections,
+        signal: abort.signal,
+        onProgress: progressPrinter(),
+      });
+      const written = await writeReport(results, join(resolve(argv.out), lab.lab.name));
+      incomplete ||= !results.complete;
+      process.stderr.write(
+        `${lab.lab.name}: ${results.complete ? 'complete' : `INCOMPLETE (${results.incompleteReason})`}; wrote ${written.reportFile} and ${written.resultsFile}\n`,
+      );
+    }
+  } finally {
+    await runtime.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (abort.signal.aborted) return ExitCode.interrupted;
+  return incomplete ? ExitCode.incomplete : ExitCode.ok;
+}
+
+async function main(): Promise<void> {
+  const verbose = process.argv.includes('--verbose');
+  try {
+    await yargs(hideBin(process.argv))
+      .scriptName('iolab')
+      .usage('$0 <command>\n\nA lab environment for the network IO models: real servers, real load, real syscall counts.')
+      .option('verbose', { type: 'boolean', default: false, describe: 'print stacks of errors' })
+      .command(
+        'run [labs..]',
+        'run labs (by name or YAML path; none: the default suite) and write their reports',
+        (y) =>
+          y
+            .positional('labs', { type: 'string', array: true, default: [] as string[], describe: 'lab names (see `iolab list`) or paths to lab files' })
+            .option('out', { type: 'string', default: 'reports', describe: 'directory for reports: OUT/LAB/report.md and results.json' })
+            .option('duration', { type: 'number', describe: 'seconds of load per run (overrides the lab)', coerce: positiveNumber('duration') })
+            .option('connections', { type: 'number', describe: 'connections of every echo client (overrides the lab)', coerce: positiveNumber('connections') })
+            .option('runtime', { choices: ['local'] as const, default: 'local' as const, describe: 'where servers and clients run' }),
+        async (argv) => {
+          process.exitCode = await runCommand({ ...argv, labs: argv.labs as string[] });
+        },
+      )
+      .command('list', 'list the labs', {}, async () => {
+        const { loadAllLabs } = await import('./labs/load.js');
+        for (const { lab } of await loadAllLabs()) {
+          process.stdout.write(`${lab.name.padEnd(14)} ${lab.default ? '(default) ' : '          '}${lab.title}\n`);
+        }
+      })
+      .command('models', 'list the IO models and the syscalls each must show', {}, async () => {
+        const { models } = await import('./servers/index.js');
+        for (const model of models) {
+          const required = model.fingerprint.required.map((names) => names.join('|')).join(', ');
+          process.stdout.write(`${model.name.padEnd(12)} ${model.summary}\n${''.padEnd(12)} shows: ${required}; never: ${model.fingerprint.forbidden.join(', ')}\n`);
+        }
+      })
+      .command(
+        'server',
+        'run one IO-model echo server in the foreground',
+        (y) =>
+          y
+            .option('model', { type: 'string', demandOption: true, describe: 'the IO model (see `iolab models`)' })
+            .option('host', { type: 'string', default: '0.0.0.0', describe: 'IPv4 address to listen on' })
+            .option('port', { type: 'number', default: 7000, describe: 'TCP port (0: any free port)' }),
+        async (argv) => {
+          const { findModel } = await import('./servers/index.js');
+          const { listenAndServe } = await import('./servers/listen.js');
+          listenAndServe(findModel(argv.model), argv.host, argv.port);
+        },
+      )
+      .command(
+        'client',
+        'run one load-generating client and print its result as JSON',
+        (y) =>
+          y
+            .option('target', { type: 'string', demandOption: true, describe: 'HOST:PORT of the server' })
+            .option('mode', { choices: ['echo', 'hold'] as const, default: 'echo' as const, describe: 'echo: ping-pong and verify; hold: idle connections and a probe' })
+            .option('connections', { type: 'number', default: 1, coerce: positiveNumber('connections') })
+            .option('duration', { type: 'number', default: 3, describe: 'seconds', coerce: positiveNumber('duration') })
+            .option('message-size', { type: 'number', default: 64, describe: 'bytes per request', coerce: positiveNumber('message-size') })
+            .option('wait-for-start', { type: 'boolean', default: false, describe: `once connected, wait for ${START_SIGNAL} before the measured window (labs start all clients at once)` }),
+        async (argv) => {
+          const { runClient } = await import('./clients/index.js');
+          // Installed before connecting: the signal's default action would kill the process. A
+          // signal handler does not keep Node's event loop alive; the timer does, until the start.
+          const started = argv.waitForStart
+            ? new Promise<void>((resolve) => {
+                const keepAlive = setInterval(() => {}, 1000);
+                process.once(START_SIGNAL, () => {
+                  clearInterval(keepAlive);
+                  resolve();
+                });
+              })
+            : null;
+          const result = await runClient({
+            target: argv.target,
+            mode: argv.mode,
+            connections: argv.connections!,
+            durationSeconds: argv.duration!,
+            messageSize: argv.messageSize!,
+            onReady: async () => {
+              process.stderr.write(`ready connections=${argv.connections}\n`);
+              await started;
+            },
+          });
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+        },
+      )
+      .demandCommand(1, 'name a command: run, list, models, server, client')
+      .strict()
+      .fail((msg, error) => {
+        if (error) throw error;
+        throw new UsageError(msg);
+      })
+      .help()
+      .parseAsync();
+  } catch (error) {
+    fail(error, verbose);
+  }
+}
+
+await main();

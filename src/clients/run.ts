@@ -1,0 +1,83 @@
+// What one client run is given (ClientSettings, already checked and resolved) and what it counts
+// (Tally), whatever its mode. The Tally becomes the ClientResult that the CLI prints.
+import { ErrnoError } from '../errors.js';
+import type { ClientResult } from '../report/results.js';
+import { LatencyRecorder } from './latency.js';
+
+export interface Address {
+  ip: string;
+  port: number;
+}
+
+export interface ClientSettings {
+  mode: 'echo' | 'hold';
+  /** As the user wrote it ("server:7000"); `address` is what it resolved to. */
+  target: string;
+  address: Address;
+  connections: number;
+  durationSeconds: number;
+  messageSize: number;
+  connectTimeoutSeconds: number;
+  onReady: () => void | Promise<void>;
+}
+
+/** Enough to show what went wrong without flooding the report. */
+const MAX_NOTES = 20;
+
+/** Errors that mean the server closed or reset the connection: counted, not worth a note. */
+const CLOSED_BY_PEER = new Set(['ECONNRESET', 'EPIPE']);
+
+export class Tally {
+  connected = 0;
+  requestsSent = 0;
+  roundTrips = 0;
+  answeredAfterWindow = 0;
+  unanswered = 0;
+  wrongReplies = 0;
+  closedByServer = 0;
+  readonly connectErrors: Record<string, number> = {};
+  readonly latency = new LatencyRecorder();
+  private readonly notes = new Set<string>();
+
+  connectFailed(code: string): void {
+    this.connectErrors[code] = (this.connectErrors[code] ?? 0) + 1;
+  }
+
+  /** Keeps the first occurrence of each problem (a Set ignores repeats). */
+  note(text: string): void {
+    if (this.notes.size < MAX_NOTES) this.notes.add(text);
+  }
+
+  /** An established connection failed under a send or recv: the server closed it, or worse. */
+  connectionLost(error: unknown): void {
+    if (!(error instanceof ErrnoError)) throw error;
+    this.closedByServer++;
+    if (!CLOSED_BY_PEER.has(error.code)) this.note(`a connection was lost: ${error.message}`);
+  }
+
+  result(settings: ClientSettings, durationSeconds: number, probe: ClientResult['probe'] = null): ClientResult {
+    return {
+      mode: settings.mode,
+      target: settings.target,
+      connectionsRequested: settings.connections,
+      connected: this.connected,
+      durationSeconds: Math.round(durationSeconds * 1000) / 1000,
+      messageSize: settings.messageSize,
+      requestsSent: this.requestsSent,
+      roundTrips: this.roundTrips,
+      answeredAfterWindow: this.answeredAfterWindow,
+      unanswered: this.unanswered,
+      wrongReplies: this.wrongReplies,
+      closedByServer: this.closedByServer,
+      connectErrors: this.connectErrors,
+      latency: this.latency.summary(),
+      probe,
+      notes: [...this.notes],
+    };
+  }
+}
+
+/** The symbolic name of an errno ('ECONNREFUSED'), as ErrnoError spells it. */
+export function errnoCode(errno: number): string {
+  return new ErrnoError('connect', errno).code;
+}

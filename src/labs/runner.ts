@@ -1,0 +1,198 @@
+// Runs one lab on a runtime and returns what it measured. The steps of one run (one server
+// under load) are:
+//   1. start the server; wait for its ready line; read its limits
+//   2. trace phase only: attach strace (after start-up, so module loading is not counted)
+//   3. start the clients in order, each one's connections established before the next starts
+//   4. start the /proc probe and every client's measured window at once; wait for the results
+//   5. stop the probe and the tracer; stop the clients and the server
+// Measured runs (no tracer) are interleaved across models, repetition by repetition, so that a
+// noisy moment of the machine does not fall on one model only; then one traced run per model.
+// A failing run is recorded with its error and the lab goes on; an abort (Ctrl-C) stops it. Either
+// way the results hold every run measured so far, marked incomplete.
+import { hostname, cpus, release } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { RESULTS_SCHEMA_VERSION, type ClientRecord, type Results, type RunRecord } from '../report/results.js';
+import type { Measurement, RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
+import type { LoadedLab } from './load.js';
+import type { Lab } from './schema.js';
+
+const SERVER_LOG_LINES = 50;
+/** How much longer than the lab's duration a hold client holds its connections. */
+const HOLD_MARGIN_SECONDS = 1;
+
+export interface RunOptions {
+  /** overrides the lab's duration (seconds). */
+  durationSeconds?: number;
+  /** overrides the connections of every echo client. */
+  connections?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: RunProgress) => void;
+}
+
+export interface RunProgress {
+  lab: string;
+  step: number;
+  steps: number;
+  model: string;
+  phase: 'measure' | 'trace';
+  repetition: number;
+  /** set once the run is over. */
+  outcome?: { error: string | null; roundTripsPerSecond: number | null };
+}
+
+export const IOLAB_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+interface Step {
+  model: string;
+  phase: 'measure' | 'trace';
+  repetition: number;
+}
+
+function plan(lab: Lab): Step[] {
+  const steps: Step[] = [];
+  for (let repetition = 0; repetition < lab.repetitions; repetition++) {
+    for (const model of lab.models) steps.push({ model, phase: 'measure', repetition });
+  }
+  if (lab.trace) for (const model of lab.models) steps.push({ model, phase: 'trace', repetition: 0 });
+  return steps;
+}
+
+async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, connections: number | undefined): Promise<RunRecord> {
+  const record: RunRecord = {
+    model: step.model,
+    phase: step.phase,
+    repetition: step.repetition,
+    startedAt: new Date().toISOString(),
+    durationSeconds,
+    serverPid: null,
+    clients: [],
+    proc: null,
+    limits: null,
+    syscalls: null,
+    serverLog: [],
+    error: null,
+  };
+  let server: RunningServer | null = null;
+  let tracer: Measurement<RunRecord['syscalls'] & object> | null = null;
+  let probe: Measurement<NonNullable<RunRecord['proc']>> | null = null;
+  const clients: RunningClient[] = [];
+  const clientSpecs = lab.clients.map((client, index) => ({
+    name: client.name ?? `${client.mode}-${index + 1}`,
+    mode: client.mode,
+    connections: client.mode === 'echo' && connections !== undefined ? connections : client.connections,
+    messageSize: client.messageSize,
+  }));
+  try {
+    server = await runtime.startServer({ model: step.model, nofile: lab.nofile ?? null });
+    record.serverPid = server.pid;
+    record.limits = await server.limits();
+    if (step.phase === 'trace') tracer = await server.startTracer();
+    for (const spec of clientSpecs) {
+      // Hold clients outlast the others: an idle crowd that left early would free the server.
+      const clientSeconds = spec.mode === 'hold' ? durationSeconds + HOLD_MARGIN_SECONDS : durationSeconds;
+      const client = await runtime.startClient({ ...spec, durationSeconds: clientSeconds, target: server.target });
+      clients.push(client);
+      await client.ready;
+    }
+    probe = await server.startProbe();
+    await Promise.all(clients.map((client) => client.start()));
+    // The window ends with the clients that measure; hold clients only keep the server busy.
+    const measuring = clients.filter((_, i) => clientSpecs[i].mode !== 'hold');
+    await Promise.allSettled((measuring.length ? measuring : clients).map((client) => client.result));
+    record.proc = await probe.stop();
+    probe = null;
+    if (tracer) record.syscalls = await tracer.stop();
+    tracer = null;
+    const outcomes = await Promise.allSettled(clients.map((client) => client.result));
+    record.clients = clientSpecs.map((spec, i): ClientRecord => {
+      const outcome = outcomes[i];
+      return outcome.status === 'fulfilled'
+        ? { ...spec, result: outcome.value, error: null }
+        : { ...spec, result: null, error: message(outcome.reason) };
+    });
+    const failed = record.clients.filter((client) => client.error);
+    if (failed.length) record.error = failed.map((client) => `client ${client.name}: ${client.error}`).join('; ');
+    if (!server.alive()) record.error ??= `server model=${step.model} exited during the run`;
+  } catch (error) {
+    record.error = message(error);
+    // Keep what the clients that did start measured.
+    if (record.clients.length === 0) {
+      record.clients = clientSpecs.map((spec) => ({ ...spec, result: null, error: 'not run: the run failed before this client finished' }));
+    }
+  } finally {
+    if (probe) record.proc = await probe.stop().catch(() => null);
+    if (tracer) record.syscalls = await tracer.stop().catch(() => null);
+    await Promise.all(clients.map((client) => client.stop()));
+    if (server) {
+      record.serverLog = server.log().slice(0, SERVER_LOG_LINES);
+      await server.stop();
+    }
+  }
+  return record;
+}
+
+function echoRate(record: RunRecord): number | null {
+  const echo = record.clients.filter((client) => client.mode === 'echo' && client.result);
+  if (echo.length === 0) return null;
+  return echo.reduce((sum, client) => sum + client.result!.roundTrips / Math.max(client.result!.durationSeconds, 1e-9), 0);
+}
+
+export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOptions = {}): Promise<Results> {
+  const { lab, file } = loaded;
+  const durationSeconds = options.durationSeconds ?? lab.duration;
+  const startedAt = new Date().toISOString();
+  const runs: RunRecord[] = [];
+  let incompleteReason: string | null = null;
+  const steps = plan(lab);
+  const tracerName = lab.trace ? await runtime.tracer() : null;
+  if (lab.trace && !tracerName) incompleteReason = `no tracer available on the ${runtime.name} runtime (strace missing): syscall counts were not taken`;
+
+  for (const [index, step] of steps.entries()) {
+    if (options.signal?.aborted) {
+      incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) after ${index} of ${steps.length} runs`;
+      break;
+    }
+    if (step.phase === 'trace' && !tracerName) continue;
+    const progress: RunProgress = { lab: lab.name, step: index + 1, steps: steps.length, ...step };
+    options.onProgress?.(progress);
+    const record = await runOnce(lab, step, runtime, durationSeconds, options.connections);
+    runs.push(record);
+    options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: echoRate(record) } });
+    if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${step.model}, ${step.phase}) failed: ${record.error}`;
+  }
+  if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {
+    incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) during run ${runs.length} of ${steps.length}`;
+  }
+
+  return {
+    schemaVersion: RESULTS_SCHEMA_VERSION,
+    lab: {
+      name: lab.name,
+      title: lab.title,
+      claim: lab.claim,
+      file,
+      models: lab.models,
+      durationSeconds,
+      repetitions: lab.repetitions,
+      nofile: lab.nofile ?? null,
+    },
+    environment: {
+      runtime: runtime.name,
+      iolabVersion: IOLAB_VERSION,
+      node: process.version,
+      kernel: release(),
+      hostname: hostname(),
+      cpus: cpus().length,
+      tracer: tracerName,
+    },
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    complete: incompleteReason === null,
+    incompleteReason,
+    runs,
+  };
+}

@@ -1,0 +1,143 @@
+// The local runtime: the server and the clients run as processes on this machine, over
+// 127.0.0.1, each server on a port the kernel picks (port 0, read back from the ready line).
+// nofile is applied with prlimit(1) before the server's first instruction. strace attaches to the
+// server's pid; the probe reads /proc/PID. The embedded default where no Docker engine answers.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { LabRunError, RuntimeUnavailableError } from '../errors.js';
+import { ClientResultSchema, type ClientResult } from '../report/results.js';
+import { parseReadyLine } from '../servers/listen.js';
+import { ProcProbe, readLimits } from '../tracer/proc.js';
+import { startStrace } from '../tracer/strace.js';
+import { LineProcess } from './process.js';
+import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type ServerSpec } from './runtime.js';
+
+const CLI = fileURLToPath(new URL('../../bin/iolab.js', import.meta.url));
+const READY_TIMEOUT_MS = 15_000;
+/** How long past its duration a client may take to connect, finish and print its result. */
+const CLIENT_GRACE_MS = 30_000;
+
+const run = promisify(execFile);
+
+async function which(command: string): Promise<boolean> {
+  try {
+    await run('sh', ['-c', `command -v ${command}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class LocalRuntime implements Runtime {
+  readonly name = 'local';
+  private readonly processes = new Set<LineProcess>();
+  private readonly cleanups = new Set<() => Promise<void>>();
+  private workDir: string | null = null;
+
+  async tracer(): Promise<string | null> {
+    try {
+      const { stdout } = await run('strace', ['-V']);
+      return stdout.split('\n')[0].replace(/^strace -- version /, 'strace ');
+    } catch {
+      return null;
+    }
+  }
+
+  private track(process: LineProcess): LineProcess {
+    this.processes.add(process);
+    void process.exited.then(() => this.processes.delete(process));
+    return process;
+  }
+
+  private async scratch(): Promise<string> {
+    this.workDir ??= await mkdtemp(join(tmpdir(), 'iolab-'));
+    return this.workDir;
+  }
+
+  async startServer(spec: ServerSpec): Promise<RunningServer> {
+    const serverArgs = [CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0'];
+    let command = process.execPath;
+    let args = serverArgs;
+    if (spec.nofile !== null) {
+      if (!(await which('prlimit'))) throw new RuntimeUnavailableError('prlimit(1) is needed to set nofile per lab: apt-get install util-linux');
+      command = 'prlimit';
+      args = [`--nofile=${spec.nofile}:${spec.nofile}`, '--', process.execPath, ...serverArgs];
+    }
+    const description = `server model=${spec.model}`;
+    const server = this.track(new LineProcess(description, command, args));
+    let ready;
+    try {
+      const line = await server.waitForLine('stdout', (l) => parseReadyLine(l) !== null, "its ready line ('listening on HOST:PORT ...')", READY_TIMEOUT_MS);
+      ready = parseReadyLine(line)!;
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    const pid = ready.pid;
+    const scratch = await this.scratch();
+    let tracerKill: (() => void) | null = null;
+    return {
+      model: spec.model,
+      pid,
+      target: `127.0.0.1:${ready.port}`,
+      log: () => [...server.stderr],
+      alive: () => server.running,
+      limits: () => readLimits(pid),
+      startProbe: async () => ProcProbe.start(pid),
+      startTracer: async () => {
+        const session = await startStrace(pid, { outputFile: join(scratch, `strace-${pid}-${Date.now()}.txt`) });
+        const cleanup = async () => session.kill();
+        tracerKill = () => void cleanup();
+        this.cleanups.add(cleanup);
+        return {
+          stop: async () => {
+            this.cleanups.delete(cleanup);
+            return session.stop();
+          },
+        };
+      },
+      stop: async () => {
+        tracerKill?.();
+        await server.stop();
+      },
+    };
+  }
+
+  async startClient(spec: ClientRunSpec): Promise<RunningClient> {
+    const args = [
+      CLI, 'client', '--target', spec.target, '--mode', spec.mode,
+      '--connections', String(spec.connections), '--duration', String(spec.durationSeconds),
+      '--message-size', String(spec.messageSize), '--wait-for-start',
+    ];
+    const description = `client ${spec.name} (${spec.mode}, ${spec.connections} connections)`;
+    const client = this.track(new LineProcess(description, process.execPath, args));
+    const timeoutMs = spec.durationSeconds * 1000 + CLIENT_GRACE_MS;
+    const ready = client.waitForLine('stderr', (l) => l.startsWith('ready '), "its ready line ('ready connections=N')", CLIENT_GRACE_MS).then(() => undefined);
+    const result = (async (): Promise<ClientResult> => {
+      const line = await client.waitForLine('stdout', (l) => l.startsWith('{'), 'its JSON result', timeoutMs);
+      const parsed = ClientResultSchema.safeParse(JSON.parse(line));
+      if (!parsed.success) throw new LabRunError(`${description} printed a result that does not fit the schema: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
+      await client.exited;
+      return parsed.data;
+    })();
+    // Callers may await only one of the two; the other must not become an unhandled rejection.
+    ready.catch(() => {});
+    result.catch(() => {});
+    const start = async () => {
+      client.child.kill(CLIENT_START_SIGNAL);
+    };
+    return { name: spec.name, ready, start, result, stop: () => client.stop() };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.cleanups].map((cleanup) => cleanup().catch(() => {})));
+    this.cleanups.clear();
+    await Promise.all([...this.processes].map((p) => p.stop(1000)));
+    if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
+    this.workDir = null;
+  }
+}

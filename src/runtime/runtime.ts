@@ -1,0 +1,68 @@
+// What a runtime does for a lab: start a server and wait for its ready line, attach the tracer
+// and the /proc probe, start clients and collect their results, tear everything down. It never
+// analyses anything; the lab runner and the report do. local.ts runs processes on this machine;
+// a Docker runtime sits beside it behind the same interface.
+import type { ClientResult, Limits, ProcWindow, SyscallCount } from '../report/results.js';
+
+export interface ServerSpec {
+  model: string;
+  /** RLIMIT_NOFILE soft = hard for the server; null keeps the runtime's default. */
+  nofile: number | null;
+}
+
+export interface Measurement<T> {
+  stop(): Promise<T>;
+}
+
+export interface RunningServer {
+  readonly model: string;
+  /** the server's pid as the runtime sees it (the tracer and the probe attach to it). */
+  readonly pid: number;
+  /** host:port at which the runtime's clients reach the server. */
+  readonly target: string;
+  /** lines the server wrote on stderr so far. */
+  log(): string[];
+  /** false once the server process has exited. */
+  alive(): boolean;
+  limits(): Promise<Limits>;
+  startProbe(): Promise<Measurement<ProcWindow>>;
+  startTracer(): Promise<Measurement<SyscallCount[]>>;
+  /** stops the server (and its tracer, if still attached). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A client started by a runtime connects, prints `ready connections=N` on stderr, and waits for
+ * this signal before its measured window: the runner starts every client's window at once.
+ */
+export const CLIENT_START_SIGNAL = 'SIGUSR2';
+
+export interface ClientRunSpec {
+  name: string;
+  mode: 'echo' | 'hold';
+  connections: number;
+  messageSize: number;
+  durationSeconds: number;
+  target: string;
+}
+
+export interface RunningClient {
+  readonly name: string;
+  /** resolves once every connection of the client has connected or failed. */
+  readonly ready: Promise<void>;
+  /** starts the measured window (after ready). */
+  start(): Promise<void>;
+  /** the client's result once it finished its duration. */
+  readonly result: Promise<ClientResult>;
+  stop(): Promise<void>;
+}
+
+export interface Runtime {
+  readonly name: string;
+  /** the tracer it attaches ("strace 6.1"), or null when it cannot trace. */
+  tracer(): Promise<string | null>;
+  startServer(spec: ServerSpec): Promise<RunningServer>;
+  startClient(spec: ClientRunSpec): Promise<RunningClient>;
+  /** tears down every process or container this runtime started. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,195 @@
+// The load generator against real servers on loopback: the C reference server (compiled here)
+// for a correct one, and tiny node:net servers in child processes for servers that misbehave in
+// the ways a student's server does. Children, not in-process servers: the client holds this
+// thread while it measures, so a server on the same event loop would barely run.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseTarget, runClient, type ClientOptions } from '../src/clients/index.js';
+import { UsageError } from '../src/errors.js';
+import * as libc from '../src/libc/index.js';
+import { ClientResultSchema } from '../src/report/results.js';
+
+interface ChildServer {
+  target: string;
+  stop(): void;
+}
+
+/** Starts a server process and waits for its "listening on 127.0.0.1:PORT" line. */
+function startServer(command: string, args: string[]): Promise<ChildServer> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (127\.0\.0\.1:\d+)/.exec(output);
+      if (match) resolve({ target: match[1], stop: () => child.kill() });
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) before listening: ${output}`)));
+  });
+}
+
+/** A node:net server in a child process; `onConnection` is the body of (socket) => { ... }. */
+function startNodeServer(onConnection: string): Promise<ChildServer> {
+  const script = `
+    const server = require('node:net').createServer((socket) => { socket.on('error', () => {}); ${onConnection} });
+    server.listen(0, '127.0.0.1', () => console.log('listening on 127.0.0.1:' + server.address().port));`;
+  return startServer(process.execPath, ['-e', script]);
+}
+
+/** A port on which nothing listens (it did a moment ago, so nobody else has taken it yet). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const buildDir = mkdtempSync(join(tmpdir(), 'iolab-client-test-'));
+const servers: ChildServer[] = [];
+let echoServer: ChildServer;
+
+beforeAll(async () => {
+  const binary = join(buildDir, 'echo-server');
+  execFileSync('gcc', ['-O2', '-o', binary, fileURLToPath(new URL('../bench/echo-server.c', import.meta.url))]);
+  echoServer = await startServer(binary, ['0']);
+  servers.push(echoServer);
+});
+
+afterAll(() => {
+  for (const server of servers) server.stop();
+  rmSync(buildDir, { recursive: true, force: true });
+});
+
+async function run(options: Partial<ClientOptions> & { target: string }) {
+  const result = await runClient({ connections: 8, durationSeconds: 0.5, mode: 'echo', ...options });
+  // What the CLI prints must be what results.json accepts.
+  expect(() => ClientResultSchema.parse(result)).not.toThrow();
+  return result;
+}
+
+async function misbehavingServer(onConnection: string): Promise<string> {
+  const server = await startNodeServer(onConnection);
+  servers.push(server);
+  return server.target;
+}
+
+describe('echo mode', () => {
+  it('ping-pongs against a correct server, every reply checked and timed', async () => {
+    let readyCalls = 0;
+    const result = await run({ target: echoServer.target, onReady: () => void readyCalls++ });
+    expect(readyCalls).toBe(1);
+    expect(result.connected).toBe(8);
+    expect(result.roundTrips).toBeGreaterThan(0);
+    expect(result.wrongReplies).toBe(0);
+    expect(result.closedByServer).toBe(0);
+    expect(result.unanswered).toBeLessThanOrEqual(8);
+    expect(result.requestsSent).toBe(result.roundTrips + result.answeredAfterWindow + result.unanswered);
+    expect(result.latency.count).toBe(result.roundTrips);
+    expect(result.latency.p50Us).toBeGreaterThan(0);
+    expect(result.durationSeconds).toBeGreaterThanOrEqual(0.5);
+  });
+
+  it('sends and checks 256 KiB messages, which take many partial sends and receives', async () => {
+    const result = await run({ target: echoServer.target, connections: 2, messageSize: 256 * 1024 });
+    expect(result.roundTrips).toBeGreaterThan(0);
+    expect(result.wrongReplies).toBe(0);
+  });
+
+  it('resolves a host name', async () => {
+    const port = echoServer.target.split(':')[1];
+    const result = await run({ target: `localhost:${port}`, connections: 1, durationSeconds: 0.2 });
+    expect(result.roundTrips).toBeGreaterThan(0);
+    expect(result.target).toBe(`localhost:${port}`);
+  });
+
+  it('counts replies that are not upper-cased as wrong and drops those connections', async () => {
+    const target = await misbehavingServer('socket.pipe(socket);');
+    const result = await run({ target });
+    expect(result.wrongReplies).toBe(8);
+    expect(result.roundTrips).toBe(0);
+  });
+
+  it('keeps its deadline against a server that accepts but never replies', async () => {
+    const target = await misbehavingServer('');
+    const result = await run({ target });
+    expect(result.connected).toBe(8);
+    expect(result.roundTrips).toBe(0);
+    expect(result.unanswered).toBe(8);
+    expect(result.durationSeconds).toBeGreaterThanOrEqual(0.5);
+    expect(result.durationSeconds).toBeLessThan(2);
+  });
+
+  it('counts connections the server closes', async () => {
+    const target = await misbehavingServer("socket.once('data', () => socket.destroy());");
+    const result = await run({ target });
+    expect(result.closedByServer).toBe(8);
+    expect(result.roundTrips).toBe(0);
+  });
+
+  it('counts refused connects by errno code', async () => {
+    const result = await run({ target: `127.0.0.1:${await freePort()}`, connections: 20 });
+    expect(result.connectErrors).toEqual({ ECONNREFUSED: 20 });
+    expect(result.connected).toBe(0);
+  });
+});
+
+describe('connecting', () => {
+  it('gives up on handshakes that a full listen backlog never completes', async () => {
+    // A listener that never accepts: the kernel completes backlog + 1 handshakes, then drops SYNs.
+    const listener = libc.socket();
+    try {
+      libc.bind(listener, '127.0.0.1', 0);
+      libc.listen(listener, 1);
+      const result = await run({ target: `127.0.0.1:${libc.localPort(listener)}`, mode: 'hold', connections: 20, durationSeconds: 0.2, connectTimeoutSeconds: 0.5 });
+      expect(result.connectErrors.ETIMEDOUT).toBeGreaterThan(0);
+      expect(result.connected + result.connectErrors.ETIMEDOUT).toBe(20);
+      expect(result.notes.join('\n')).toMatch(/not established/);
+    } finally {
+      libc.close(listener);
+    }
+  });
+});
+
+describe('hold mode', () => {
+  it('holds idle connections while the probe is answered', async () => {
+    const result = await run({ target: echoServer.target, mode: 'hold', connections: 50 });
+    expect(result.connected).toBe(50);
+    expect(result.probe!.answered).toBeGreaterThan(0);
+    expect(result.roundTrips).toBe(result.probe!.answered);
+    expect(result.wrongReplies).toBe(0);
+  });
+
+  it('reports the probe unanswered when the server never replies', async () => {
+    const target = await misbehavingServer('');
+    const result = await run({ target, mode: 'hold', connections: 5 });
+    expect(result.connected).toBe(5);
+    expect(result.probe).toMatchObject({ sent: 1, answered: 0 });
+    expect(result.unanswered).toBe(1);
+  });
+});
+
+describe('parseTarget', () => {
+  it('splits host and port', () => {
+    expect(parseTarget('server:7000')).toEqual({ host: 'server', port: 7000 });
+  });
+
+  it.each(['7000', 'server', 'server:', ':7000', 'server:0', 'server:70000', 'server:7o00', 'a:b:7000'])(
+    'rejects %j with a UsageError that names it',
+    (target) => {
+      expect(() => parseTarget(target)).toThrow(UsageError);
+      expect(() => parseTarget(target)).toThrow(JSON.stringify(target));
+    },
+  );
+
+  it('rejects a bad option before connecting', async () => {
+    await expect(runClient({ target: '127.0.0.1:7000', connections: 0, durationSeconds: 1, mode: 'echo' })).rejects.toThrow(UsageError);
+  });
+});

@@ -1,0 +1,108 @@
+// `iolab run` end to end on the local runtime: real servers, real clients, real strace; the
+// report states what was measured. And Ctrl-C in the middle of a lab.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ResultsSchema, type Results, type RunRecord } from '../src/report/results.js';
+
+function iolab(args: string[], onStderr?: (text: string, kill: (signal: NodeJS.Signals) => void) => void) {
+  return new Promise<{ code: number | null; stderr: string; pid: number }>((resolve) => {
+    const child = spawn(process.execPath, ['bin/iolab.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      onStderr?.(stderr, (signal) => child.kill(signal));
+    });
+    child.on('close', (code) => resolve({ code, stderr, pid: child.pid! }));
+  });
+}
+
+async function readResults(dir: string): Promise<Results> {
+  return ResultsSchema.parse(JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')));
+}
+
+const run = (results: Results, model: string, phase: RunRecord['phase']) => results.runs.find((r) => r.model === model && r.phase === phase)!;
+const count = (record: RunRecord, syscall: string) => record.syscalls?.find((s) => s.syscall === syscall) ?? { calls: 0, errors: 0 };
+
+/** Live processes whose command line is an iolab server or client. */
+async function iolabProcesses(): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (/iolab\.js\0(server|client)\0/.test(cmdline)) found.push(`${pid}: ${cmdline.replaceAll('\0', ' ')}`);
+  }
+  return found;
+}
+
+describe('iolab run starvation', () => {
+  let out: string;
+  let results: Results;
+  let exit: { code: number | null; stderr: string };
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'iolab-e2e-'));
+    exit = await iolab(['run', 'starvation', '--duration', '1', '--out', out]);
+    results = await readResults(join(out, 'starvation'));
+  }, 120_000);
+
+  it('exits 0 with a complete results.json and a report', async () => {
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(results.complete).toBe(true);
+    expect(results.runs).toHaveLength(8);
+    expect(exit.stderr).toMatch(/\[8\/8\] starvation: epoll trace/);
+    const report = await readFile(join(out, 'starvation', 'report.md'), 'utf8');
+    expect(report).toContain(results.lab.title);
+  });
+
+  it('the blocking server starves the second client; every other model answers it', () => {
+    const asker = (model: string) => run(results, model, 'measure').clients.find((c) => c.name === 'asker')!.result!;
+    expect(asker('blocking').roundTrips).toBe(0);
+    expect(asker('blocking').unanswered).toBe(1);
+    for (const model of ['nonblocking', 'select', 'epoll']) {
+      expect(asker(model).roundTrips, model).toBeGreaterThan(0);
+      expect(asker(model).wrongReplies).toBe(0);
+    }
+  });
+
+  it('the non-blocking server fails most recvfrom and accept4 calls (EAGAIN) and burns CPU', () => {
+    const traced = run(results, 'nonblocking', 'trace');
+    for (const name of ['recvfrom', 'accept4']) {
+      const { calls, errors } = count(traced, name);
+      expect(errors / calls, name).toBeGreaterThan(0.5);
+    }
+    expect(run(results, 'nonblocking', 'measure').proc!.cpuPercent).toBeGreaterThan(50);
+    expect(run(results, 'epoll', 'measure').proc!.cpuPercent).toBeLessThan(run(results, 'nonblocking', 'measure').proc!.cpuPercent);
+  });
+
+  it('select shows select or pselect6, epoll shows epoll_wait', () => {
+    const select = run(results, 'select', 'trace');
+    expect(count(select, 'select').calls + count(select, 'pselect6').calls).toBeGreaterThan(0);
+    expect(count(run(results, 'epoll', 'trace'), 'epoll_wait').calls).toBeGreaterThan(0);
+    expect(run(results, 'select', 'measure').limits).toMatchObject({ fdSetSize: 1024, nofileSoft: 1024, nofileHard: 1024 });
+  });
+});
+
+describe('Ctrl-C during a lab', () => {
+  it('stops every process, writes what was measured marked incomplete, and exits 130', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'iolab-sigint-'));
+    let sent = false;
+    const exit = await iolab(['run', 'models', '--duration', '2', '--out', out], (stderr, kill) => {
+      // Interrupt in the middle of the second run, once the first one is recorded.
+      if (!sent && /\[1\/\d+\] models: blocking measure #1 .*round trips/.test(stderr)) {
+        sent = true;
+        setTimeout(() => kill('SIGINT'), 700);
+      }
+    });
+    expect(sent, exit.stderr).toBe(true);
+    expect(exit.code, exit.stderr).toBe(130);
+    const results = await readResults(join(out, 'models'));
+    expect(results.complete).toBe(false);
+    expect(results.incompleteReason).toMatch(/^interrupted \(SIGINT\)/);
+    expect(results.runs.length).toBeGreaterThanOrEqual(1);
+    expect(results.runs[0].error).toBeNull();
+    expect(await readFile(join(out, 'models', 'report.md'), 'utf8')).toMatch(/INCOMPLETE/);
+    expect(await iolabProcesses()).toEqual([]);
+  }, 120_000);
+});

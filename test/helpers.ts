@@ -1,0 +1,88 @@
+// Test helpers: real servers started by the local runtime, and plain node:net sockets to talk to
+// them (the tests check the servers, so their own client need not be fast).
+import { connect as netConnect, type Socket } from 'node:net';
+import { LocalRuntime } from '../src/runtime/local.js';
+import type { RunningServer } from '../src/runtime/runtime.js';
+
+export interface TestServer {
+  server: RunningServer;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(model: string, nofile: number | null = null): Promise<TestServer> {
+  const runtime = new LocalRuntime();
+  const server = await runtime.startServer({ model, nofile });
+  return { server, port: Number(server.target.split(':')[1]), close: () => runtime.close() };
+}
+
+export function connect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: '127.0.0.1', port, noDelay: true });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** What the echo protocol must send back: the same bytes with ASCII a-z upper-cased. */
+export function expectedEcho(data: Buffer): Buffer {
+  return Buffer.from(data.map((byte) => (byte >= 0x61 && byte <= 0x7a ? byte - 0x20 : byte)));
+}
+
+/** Collects everything a socket receives; `until(n)` resolves once n bytes are in. */
+export class Receiver {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private waiting: { n: number; resolve: (b: Buffer) => void } | null = null;
+  closed = false;
+
+  constructor(readonly socket: Socket) {
+    socket.on('data', (chunk) => {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+      this.check();
+    });
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => (this.closed = true));
+  }
+
+  get received(): number {
+    return this.length;
+  }
+
+  private check(): void {
+    if (this.waiting && this.length >= this.waiting.n) {
+      const { n, resolve } = this.waiting;
+      this.waiting = null;
+      const all = Buffer.concat(this.chunks);
+      this.chunks = [all.subarray(n)];
+      this.length -= n;
+      resolve(all.subarray(0, n));
+    }
+  }
+
+  until(n: number): Promise<Buffer> {
+    return new Promise((resolve) => {
+      this.waiting = { n, resolve };
+      this.check();
+    });
+  }
+}
+
+export async function echo(socket: Socket, receiver: Receiver, data: Buffer): Promise<Buffer> {
+  const reply = receiver.until(data.length);
+  socket.write(data);
+  return reply;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function lowercaseBytes(n: number, seed = 1): Buffer {
+  const out = Buffer.alloc(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    out[i] = 0x61 + (x % 26);
+  }
+  return out;
+}

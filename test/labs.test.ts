@@ -1,0 +1,84 @@
+// Lab files: the shipped ones validate; a bad one is rejected with the file, the field path,
+// the line and what was expected, and nothing runs.
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { LabFileError } from '../src/errors.js';
+import { loadAllLabs, parseLab } from '../src/labs/load.js';
+
+const run = promisify(execFile);
+
+const GOOD = `name: demo
+title: Demo
+claim: Something measurable.
+models: [epoll]
+clients:
+  - mode: echo
+    connections: 2
+`;
+
+function problems(text: string): string[] {
+  try {
+    parseLab(text, 'labs/demo.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(LabFileError);
+    expect((error as LabFileError).file).toBe('labs/demo.yaml');
+    return (error as LabFileError).problems;
+  }
+  throw new Error('the lab was accepted');
+}
+
+describe('lab files', () => {
+  it('every shipped lab is valid, and the default suite holds models and starvation', async () => {
+    const labs = await loadAllLabs();
+    expect(labs.map((l) => l.lab.name)).toEqual(expect.arrayContaining(['models', 'starvation']));
+    expect(labs.filter((l) => l.lab.default).map((l) => l.lab.name)).toEqual(expect.arrayContaining(['models', 'starvation']));
+  });
+
+  it('fills defaults for what a lab leaves out', () => {
+    const lab = parseLab(GOOD, 'labs/demo.yaml');
+    expect(lab).toMatchObject({ duration: 3, repetitions: 1, trace: true, default: false });
+    expect(lab.clients[0].messageSize).toBe(64);
+  });
+
+  it('names an unknown model with the models that exist and the line', () => {
+    expect(problems(GOOD.replace('[epoll]', '[epoll, kqueue]'))).toEqual([
+      'models[1]: expected a model, one of: blocking, nonblocking, select, epoll (line 4)',
+    ]);
+  });
+
+  it('names a client field of the wrong type or value', () => {
+    const text = GOOD.replace('mode: echo', 'mode: ping').replace('connections: 2', 'connections: two');
+    expect(problems(text)).toEqual([
+      expect.stringMatching(/^clients\[0\]\.mode: .*'echo' \| 'hold'.* \(line 6\)$/),
+      'clients[0].connections: expected number, got string (line 7)',
+    ]);
+  });
+
+  it('names missing and unknown fields', () => {
+    expect(problems(GOOD.replace('claim: Something measurable.\n', 'claims: typo\n'))).toEqual([
+      expect.stringMatching(/^claim: missing; expected string/),
+      expect.stringMatching(/^\(top level\): unknown field\(s\) claims/),
+    ]);
+  });
+
+  it('rejects a name that does not match the file, and broken YAML with its line', () => {
+    expect(problems(GOOD.replace('name: demo', 'name: other'))).toEqual(['name: "other" does not match the file name (expected "demo") (line 1)']);
+    expect(problems(`${GOOD}clients: [\n`)[0]).toMatch(/^YAML syntax: .*\(line \d+\)$/);
+  });
+
+  it('`iolab run` with a bad lab file prints one line naming it and exits 3 without running anything', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'iolab-lab-'));
+    const file = join(dir, 'demo.yaml');
+    await writeFile(file, GOOD.replace('connections: 2', 'connections: -5'));
+    const outcome = await run(process.execPath, ['bin/iolab.js', 'run', file, '--out', join(dir, 'out')]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error) => ({ code: error.code as number, stderr: error.stderr as string }),
+    );
+    expect(outcome.code).toBe(3);
+    expect(outcome.stderr.trim().split('\n')).toEqual([`iolab: ${file}: clients[0].connections: Number must be greater than or equal to 1 (line 7)`]);
+  });
+});
