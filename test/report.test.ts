@@ -109,6 +109,18 @@ describe('figures of a complete lab (models)', () => {
     expect(verdict).toContain('poll seen 2,560 times, which epoll must not call');
   });
 
+  it('warns when the echo client used more of a core than the server: the load generator may set the pace', () => {
+    expect(observe(models, deriveFigures(models)).some((o) => o.rule === 'client-bound')).toBe(false);
+    const saturated: Results = structuredClone(models);
+    for (const run of saturated.runs.filter((r) => r.model === 'epoll')) {
+      run.proc!.cpuPercent = 70;
+      for (const client of run.clients) client.result!.cpuPercent = 99;
+    }
+    expect(textOf(observe(saturated, deriveFigures(saturated)), 'client-bound', 'epoll')).toBe(
+      'epoll: the echo client used 99% of a core while the server used 70%: the load generator may have limited this throughput',
+    );
+  });
+
   it('says what each model shows in sentences computed from the numbers', () => {
     const observations = observe(models, deriveFigures(models));
     expect(textOf(observations, 'eagain', 'nonblocking')).toBe(
@@ -125,7 +137,7 @@ describe('figures of a complete lab (models)', () => {
   it('renders the summary, the per-round-trip comparison and one strace table per model', () => {
     const markdown = renderMarkdown(models);
     expect(markdown).not.toContain('INCOMPLETE');
-    expect(markdown).toMatch(row('blocking', '3', '40,500 [39,100–42,300]', '22 µs', '31 µs', '58 µs', '2.4 ms', '48 unanswered', '62%', '8', '12', '47 MiB'));
+    expect(markdown).toMatch(row('blocking', '3', '40,500 [39,100–42,300]', '22 µs', '31 µs', '58 µs', '2.4 ms', '48 unanswered', '62%', '60%', '8', '12', '47 MiB'));
     expect(markdown).toMatch(row('nonblocking', '2,400', '36', '2.1 (>99% failed)', '33 (97% failed)', '1.0'));
     // accept4 once per connection: its count, not 0.0053 per round trip.
     expect(markdown).toMatch(row('select', '3,000', '2.8', '16 calls', '1.0', '1.0', '0.80'));
@@ -180,7 +192,7 @@ describe('figures of a starvation lab (hold + echo)', () => {
     const claim = markdown.slice(markdown.indexOf('## Claim'), markdown.indexOf('## Environment'));
     expect(claim).toContain('blocking: the echo client (asker) got 0 of 3 requests answered');
     expect(claim).toContain('epoll: the echo client (asker) got all 163,200 requests answered');
-    expect(markdown).toMatch(row('blocking', '3', '0 [0–0]', '—', '—', '—', '—', '6 unanswered', '0.3%', '7', '12', '46 MiB', '0 of 3'));
+    expect(markdown).toMatch(row('blocking', '3', '0 [0–0]', '—', '—', '—', '—', '6 unanswered', '0.3%', '60%', '7', '12', '46 MiB', '0 of 3'));
   });
 });
 

@@ -47,6 +47,7 @@ export async function runEcho(settings: ClientSettings): Promise<ClientResult> {
     await settings.onReady();
 
     const startedAt = performance.now();
+    tally.windowStarted();
     const deadline = startedAt + settings.durationSeconds * 1000;
     for (const fd of fds) sendNext(byFd[fd]!);
 

@@ -51,6 +51,7 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
     await settings.onReady();
 
     const startedAt = performance.now();
+    tally.windowStarted();
     const deadline = startedAt + settings.durationSeconds * 1000;
     try {
       const { fd, connected } = startConnect(settings.address);

@@ -38,6 +38,20 @@ export class Tally {
   readonly connectErrors: Record<string, number> = {};
   readonly latency = new LatencyRecorder();
   private readonly notes = new Set<string>();
+  private windowCpu: { usage: NodeJS.CpuUsage; at: number } | null = null;
+
+  /** The measured window starts: from here the client's own CPU time is counted. */
+  windowStarted(): void {
+    this.windowCpu = { usage: process.cpuUsage(), at: performance.now() };
+  }
+
+  /** The client's CPU (user + system) over the window, in percent of one core. */
+  private cpuPercent(): number {
+    if (!this.windowCpu) return 0;
+    const used = process.cpuUsage(this.windowCpu.usage);
+    const elapsedMicroseconds = (performance.now() - this.windowCpu.at) * 1000;
+    return elapsedMicroseconds > 0 ? Math.round(((used.user + used.system) / elapsedMicroseconds) * 1000) / 10 : 0;
+  }
 
   connectFailed(code: string): void {
     this.connectErrors[code] = (this.connectErrors[code] ?? 0) + 1;
@@ -72,6 +86,7 @@ export class Tally {
       connectErrors: this.connectErrors,
       latency: this.latency.summary(),
       probe,
+      cpuPercent: this.cpuPercent(),
       notes: [...this.notes],
     };
   }

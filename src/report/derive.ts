@@ -48,6 +48,8 @@ export interface MeasureFigures {
   errors: ErrorTotals;
   /** median; percent of one core. */
   cpuPercent: number | null;
+  /** median over runs of the busiest echo client's own CPU, percent of one core. */
+  clientCpuPercent: number | null;
   threadsPeak: number | null;
   fdsPeak: number | null;
   peakRssKb: number | null;
@@ -255,6 +257,12 @@ export function measureFigures(runs: readonly RunRecord[]): MeasureFigures | nul
           },
     errors: errorTotals(runs),
     cpuPercent: medianOrNull(procs.map((p) => p.cpuPercent)),
+    clientCpuPercent: medianOrNull(
+      runs.flatMap((run) => {
+        const echo = clientResults(run, 'echo');
+        return echo.length ? [Math.max(...echo.map((c) => c.cpuPercent))] : [];
+      }),
+    ),
     threadsPeak: maxOrNull(procs.map((p) => p.threadsPeak)),
     fdsPeak: maxOrNull(procs.map((p) => p.fdsPeak)),
     peakRssKb: maxOrNull(procs.map((p) => p.peakRssKb)),

@@ -107,7 +107,7 @@ function orNone<T>(value: T | null | undefined, format: (value: T) => string): s
 
 function summarySection(figures: LabFigures): string {
   const withProbe = figures.models.some((m) => m.measure?.probe);
-  const header = ['model', 'runs', 'round trips/s', 'p50', 'p90', 'p99', 'max', 'errors', 'CPU', 'threads', 'peak fds', 'peak RSS'];
+  const header = ['model', 'runs', 'round trips/s', 'p50', 'p90', 'p99', 'max', 'errors', 'CPU', 'client CPU', 'threads', 'peak fds', 'peak RSS'];
   if (withProbe) header.push('hold probe answered');
   const rows = figures.models.map((model) => {
     const m = model.measure;
@@ -122,6 +122,7 @@ function summarySection(figures: LabFigures): string {
       orNone(latency?.maxUs, formatMicroseconds),
       errorsCell(model),
       orNone(m?.cpuPercent, formatPercent),
+      orNone(m?.clientCpuPercent, formatPercent),
       orNone(m?.threadsPeak, formatCount),
       orNone(m?.fdsPeak, formatCount),
       orNone(m?.peakRssKb, formatKibibytesAsMebibytes),
@@ -130,7 +131,7 @@ function summarySection(figures: LabFigures): string {
     return row;
   });
   const note =
-    'Medians over the measure runs; CPU in percent of one core (median), threads, fds and RSS the peak of all runs; errors summed over all runs.';
+    'Medians over the measure runs; CPU: the server\'s, in percent of one core (median); client CPU: the busiest echo client\'s own (near 100%, the load generator may be what limits throughput); threads, fds and RSS the peak of all runs; errors summed over all runs.';
   return `## Results\n\n${table(header, rows)}\n\n${note}`;
 }
 

@@ -178,6 +178,22 @@ export const eagainStorm: ObservationRule = (_results, figures) =>
     'eagain',
   );
 
+/** Near a full core, the load generator, not the server, may be what sets the throughput. */
+const CLIENT_SATURATED_PERCENT = 90;
+
+export const loadGeneratorBound: ObservationRule = (_results, figures) =>
+  forEachModel(
+    figures,
+    (model) => {
+      const client = model.measure?.clientCpuPercent;
+      const server = model.measure?.cpuPercent;
+      if (client == null || client < CLIENT_SATURATED_PERCENT || (server != null && server >= client)) return null;
+      const serverText = server == null ? '' : ` while the server used ${formatPercent(server)}`;
+      return `${model.model}: the echo client used ${formatPercent(client)} of a core${serverText}: the load generator may have limited this throughput`;
+    },
+    'client-bound',
+  );
+
 /** A multiplexing model waits in one call per loop turn; how many per round trip, and what follows. */
 export const waitingCalls: ObservationRule = (_results, figures) =>
   forEachModel(
@@ -293,6 +309,7 @@ export const notMeasured: ObservationRule = (results, figures) =>
   );
 
 export const observationRules: ObservationRule[] = [
+  loadGeneratorBound,
   notMeasured,
   eagainStorm,
   waitingCalls,

@@ -83,6 +83,8 @@ export const ClientResultSchema = z.object({
       latency: LatencySchema,
     })
     .nullable(),
+  /** the client's own CPU over its window, in percent of one core: near 100, it may be what limits the measurement. */
+  cpuPercent: z.number().nonnegative(),
   /** free-text problems worth showing (first occurrences only). */
   notes: z.array(z.string()),
 });
