@@ -6,6 +6,11 @@ const errnoNames: Map<number, string> = new Map(
   Object.entries(koffi.os.errno).map(([name, value]) => [value, name]),
 );
 
+/** The symbolic name of an errno value ('ECONNREFUSED'). */
+export function errnoCode(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
 /** A system call returned -1. Carries the call's name, errno and its symbolic code. */
 export class ErrnoError extends Error {
   override readonly name = 'ErrnoError';
@@ -15,7 +20,7 @@ export class ErrnoError extends Error {
     readonly errno: number,
     context?: string,
   ) {
-    const code = errnoNames.get(errno) ?? `E${errno}`;
+    const code = errnoCode(errno);
     super(`${syscall}${context ? ` (${context})` : ''}: ${code} (errno ${errno})`);
     this.code = code;
   }

@@ -1,10 +1,10 @@
 // Opening many connections from one thread: non-blocking connect, then epoll tells when each
 // handshake is over (the socket turns writable) and SO_ERROR tells how it went.
-import { ErrnoError } from '../errors.js';
+import { ErrnoError, errnoCode } from '../errors.js';
 import * as libc from '../libc/index.js';
 import type { Poller } from './poller.js';
 import { yieldToEventLoop } from './poller.js';
-import { errnoCode, type Address, type Tally } from './run.js';
+import type { Address, Tally } from './run.js';
 
 /**
  * A burst of thousands of SYNs overflows a listen backlog of 128 and turns into retransmits

@@ -91,8 +91,3 @@ export class Tally {
     };
   }
 }
-
-/** The symbolic name of an errno ('ECONNREFUSED'), as ErrnoError spells it. */
-export function errnoCode(errno: number): string {
-  return new ErrnoError('connect', errno).code;
-}
