@@ -144,11 +144,16 @@ async function main(): Promise<void> {
           y
             .option('model', { type: 'string', demandOption: true, describe: 'the IO model (see `iolab models`)' })
             .option('host', { type: 'string', default: '0.0.0.0', describe: 'IPv4 address to listen on' })
-            .option('port', { type: 'number', default: 7000, describe: 'TCP port (0: any free port)' }),
+            .option('port', { type: 'number', default: 7000, describe: 'TCP port (0: any free port)' })
+            .option('threads', { type: 'number', describe: 'pool: worker threads (default 4)', coerce: positiveNumber('threads') })
+            .option('blocking-call-ms', { type: 'number', describe: 'coroutine: a handler\'s hidden blocking call, in ms (default 0: none)' }),
         async (argv) => {
           const { findModel } = await import('./servers/index.js');
           const { listenAndServe } = await import('./servers/listen.js');
-          listenAndServe(findModel(argv.model), argv.host, argv.port);
+          await listenAndServe(findModel(argv.model), argv.host, argv.port, {
+            ...(argv.threads !== undefined && { threads: argv.threads }),
+            ...(argv.blockingCallMs !== undefined && { blockingCallMs: argv.blockingCallMs }),
+          });
         },
       )
       .command(

@@ -2,7 +2,7 @@
 // them (the tests check the servers, so their own client need not be fast).
 import { connect as netConnect, type Socket } from 'node:net';
 import { LocalRuntime } from '../src/runtime/local.js';
-import type { RunningServer } from '../src/runtime/runtime.js';
+import type { RunningServer, ServerSpec } from '../src/runtime/runtime.js';
 
 export interface TestServer {
   server: RunningServer;
@@ -10,9 +10,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(model: string, nofile: number | null = null): Promise<TestServer> {
+export async function startTestServer(model: string, nofile: number | null = null, options: ServerSpec['options'] = {}): Promise<TestServer> {
   const runtime = new LocalRuntime();
-  const server = await runtime.startServer({ model, nofile });
+  const server = await runtime.startServer({ model, nofile, options });
   return { server, port: Number(server.target.split(':')[1]), close: () => runtime.close() };
 }
 

@@ -1,18 +1,10 @@
-// The C library, called directly: every system call an iolab server or client makes goes through
-// this file, so that each one is visible and deliberate. This is the only place that declares
-// libc functions with koffi.
-//
-// Every call goes through `check`: a -1 return becomes an ErrnoError carrying the call's name,
-// errno and code, read immediately after the call (a later FFI call could overwrite errno).
-// EINTR is retried. Calls that may legitimately find nothing to do on a non-blocking fd return
-// WOULD_BLOCK instead of throwing: the busy-polling model meets EAGAIN millions of times a
-// second, and an exception each time would measure JavaScript, not the kernel.
-//
-// Hot paths pass Buffers (a pointer to their bytes), never koffi out-arrays or structs.
+// Sockets, descriptors, select, epoll and limits: the calls every model and the load generator
+// share. Other groups of calls have a file each beside this one (see call.ts for how every call
+// is made and checked).
 import koffi from 'koffi';
-import { ErrnoError } from '../errors.js';
+import { check, libc, retrying } from './call.js';
 
-const libc = koffi.load('libc.so.6');
+export { EAGAIN, EINTR, WOULD_BLOCK } from './call.js';
 
 const c = {
   socket: libc.func('int socket(int domain, int type, int protocol)'),
@@ -72,28 +64,8 @@ export const EPOLLET = 1 << 31;
 /** struct epoll_event is packed on x86_64: uint32 events at 0, uint64 data at 4. */
 export const EPOLL_EVENT_SIZE = 12;
 
-export const EINTR = 4;
-export const EAGAIN = 11;
 export const EINPROGRESS = 115;
 
-/** Returned instead of throwing when a non-blocking call would block (EAGAIN / EWOULDBLOCK). */
-export const WOULD_BLOCK = -1;
-
-function check(syscall: string, ret: number, wouldBlockIsResult = false): number {
-  if (ret !== -1) return ret;
-  const errno = koffi.errno();
-  if (wouldBlockIsResult && errno === EAGAIN) return WOULD_BLOCK;
-  throw new ErrnoError(syscall, errno);
-}
-
-/** Calls `invoke` until it does not fail with EINTR, then checks its result. */
-function retrying(syscall: string, invoke: () => number, wouldBlockIsResult = false): number {
-  for (;;) {
-    const ret = invoke();
-    if (ret === -1 && koffi.errno() === EINTR) continue;
-    return check(syscall, ret, wouldBlockIsResult);
-  }
-}
 
 function sockaddrIn(ip: string, port: number): Buffer {
   const parts = ip.split('.').map(Number);

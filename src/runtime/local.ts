@@ -32,6 +32,14 @@ async function which(command: string): Promise<boolean> {
   }
 }
 
+/** The `iolab server` flags for a model's options. */
+export function serverOptionArguments(options: ServerSpec['options'] = {}): string[] {
+  const args: string[] = [];
+  if (options.threads !== undefined) args.push('--threads', String(options.threads));
+  if (options.blockingCallMs !== undefined) args.push('--blocking-call-ms', String(options.blockingCallMs));
+  return args;
+}
+
 export class LocalRuntime implements Runtime {
   readonly name = 'local';
   private readonly processes = new Set<LineProcess>();
@@ -59,7 +67,7 @@ export class LocalRuntime implements Runtime {
   }
 
   async startServer(spec: ServerSpec): Promise<RunningServer> {
-    const serverArgs = [CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0'];
+    const serverArgs = [CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0', ...serverOptionArguments(spec.options)];
     let command = process.execPath;
     let args = serverArgs;
     if (spec.nofile !== null) {

@@ -3,9 +3,12 @@
 // analyses anything; the lab runner and the report do. local.ts runs processes on this machine;
 // a Docker runtime sits beside it behind the same interface.
 import type { ClientResult, Limits, ProcWindow, SyscallCount } from '../report/results.js';
+import type { ServeOptions } from '../servers/model.js';
 
 export interface ServerSpec {
   model: string;
+  /** the model's knobs (pool threads, coroutine blocking call); unset ones keep their defaults. */
+  options?: Partial<ServeOptions>;
   /** RLIMIT_NOFILE soft = hard for the server; null keeps the runtime's default. */
   nofile: number | null;
 }

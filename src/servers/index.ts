@@ -7,7 +7,7 @@ import { nonblocking } from './nonblocking.js';
 import { select } from './select.js';
 import { UsageError } from '../errors.js';
 
-export type { Fingerprint, ServerModel } from './model.js';
+export { DEFAULT_SERVE_OPTIONS, type Fingerprint, type ServeOptions, type ServerModel } from './model.js';
 
 export const models: readonly ServerModel[] = [blocking, nonblocking, select, epoll];
 

@@ -2,18 +2,18 @@
 // runtime waits for: `listening on HOST:PORT model=NAME pid=PID`.
 import { writeSync } from 'node:fs';
 import * as libc from '../libc/index.js';
-import type { ServerModel } from './model.js';
+import { DEFAULT_SERVE_OPTIONS, type ServeOptions, type ServerModel } from './model.js';
 
 /** Large enough for thousands of simultaneous connects; the kernel caps it at net.core.somaxconn. */
 const BACKLOG = 4096;
 
-export function listenAndServe(model: ServerModel, host: string, port: number): void {
+export async function listenAndServe(model: ServerModel, host: string, port: number, options: Partial<ServeOptions> = {}): Promise<void> {
   const listener = libc.socket();
   libc.setIntOption(listener, libc.SOL_SOCKET, libc.SO_REUSEADDR, 1);
   libc.bind(listener, host, port);
   libc.listen(listener, BACKLOG);
   writeSync(1, `listening on ${host}:${libc.localPort(listener)} model=${model.name} pid=${process.pid}\n`);
-  model.serve(listener);
+  await model.serve(listener, { ...DEFAULT_SERVE_OPTIONS, ...options });
 }
 
 /** Parses a ready line; null when the line is something else. */

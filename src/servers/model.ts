@@ -9,11 +9,27 @@ export interface Fingerprint {
   forbidden: string[];
 }
 
+/** Knobs some models take (each model ignores the others); `iolab server` has a flag for each. */
+export interface ServeOptions {
+  /** pool: how many worker threads serve connections (the K of "the (K+1)-th client waits"). */
+  threads: number;
+  /**
+   * coroutine: each handler makes, once per this many requests, a real blocking call of
+   * blockingCallMs that the scheduler cannot see (0: never). Shows one coroutine stalling all.
+   */
+  blockingCallMs: number;
+}
+
+export const DEFAULT_SERVE_OPTIONS: ServeOptions = { threads: 4, blockingCallMs: 0 };
+
 export interface ServerModel {
   name: string;
   /** One line: how the model waits for data. */
   summary: string;
   fingerprint: Fingerprint;
-  /** Serves the echo protocol on `listener` (a bound, listening, blocking socket) forever. */
-  serve(listener: number): void;
+  /**
+   * Serves the echo protocol on `listener` (a bound, listening, blocking socket) forever: either
+   * it never returns, or it returns once Node's event loop (or worker threads) carry the serving.
+   */
+  serve(listener: number, options: ServeOptions): void | Promise<void>;
 }
