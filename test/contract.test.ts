@@ -7,7 +7,7 @@ import { models } from '../src/servers/index.js';
 import { connect, echo, expectedEcho, lowercaseBytes, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
 
 /** Models whose single thread serves one client until it leaves. */
-const ONE_AT_A_TIME = new Set(['blocking']);
+const ONE_AT_A_TIME = new Set(models.filter((m) => m.concurrency === 'one').map((m) => m.name));
 
 describe.each(models.map((model) => [model.name]))('model %s', (name) => {
   let server: TestServer;

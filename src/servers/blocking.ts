@@ -13,6 +13,7 @@ import type { ServerModel } from './model.js';
 export const blocking: ServerModel = {
   name: 'blocking',
   summary: 'one thread; accept, then serve that client until it leaves, then the next',
+  concurrency: 'one',
   fingerprint: {
     required: [['accept4'], ['recvfrom'], ['sendto']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'clone', 'clone3'],

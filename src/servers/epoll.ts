@@ -17,6 +17,7 @@ const MAX_EVENTS = 256;
 export const epoll: ServerModel = {
   name: 'epoll',
   summary: 'epoll, level-triggered: interest list registered once, epoll_wait returns ready fds',
+  concurrency: 'all',
   fingerprint: {
     required: [['epoll_wait', 'epoll_pwait'], ['epoll_ctl'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll'],

@@ -14,8 +14,9 @@ export interface ServeOptions {
   /** pool: how many worker threads serve connections (the K of "the (K+1)-th client waits"). */
   threads: number;
   /**
-   * coroutine: each handler makes, once per this many requests, a real blocking call of
-   * blockingCallMs that the scheduler cannot see (0: never). Shows one coroutine stalling all.
+   * coroutine: the handler of the FIRST connection makes a real blocking call (nanosleep) of this
+   * many ms before each reply, one the scheduler cannot see (0: never): one coroutine that
+   * blocks stalls every other connection.
    */
   blockingCallMs: number;
 }
@@ -27,6 +28,11 @@ export interface ServerModel {
   /** One line: how the model waits for data. */
   summary: string;
   fingerprint: Fingerprint;
+  /**
+   * How many clients it serves at the same time: 'one' (blocking), 'threads' (as many as its
+   * pool has threads), 'all' (every connection, up to its fd limit).
+   */
+  concurrency: 'one' | 'threads' | 'all';
   /**
    * Serves the echo protocol on `listener` (a bound, listening, blocking socket) forever: either
    * it never returns, or it returns once Node's event loop (or worker threads) carry the serving.

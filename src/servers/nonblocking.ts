@@ -15,6 +15,7 @@ import type { ServerModel } from './model.js';
 export const nonblocking: ServerModel = {
   name: 'nonblocking',
   summary: 'O_NONBLOCK sockets and a busy loop over accept and every recv (EAGAIN storm)',
+  concurrency: 'all',
   fingerprint: {
     required: [['accept4'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait'],

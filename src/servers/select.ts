@@ -21,6 +21,7 @@ import type { ServerModel } from './model.js';
 export const select: ServerModel = {
   name: 'select',
   summary: 'select(2) over fd_set bitmaps rebuilt every call; fds must be < FD_SETSIZE (1024)',
+  concurrency: 'all',
   fingerprint: {
     required: [['select', 'pselect6'], ['recvfrom']],
     forbidden: ['poll', 'ppoll', 'epoll_wait', 'epoll_pwait'],
