@@ -37,7 +37,7 @@ function positiveNumber(name: string) {
 function progressPrinter(): (progress: RunProgress) => void {
   const terminal = process.stderr.isTTY;
   return (p) => {
-    const head = `[${p.step}/${p.steps}] ${p.lab}: ${p.model} ${p.phase}${p.phase === 'measure' ? ` #${p.repetition + 1}` : ' (strace attached)'}`;
+    const head = `[${p.step}/${p.steps}] ${p.lab}: ${p.subject} ${p.phase}${p.phase === 'measure' ? ` #${p.repetition + 1}` : ' (strace attached)'}`;
     if (!p.outcome) {
       if (terminal) {
         clearLine(process.stderr, 0);
@@ -126,8 +126,10 @@ async function main(): Promise<void> {
       )
       .command('list', 'list the labs', {}, async () => {
         const { loadAllLabs } = await import('./labs/load.js');
-        for (const { lab } of await loadAllLabs()) {
-          process.stdout.write(`${lab.name.padEnd(14)} ${lab.default ? '(default) ' : '          '}${lab.title}\n`);
+        const labs = await loadAllLabs();
+        const width = Math.max(...labs.map(({ lab }) => lab.name.length));
+        for (const { lab } of labs) {
+          process.stdout.write(`${lab.name.padEnd(width)}  ${lab.default ? '(default) ' : '          '}${lab.title}\n`);
         }
       })
       .command('models', 'list the IO models and the syscalls each must show', {}, async () => {
@@ -146,13 +148,15 @@ async function main(): Promise<void> {
             .option('host', { type: 'string', default: '0.0.0.0', describe: 'IPv4 address to listen on' })
             .option('port', { type: 'number', default: 7000, describe: 'TCP port (0: any free port)' })
             .option('threads', { type: 'number', describe: 'pool: worker threads (default 4)', coerce: positiveNumber('threads') })
-            .option('blocking-call-ms', { type: 'number', describe: 'coroutine: a handler\'s hidden blocking call, in ms (default 0: none)' }),
+            .option('blocking-call-ms', { type: 'number', describe: 'coroutine: a handler\'s hidden blocking call, in ms (default 0: none)' })
+            .option('drain', { type: 'boolean', describe: 'epoll-et: read until EAGAIN on every event (default); --no-drain reads once per event, the classic edge-triggered bug' }),
         async (argv) => {
           const { findModel } = await import('./servers/index.js');
           const { listenAndServe } = await import('./servers/listen.js');
           await listenAndServe(findModel(argv.model), argv.host, argv.port, {
             ...(argv.threads !== undefined && { threads: argv.threads }),
             ...(argv.blockingCallMs !== undefined && { blockingCallMs: argv.blockingCallMs }),
+            ...(argv.drain !== undefined && { drain: argv.drain }),
           });
         },
       )
@@ -163,7 +167,7 @@ async function main(): Promise<void> {
           y
             .option('target', { type: 'string', demandOption: true, describe: 'HOST:PORT of the server' })
             .option('mode', { choices: ['echo', 'hold'] as const, default: 'echo' as const, describe: 'echo: ping-pong and verify; hold: idle connections and a probe' })
-            .option('connections', { type: 'number', default: 1, coerce: positiveNumber('connections') })
+            .option('connections', { type: 'number', default: 1, describe: 'connections to open (hold: 0 keeps only the probe)' })
             .option('duration', { type: 'number', default: 3, describe: 'seconds', coerce: positiveNumber('duration') })
             .option('message-size', { type: 'number', default: 64, describe: 'bytes per request', coerce: positiveNumber('message-size') })
             .option('wait-for-start', { type: 'boolean', default: false, describe: `once connected, wait for ${START_SIGNAL} before the measured window (labs start all clients at once)` }),

@@ -3,7 +3,7 @@
 // held to exactly that.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
-import { models } from '../src/servers/index.js';
+import { DEFAULT_SERVE_OPTIONS, models } from '../src/servers/index.js';
 import { connect, echo, expectedEcho, lowercaseBytes, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
 
 /** Models whose single thread serves one client until it leaves. */
@@ -72,6 +72,25 @@ describe.each(models.map((model) => [model.name]))('model %s', (name) => {
         expect((await replies[i]).toString()).toBe(`CLIENT ${i}`);
         await sleep(i === 0 ? 200 : 5);
         expect(receivers.slice(i + 1).every((r) => r.received === 0)).toBe(true);
+        sockets[i].end();
+      }
+    });
+  } else if (models.find((m) => m.name === name)!.concurrency === 'threads') {
+    const THREADS = DEFAULT_SERVE_OPTIONS.threads;
+    it(`serves ${CLIENTS} concurrent clients ${THREADS} at a time, the next one as soon as one leaves`, async () => {
+      const sockets: Socket[] = [];
+      const receivers: Receiver[] = [];
+      for (let i = 0; i < CLIENTS; i++) {
+        sockets.push(await connect(server.port));
+        receivers.push(new Receiver(sockets[i]));
+      }
+      const replies = sockets.map((socket, i) => echo(socket, receivers[i], Buffer.from(`client ${i}`)));
+      for (let i = 0; i < CLIENTS; i++) {
+        // Queued first come, first served: once clients 0..i-1 have left, clients i..i+THREADS-1
+        // hold the threads and are answered, and nobody after them is.
+        for (let j = i; j < Math.min(i + THREADS, CLIENTS); j++) expect((await replies[j]).toString()).toBe(`CLIENT ${j}`);
+        await sleep(i === 0 ? 200 : 5);
+        expect(receivers.slice(i + THREADS).every((r) => r.received === 0)).toBe(true);
         sockets[i].end();
       }
     });

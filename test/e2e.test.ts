@@ -9,7 +9,8 @@ import { ResultsSchema, type Results, type RunRecord } from '../src/report/resul
 
 function iolab(args: string[], onStderr?: (text: string, kill: (signal: NodeJS.Signals) => void) => void) {
   return new Promise<{ code: number | null; stderr: string; pid: number }>((resolve) => {
-    const child = spawn(process.execPath, ['bin/iolab.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A process group of its own, so that the test can find everything it started.
+    const child = spawn(process.execPath, ['bin/iolab.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let stderr = '';
     child.stderr.on('data', (chunk) => {
       stderr += chunk;
@@ -26,13 +27,14 @@ async function readResults(dir: string): Promise<Results> {
 const run = (results: Results, model: string, phase: RunRecord['phase']) => results.runs.find((r) => r.model === model && r.phase === phase)!;
 const count = (record: RunRecord, syscall: string) => record.syscalls?.find((s) => s.syscall === syscall) ?? { calls: 0, errors: 0 };
 
-/** Live processes whose command line is an iolab server or client. */
-async function iolabProcesses(): Promise<string[]> {
+/** Live processes of a process group (everything iolab started inherits its group). */
+async function processesInGroup(group: number): Promise<string[]> {
   const found: string[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (/iolab\.js\0(server|client)\0/.test(cmdline)) found.push(`${pid}: ${cmdline.replaceAll('\0', ' ')}`);
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === group && fields[0] !== 'Z') found.push(`${pid}: ${stat.slice(0, stat.lastIndexOf(')') + 1)}`);
   }
   return found;
 }
@@ -103,6 +105,6 @@ describe('Ctrl-C during a lab', () => {
     expect(results.runs.length).toBeGreaterThanOrEqual(1);
     expect(results.runs[0].error).toBeNull();
     expect(await readFile(join(out, 'models', 'report.md'), 'utf8')).toMatch(/INCOMPLETE/);
-    expect(await iolabProcesses()).toEqual([]);
+    expect(await processesInGroup(exit.pid)).toEqual([]);
   }, 120_000);
 });

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { LabFileError } from '../src/errors.js';
 import { loadAllLabs, parseLab } from '../src/labs/load.js';
+import { models } from '../src/servers/index.js';
 
 const run = promisify(execFile);
 
@@ -46,7 +47,7 @@ describe('lab files', () => {
 
   it('names an unknown model with the models that exist and the line', () => {
     expect(problems(GOOD.replace('[epoll]', '[epoll, kqueue]'))).toEqual([
-      'models[1]: expected a model, one of: blocking, nonblocking, select, epoll (line 4)',
+      `models[1]: expected a model, one of: ${models.map((m) => m.name).join(', ')} (line 4)`,
     ]);
   });
 
@@ -65,6 +66,14 @@ describe('lab files', () => {
     ]);
   });
 
+  it('names a variant that repeats a label, and a sweep of a client that does not exist', () => {
+    const text = GOOD.replace('models: [epoll]', 'models: [epoll, { model: epoll, nofile: 1024 }]\nsweep: { client: crowd, connections: [1, 2] }');
+    expect(problems(text)).toEqual([
+      'models[1]: expected a label of its own: "epoll" names two servers (give one a label) (line 4)',
+      'sweep.client: expected the name of one of the lab\'s clients, not "crowd" (line 5)',
+    ]);
+  });
+
   it('rejects a name that does not match the file, and broken YAML with its line', () => {
     expect(problems(GOOD.replace('name: demo', 'name: other'))).toEqual(['name: "other" does not match the file name (expected "demo") (line 1)']);
     expect(problems(`${GOOD}clients: [\n`)[0]).toMatch(/^YAML syntax: .*\(line \d+\)$/);
@@ -73,12 +82,12 @@ describe('lab files', () => {
   it('`iolab run` with a bad lab file prints one line naming it and exits 3 without running anything', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'iolab-lab-'));
     const file = join(dir, 'demo.yaml');
-    await writeFile(file, GOOD.replace('connections: 2', 'connections: -5'));
+    await writeFile(file, GOOD.replace('connections: 2', 'connections: 0'));
     const outcome = await run(process.execPath, ['bin/iolab.js', 'run', file, '--out', join(dir, 'out')]).then(
       () => ({ code: 0, stderr: '' }),
       (error) => ({ code: error.code as number, stderr: error.stderr as string }),
     );
     expect(outcome.code).toBe(3);
-    expect(outcome.stderr.trim().split('\n')).toEqual([`iolab: ${file}: clients[0].connections: Number must be greater than or equal to 1 (line 7)`]);
+    expect(outcome.stderr.trim().split('\n')).toEqual([`iolab: ${file}: clients[0].connections: expected at least 1 connection for an echo client (line 7)`]);
   });
 });

@@ -1,6 +1,6 @@
 // Runs one lab on a runtime and returns what it measured. The steps of one run (one server
 // under load) are:
-//   1. start the server; wait for its ready line; read its limits
+//   1. start the server; wait for its ready line; read its limits and its idle baseline
 //   2. trace phase only: attach strace (after start-up, so module loading is not counted)
 //   3. start the clients in order, each one's connections established before the next starts
 //   4. start the /proc probe and every client's measured window at once; wait for the results
@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { RESULTS_SCHEMA_VERSION, type ClientRecord, type Results, type RunRecord } from '../report/results.js';
 import type { Measurement, RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
 import type { LoadedLab } from './load.js';
-import type { Lab } from './schema.js';
+import { variantsOf, type Lab, type Variant } from './schema.js';
 
 const SERVER_LOG_LINES = 50;
 /** How much longer than the lab's duration a hold client holds its connections. */
@@ -33,7 +33,8 @@ export interface RunProgress {
   lab: string;
   step: number;
   steps: number;
-  model: string;
+  /** the server and, in a sweep, the swept value: "select, idle=1000". */
+  subject: string;
   phase: 'measure' | 'trace';
   repetition: number;
   /** set once the run is over. */
@@ -46,24 +47,39 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** "select" or, in a sweep, "select, idle=1000": how progress lines and errors name a run. */
+function subjectOf(lab: Lab, step: Step): string {
+  return lab.sweep && step.sweepValue !== null ? `${step.variant.label}, ${lab.sweep.client}=${step.sweepValue}` : step.variant.label;
+}
+
+function describeStep(lab: Lab, step: Step): string {
+  return `${subjectOf(lab, step)}, ${step.phase}`;
+}
+
 interface Step {
-  model: string;
+  variant: Variant;
+  sweepValue: number | null;
   phase: 'measure' | 'trace';
   repetition: number;
 }
 
 function plan(lab: Lab): Step[] {
   const steps: Step[] = [];
-  for (let repetition = 0; repetition < lab.repetitions; repetition++) {
-    for (const model of lab.models) steps.push({ model, phase: 'measure', repetition });
-  }
-  if (lab.trace) for (const model of lab.models) steps.push({ model, phase: 'trace', repetition: 0 });
+  const variants = variantsOf(lab);
+  const sweepValues = lab.sweep?.connections ?? [null];
+  const round = (phase: Step['phase'], repetition: number) => {
+    for (const sweepValue of sweepValues) for (const variant of variants) steps.push({ variant, sweepValue, phase, repetition });
+  };
+  for (let repetition = 0; repetition < lab.repetitions; repetition++) round('measure', repetition);
+  if (lab.trace) round('trace', 0);
   return steps;
 }
 
 async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, connections: number | undefined): Promise<RunRecord> {
   const record: RunRecord = {
-    model: step.model,
+    model: step.variant.model,
+    variant: step.variant.label,
+    sweepValue: step.sweepValue,
     phase: step.phase,
     repetition: step.repetition,
     startedAt: new Date().toISOString(),
@@ -71,6 +87,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     serverPid: null,
     clients: [],
     proc: null,
+    baseline: null,
     limits: null,
     syscalls: null,
     serverLog: [],
@@ -83,13 +100,19 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
   const clientSpecs = lab.clients.map((client, index) => ({
     name: client.name ?? `${client.mode}-${index + 1}`,
     mode: client.mode,
-    connections: client.mode === 'echo' && connections !== undefined ? connections : client.connections,
+    connections:
+      lab.sweep?.client === client.name && step.sweepValue !== null
+        ? step.sweepValue
+        : client.mode === 'echo' && connections !== undefined
+          ? connections
+          : client.connections,
     messageSize: client.messageSize,
   }));
   try {
-    server = await runtime.startServer({ model: step.model, nofile: lab.nofile ?? null });
+    server = await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
     record.serverPid = server.pid;
     record.limits = await server.limits();
+    record.baseline = await (await server.startProbe()).stop();
     if (step.phase === 'trace') tracer = await server.startTracer();
     for (const spec of clientSpecs) {
       // Hold clients outlast the others: an idle crowd that left early would free the server.
@@ -116,7 +139,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     });
     const failed = record.clients.filter((client) => client.error);
     if (failed.length) record.error = failed.map((client) => `client ${client.name}: ${client.error}`).join('; ');
-    if (!server.alive()) record.error ??= `server model=${step.model} exited during the run`;
+    if (!server.alive()) record.error ??= `server ${step.variant.label} (model=${step.variant.model}) exited during the run`;
   } catch (error) {
     record.error = message(error);
     // Keep what the clients that did start measured.
@@ -157,12 +180,19 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       break;
     }
     if (step.phase === 'trace' && !tracerName) continue;
-    const progress: RunProgress = { lab: lab.name, step: index + 1, steps: steps.length, ...step };
+    const progress: RunProgress = {
+      lab: lab.name,
+      step: index + 1,
+      steps: steps.length,
+      subject: subjectOf(lab, step),
+      phase: step.phase,
+      repetition: step.repetition,
+    };
     options.onProgress?.(progress);
     const record = await runOnce(lab, step, runtime, durationSeconds, options.connections);
     runs.push(record);
     options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: echoRate(record) } });
-    if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${step.model}, ${step.phase}) failed: ${record.error}`;
+    if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
   }
   if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {
     incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) during run ${runs.length} of ${steps.length}`;
@@ -175,7 +205,10 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       title: lab.title,
       claim: lab.claim,
       file,
-      models: lab.models,
+      models: [...new Set(variantsOf(lab).map((variant) => variant.model))],
+      variants: variantsOf(lab),
+      sweep: lab.sweep ?? null,
+      verdict: lab.verdict ?? null,
       durationSeconds,
       repetitions: lab.repetitions,
       nofile: lab.nofile ?? null,

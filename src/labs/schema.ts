@@ -1,6 +1,7 @@
 // The lab file: which models, under which clients, for how long, with which limits. YAML on disk
 // (labs/NAME.yaml), validated here; a bad file names the field and what was expected.
 import { z } from 'zod';
+import { claimRules } from '../report/claims.js';
 import { models } from '../servers/index.js';
 
 const modelNames = models.map((model) => model.name);
@@ -11,8 +12,33 @@ export const ClientSpecSchema = z
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes').optional(),
     /** echo: ping-pong and verify; hold: keep connections idle while a probe asks. */
     mode: z.enum(['echo', 'hold']),
-    connections: z.number().int().min(1).max(100_000),
+    /** hold may have 0: the probe alone. */
+    connections: z.number().int().min(0).max(100_000),
     messageSize: z.number().int().min(1).max(16 * 1024 * 1024).default(64),
+  })
+  .strict()
+  .refine((client) => client.mode !== 'echo' || client.connections >= 1, {
+    message: 'at least 1 connection for an echo client',
+    path: ['connections'],
+  });
+
+const ModelName = z.string().refine((name) => modelNames.includes(name), { message: `a model, one of: ${modelNames.join(', ')}` });
+
+export const VariantSchema = z
+  .object({
+    model: ModelName,
+    /** how the report names it; defaults to the model's name. */
+    label: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes').optional(),
+    /** overrides the lab's nofile for this variant. */
+    nofile: z.number().int().min(16).max(1_048_576).optional(),
+    options: z
+      .object({
+        threads: z.number().int().min(1).max(1024).optional(),
+        blockingCallMs: z.number().int().min(0).max(60_000).optional(),
+        drain: z.boolean().optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -25,9 +51,24 @@ export const LabSchema = z
     description: z.string().optional(),
     /** part of the suite that `iolab run` (no lab named) and `npm start` run. */
     default: z.boolean().default(false),
-    models: z
-      .array(z.string().refine((name) => modelNames.includes(name), { message: `a model, one of: ${modelNames.join(', ')}` }))
-      .min(1),
+    /** the servers to compare: a model's name, or a variant of a model with its own options or nofile. */
+    models: z.array(z.union([ModelName, VariantSchema])).min(1),
+    /**
+     * run every model once per value: the named client's connection count takes each value in
+     * turn (an idle crowd growing from 0 to 4,000, a load sweeping past 1,024 connections).
+     */
+    sweep: z
+      .object({
+        client: z.string(),
+        connections: z.array(z.number().int().min(0).max(100_000)).min(1),
+      })
+      .strict()
+      .optional(),
+    /** the rule in src/report/claims.ts that turns the measurements into a verdict on the claim. */
+    verdict: z
+      .string()
+      .refine((name) => name in claimRules, { message: `a verdict rule, one of: ${Object.keys(claimRules).join(', ')}` })
+      .optional(),
     /** seconds of load per run. */
     duration: z.number().positive().max(3600).default(3),
     /** measured runs per model, interleaved (A B C, A B C, ...); the report quotes medians. */
@@ -39,7 +80,28 @@ export const LabSchema = z
     /** started in order; each one's connections are established before the next starts. */
     clients: z.array(ClientSpecSchema).min(1),
   })
-  .strict();
+  .strict()
+  .superRefine((lab, context) => {
+    const labels = variantsOf(lab).map((variant) => variant.label);
+    labels.forEach((label, index) => {
+      if (labels.indexOf(label) !== index) {
+        context.addIssue({ code: 'custom', path: ['models', index], message: `a label of its own: "${label}" names two servers (give one a label)` });
+      }
+    });
+    if (lab.sweep && !lab.clients.some((client) => client.name === lab.sweep!.client)) {
+      context.addIssue({ code: 'custom', path: ['sweep', 'client'], message: `the name of one of the lab's clients, not "${lab.sweep.client}"` });
+    }
+  });
 
 export type Lab = z.infer<typeof LabSchema>;
+export type Variant = { label: string; model: string; nofile: number | null; options: z.infer<typeof VariantSchema>['options'] };
+
+/** The lab's servers as variants: a plain model name is the model with the lab's settings. */
+export function variantsOf(lab: Pick<Lab, 'models' | 'nofile'>): Variant[] {
+  return lab.models.map((entry) =>
+    typeof entry === 'string'
+      ? { label: entry, model: entry, nofile: lab.nofile ?? null, options: {} }
+      : { label: entry.label ?? entry.model, model: entry.model, nofile: entry.nofile ?? lab.nofile ?? null, options: entry.options },
+  );
+}
 export type ClientSpec = z.infer<typeof ClientSpecSchema>;

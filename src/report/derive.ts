@@ -14,7 +14,7 @@ import type { ClientResult, Limits, Results, RunRecord, SyscallCount } from './r
 import { models as registeredModels, type Fingerprint, type ServerModel } from '../servers/index.js';
 
 /** What the report needs to know about a model besides its runs: the registry entry, minus `serve`. */
-export type ModelDescription = Pick<ServerModel, 'name' | 'summary' | 'fingerprint'>;
+export type ModelDescription = Pick<ServerModel, 'name' | 'summary' | 'fingerprint' | 'concurrency'>;
 
 export interface Spread {
   median: number;
@@ -116,7 +116,11 @@ export interface ServerLogFigures {
 }
 
 export interface ModelFigures {
+  /** the subject of the row (see subjectOf): a model, a variant, and in a sweep the swept value. */
   model: string;
+  /** the server: the model's name or a variant's label. */
+  variant: string;
+  sweepValue: number | null;
   /** from the model registry; null for a model this version of iolab does not know. */
   description: ModelDescription | null;
   measure: MeasureFigures | null;
@@ -362,16 +366,35 @@ export function syscallOf(figures: ModelFigures, syscall: string): SyscallFigure
   return figures.trace?.syscalls.find((s) => s.syscall === syscall) ?? null;
 }
 
+/**
+ * What a row of the report is about: a server (a model, or a variant of one) and, in a lab with a
+ * sweep, one value of the swept connections: "select" or "select, idle=1000".
+ */
+export function subjectOf(results: Pick<Results, 'lab'>, run: Pick<RunRecord, 'variant' | 'sweepValue'>): string {
+  const sweep = results.lab.sweep;
+  return sweep && run.sweepValue !== null ? `${run.variant}, ${sweep.client}=${run.sweepValue}` : run.variant;
+}
+
 export function deriveFigures(results: Results, catalog: readonly ModelDescription[] = registeredModels): LabFigures {
-  const names = [...new Set([...results.lab.models, ...results.runs.map((run) => run.model)])];
-  const models = names.map((name): ModelFigures => {
-    const description = catalog.find((m) => m.name === name) ?? null;
-    const runs = results.runs.filter((run) => run.model === name);
+  // The lab's order: sweep values outside, servers inside; then anything else the runs hold.
+  const subjects = new Map<string, { model: string; variant: string; sweepValue: number | null }>();
+  for (const sweepValue of results.lab.sweep?.connections ?? [null]) {
+    for (const { label, model } of results.lab.variants) subjects.set(subjectOf(results, { variant: label, sweepValue }), { model, variant: label, sweepValue });
+  }
+  for (const { model, variant, sweepValue } of results.runs) {
+    const name = subjectOf(results, { variant, sweepValue });
+    if (!subjects.has(name)) subjects.set(name, { model, variant, sweepValue });
+  }
+  const models = [...subjects].map(([name, subject]): ModelFigures => {
+    const runs = results.runs.filter((run) => subjectOf(results, run) === name);
+    const description = catalog.find((m) => m.name === subject.model) ?? null;
     const counted = runs.filter((run) => !isFailed(run));
     const measureRuns = counted.filter((run) => run.phase === 'measure');
     const traceRuns = counted.filter((run) => run.phase === 'trace');
     return {
       model: name,
+      variant: subject.variant,
+      sweepValue: subject.sweepValue,
       description,
       measure: measureFigures(measureRuns),
       trace: traceFigures(traceRuns, description?.fingerprint ?? null),
@@ -385,7 +408,7 @@ export function deriveFigures(results: Results, catalog: readonly ModelDescripti
   });
   const failedRuns = results.runs.filter(isFailed).map(
     (run): FailedRun => ({
-      model: run.model,
+      model: subjectOf(results, run),
       phase: run.phase,
       repetition: run.repetition,
       error: run.error,

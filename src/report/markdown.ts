@@ -14,6 +14,7 @@ import {
   formatShare,
   plural,
 } from './format.js';
+import { judgeClaim } from './claims.js';
 import { claimVerdicts, observe, type Observation } from './observations.js';
 import type { Results } from './results.js';
 
@@ -42,11 +43,15 @@ function incompleteBanner(results: Results): string | null {
 }
 
 function claimSection(results: Results, figures: LabFigures): string {
-  const verdicts = claimVerdicts(results, figures);
-  const shows = verdicts.length
-    ? `What the measurement shows:\n\n${bullets(verdicts)}`
-    : 'No verdict rule applies to this lab yet: read the figures below.';
-  return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${shows}`;
+  const judged = judgeClaim(results, figures);
+  const verdictTable = judged.length
+    ? `${table(['subject', 'verdict', 'measurement'], judged.map((v) => [v.subject, v.verdict === 'holds' ? 'holds' : `**${v.verdict}**`, v.measurement]), 'text')}\n\nVerdicts by the rule \`${results.lab.verdict}\` (src/report/claims.ts), from the figures below.`
+    : null;
+  // With a verdict rule, the per-model sentences move to the observations.
+  const verdicts = judged.length ? [] : claimVerdicts(results, figures);
+  const shows = verdicts.length ? `What the measurement shows:\n\n${bullets(verdicts)}` : null;
+  const body = [verdictTable, shows].filter((part) => part !== null).join('\n\n') || 'No verdict rule applies to this lab yet: read the figures below.';
+  return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${body}`;
 }
 
 function environmentSection(results: Results): string {
@@ -179,7 +184,7 @@ function limitsSection(figures: LabFigures): string {
 }
 
 function observationsSection(results: Results, figures: LabFigures): string {
-  const observations = observe(results, figures);
+  const observations = [...(judgeClaim(results, figures).length ? claimVerdicts(results, figures) : []), ...observe(results, figures)];
   return `## Observations\n\n${observations.length ? bullets(observations) : 'Nothing stands out.'}`;
 }
 

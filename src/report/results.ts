@@ -103,6 +103,10 @@ export type ClientRecord = z.infer<typeof ClientRecordSchema>;
 /** One server started, loaded by the lab's clients and stopped. */
 export const RunRecordSchema = z.object({
   model: z.string(),
+  /** the lab's name for this server: the model's name, or a variant's label (epoll-nofile-1024). */
+  variant: z.string(),
+  /** in a lab with a sweep: the swept client's connections in this run. */
+  sweepValue: z.number().int().nullable(),
   /** measure: no tracer attached (timings, CPU). trace: strace attached (syscall counts). */
   phase: z.enum(['measure', 'trace']),
   repetition: z.number().int().nonnegative(),
@@ -111,6 +115,8 @@ export const RunRecordSchema = z.object({
   serverPid: z.number().int().nullable(),
   clients: z.array(ClientRecordSchema),
   proc: ProcWindowSchema.nullable(),
+  /** the idle server right after its ready line, before any client: threads, fds and RSS to subtract. */
+  baseline: ProcWindowSchema.nullable(),
   limits: LimitsSchema.nullable(),
   syscalls: z.array(SyscallCountSchema).nullable(),
   /** lines the server wrote on stderr (refusals, errors), the first 50. */
@@ -128,6 +134,19 @@ export const ResultsSchema = z.object({
     claim: z.string(),
     file: z.string(),
     models: z.array(z.string()),
+    /** the servers compared, in the lab's order: a model with its options and nofile. */
+    variants: z.array(
+      z.object({
+        label: z.string(),
+        model: z.string(),
+        nofile: z.number().int().nullable(),
+        options: z.record(z.string(), z.union([z.number(), z.boolean()])),
+      }),
+    ),
+    /** the client whose connections took each value in turn, when the lab sweeps. */
+    sweep: z.object({ client: z.string(), connections: z.array(z.number().int()) }).nullable(),
+    /** the rule that judges the claim (src/report/claims.ts), when the lab names one. */
+    verdict: z.string().nullable(),
     durationSeconds: z.number(),
     repetitions: z.number().int(),
     nofile: z.number().int().nullable(),

@@ -37,6 +37,7 @@ export function serverOptionArguments(options: ServerSpec['options'] = {}): stri
   const args: string[] = [];
   if (options.threads !== undefined) args.push('--threads', String(options.threads));
   if (options.blockingCallMs !== undefined) args.push('--blocking-call-ms', String(options.blockingCallMs));
+  if (options.drain !== undefined) args.push(options.drain ? '--drain' : '--no-drain');
   return args;
 }
 

@@ -2,7 +2,7 @@
 // holds only its mechanism: how it waits. The protocol: every byte received is sent back, in
 // order, with ASCII a-z upper-cased; partial sends are completed; a peer that closes or resets
 // ends only its own connection.
-import { ErrnoError } from '../errors.js';
+import { ErrnoError, errnoCode } from '../errors.js';
 import * as libc from '../libc/index.js';
 import { log, OnceLogger } from './log.js';
 
@@ -22,11 +22,16 @@ export function upperCaseInPlace(buf: Buffer, length: number): void {
 /** A peer going away mid-call is the peer's business, not the server's: end that connection. */
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
-function isPeerGone(error: unknown): boolean {
+export function isPeerGone(error: unknown): boolean {
   return error instanceof ErrnoError && PEER_GONE.has(error.code);
 }
 
-function closeQuietly(fd: number): void {
+/** The same judgement for an errno that arrives as a value (an io_uring completion's -result). */
+export function isPeerGoneErrno(errno: number): boolean {
+  return PEER_GONE.has(errnoCode(errno));
+}
+
+export function closeQuietly(fd: number): void {
   try {
     libc.close(fd);
   } catch (error) {

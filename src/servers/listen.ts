@@ -12,8 +12,11 @@ export async function listenAndServe(model: ServerModel, host: string, port: num
   libc.setIntOption(listener, libc.SOL_SOCKET, libc.SO_REUSEADDR, 1);
   libc.bind(listener, host, port);
   libc.listen(listener, BACKLOG);
+  const serveOptions = { ...DEFAULT_SERVE_OPTIONS, ...options };
+  // Listening first: clients that connect during the model's start-up wait in the backlog.
+  await model.prepare?.(serveOptions);
   writeSync(1, `listening on ${host}:${libc.localPort(listener)} model=${model.name} pid=${process.pid}\n`);
-  await model.serve(listener, { ...DEFAULT_SERVE_OPTIONS, ...options });
+  await model.serve(listener, serveOptions);
 }
 
 /** Parses a ready line; null when the line is something else. */

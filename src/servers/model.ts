@@ -19,9 +19,14 @@ export interface ServeOptions {
    * blocks stalls every other connection.
    */
   blockingCallMs: number;
+  /**
+   * epoll-et: on every event read until EAGAIN (true), or read once (false: the classic
+   * edge-triggered bug, where bytes left in the socket wait for the next edge; lab lt-vs-et).
+   */
+  drain: boolean;
 }
 
-export const DEFAULT_SERVE_OPTIONS: ServeOptions = { threads: 4, blockingCallMs: 0 };
+export const DEFAULT_SERVE_OPTIONS: ServeOptions = { threads: 4, blockingCallMs: 0, drain: true };
 
 export interface ServerModel {
   name: string;
@@ -33,6 +38,11 @@ export interface ServerModel {
    * pool has threads), 'all' (every connection, up to its fd limit).
    */
   concurrency: 'one' | 'threads' | 'all';
+  /**
+   * Optional start-up work that must be done before the ready line (pool: start its threads), so
+   * that a tracer attached after the ready line counts serving, not start-up.
+   */
+  prepare?(options: ServeOptions): Promise<void>;
   /**
    * Serves the echo protocol on `listener` (a bound, listening, blocking socket) forever: either
    * it never returns, or it returns once Node's event loop (or worker threads) carry the serving.

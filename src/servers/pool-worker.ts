@@ -1,0 +1,22 @@
+// The body of one pool thread (see pool.ts): take the next accepted fd from the queue, serve it
+// with blocking recv/send until its client leaves, take the next. With nothing queued it sleeps
+// in Atomics.wait (futex). It never returns to its own event loop once serving.
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { echoUntilClosed, RECEIVE_BUFFER_SIZE } from './echo.js';
+import { FdQueue } from './fd-queue.js';
+import { log } from './log.js';
+
+const queue = new FdQueue((workerData as { queue: SharedArrayBuffer }).queue);
+const buffer = Buffer.alloc(RECEIVE_BUFFER_SIZE);
+parentPort!.postMessage('ready');
+
+for (;;) {
+  const fd = queue.take();
+  try {
+    echoUntilClosed(fd, buffer);
+  } catch (error) {
+    // The main thread never runs its event loop again, so it would never hear of this thread's
+    // death: the pool would shrink in silence. Log it (the fd is closed) and take the next one.
+    log(`pool: thread ${threadId} failed serving fd ${fd}: ${(error as Error).message}`);
+  }
+}

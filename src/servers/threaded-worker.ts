@@ -1,0 +1,6 @@
+// The body of one connection's thread (see threaded.ts): serve the fd it was born for with
+// blocking recv/send until the client leaves, then end, and the thread with it.
+import { workerData } from 'node:worker_threads';
+import { echoUntilClosed, RECEIVE_BUFFER_SIZE } from './echo.js';
+
+echoUntilClosed((workerData as { fd: number }).fd, Buffer.alloc(RECEIVE_BUFFER_SIZE));
