@@ -57,6 +57,24 @@ describe.each(models.map((model) => [model.name]))('model %s', (name) => {
     expect(server.server.alive()).toBe(true);
   });
 
+  it('with idle connections held, answers a probe, or (serving one or K at a time) answers it once they leave', async () => {
+    const IDLE = 20;
+    const idle = await Promise.all(Array.from({ length: IDLE }, () => connect(server.port)));
+    await sleep(100); // the server has accepted the idle crowd before the probe arrives
+    const probe = await connect(server.port);
+    const receiver = new Receiver(probe);
+    const reply = echo(probe, receiver, Buffer.from('anyone there?'));
+    const concurrency = models.find((m) => m.name === name)!.concurrency;
+    if (concurrency !== 'all') {
+      // Every thread (or the only one) is waiting on an idle client: the probe waits too.
+      await sleep(300);
+      expect(receiver.received).toBe(0);
+      for (const socket of idle) socket.end();
+    }
+    expect((await reply).toString()).toBe('ANYONE THERE?');
+    for (const socket of [...idle, probe]) socket.destroy();
+  });
+
   const CLIENTS = 50;
   if (ONE_AT_A_TIME.has(name)) {
     it(`serves ${CLIENTS} concurrent clients one at a time, each as soon as the previous one leaves`, async () => {
