@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { ErrnoError, ExitCode, LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from './errors.js';
 import type { LoadedLab } from './labs/load.js';
 import type { RunProgress } from './labs/runner.js';
-import { CLIENT_START_SIGNAL as START_SIGNAL } from './runtime/runtime.js';
+import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
 
 // Each command imports what it needs when it runs: a server or client process loads its own
 // code only, so its start-up and memory stay small (and out of what the probe measures).
@@ -56,17 +56,40 @@ function progressPrinter(): (progress: RunProgress) => void {
   };
 }
 
-async function runCommand(argv: { labs: string[]; out: string; duration?: number; connections?: number; verbose: boolean }): Promise<number> {
+type RuntimeChoice = 'auto' | 'docker' | 'local';
+
+/** auto: Docker when an engine answers, else local processes, said in one notice line. */
+async function chooseRuntime(choice: RuntimeChoice, verbose: boolean): Promise<Runtime> {
+  const { LocalRuntime } = await import('./runtime/local.js');
+  if (choice === 'local') return new LocalRuntime();
+  const { engineAvailable } = await import('./runtime/docker-image.js');
+  const { DockerRuntime } = await import('./runtime/docker.js');
+  const runtime = new DockerRuntime({ onProgress: (line) => (verbose || !line.startsWith(' ')) && process.stderr.write(`${line}\n`) });
+  const engine = await engineAvailable(runtime.docker);
+  if (engine.ok) return runtime;
+  if (choice === 'docker') throw new RuntimeUnavailableError(`--runtime docker: no Docker engine answers (${engine.reason})`);
+  process.stderr.write(`iolab: no Docker engine answers (${engine.reason}): running the labs as local processes\n`);
+  return new LocalRuntime();
+}
+
+async function runCommand(argv: {
+  labs: string[];
+  out: string;
+  duration?: number;
+  connections?: number;
+  clients: number;
+  runtime: RuntimeChoice;
+  verbose: boolean;
+}): Promise<number> {
   const { loadAllLabs, resolveLab } = await import('./labs/load.js');
   const { runLab } = await import('./labs/runner.js');
   const { writeReport } = await import('./report/index.js');
-  const { LocalRuntime } = await import('./runtime/local.js');
   const loaded: LoadedLab[] = argv.labs.length
     ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
     : (await loadAllLabs()).filter((l) => l.lab.default);
   if (loaded.length === 0) throw new UsageError('no lab to run: name one (see `iolab list`)');
 
-  const runtime = new LocalRuntime();
+  const runtime = await chooseRuntime(argv.runtime, argv.verbose);
   const abort = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -85,6 +108,7 @@ async function runCommand(argv: { labs: string[]; out: string; duration?: number
       const results = await runLab(lab, runtime, {
         durationSeconds: argv.duration,
         connections: argv.connections,
+        clients: argv.clients,
         signal: abort.signal,
         onProgress: progressPrinter(),
       });
@@ -119,9 +143,14 @@ async function main(): Promise<void> {
             .option('out', { type: 'string', default: 'reports', describe: 'directory for reports: OUT/LAB/report.md and results.json' })
             .option('duration', { type: 'number', describe: 'seconds of load per run (overrides the lab)', coerce: positiveNumber('duration') })
             .option('connections', { type: 'number', describe: 'connections of every echo client (overrides the lab)', coerce: positiveNumber('connections') })
-            .option('runtime', { choices: ['local'] as const, default: 'local' as const, describe: 'where servers and clients run' }),
+            .option('clients', { type: 'number', default: 1, describe: 'client processes (containers) for each client of the lab', coerce: positiveNumber('clients') })
+            .option('runtime', {
+              choices: ['auto', 'docker', 'local'] as const,
+              default: 'auto' as const,
+              describe: 'where servers and clients run: containers, local processes, or Docker when an engine answers',
+            }),
         async (argv) => {
-          process.exitCode = await runCommand({ ...argv, labs: argv.labs as string[] });
+          process.exitCode = await runCommand({ ...argv, labs: argv.labs as string[], clients: argv.clients! });
         },
       )
       .command('list', 'list the labs', {}, async () => {
@@ -198,7 +227,25 @@ async function main(): Promise<void> {
           process.stdout.write(`${JSON.stringify(result)}\n`);
         },
       )
-      .demandCommand(1, 'name a command: run, list, models, server, client')
+      .command('clean', 'remove the containers and networks that interrupted Docker runs left behind', {}, async () => {
+        const Docker = (await import('dockerode')).default;
+        const { removeLabelled } = await import('./runtime/docker.js');
+        const removed = await removeLabelled(new Docker(), null);
+        process.stdout.write(`removed ${removed.containers} container(s) and ${removed.networks} network(s)\n`);
+      })
+      .command(
+        'observe',
+        false, // the Docker runtime's sidecar; see src/tracer/observe.ts
+        (y) =>
+          y
+            .option('pid', { type: 'number', demandOption: true, describe: 'the process to observe' })
+            .option('trace', { type: 'boolean', default: false, describe: 'attach strace for syscall counts' }),
+        async (argv) => {
+          const { serveObserver } = await import('./tracer/observe.js');
+          await serveObserver(argv.pid, { trace: argv.trace });
+        },
+      )
+      .demandCommand(1, 'name a command: run, list, models, server, client, clean')
       .strict()
       .fail((msg, error) => {
         if (error) throw error;

@@ -45,7 +45,7 @@ describe('iolab run starvation', () => {
   let exit: { code: number | null; stderr: string };
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'iolab-e2e-'));
-    exit = await iolab(['run', 'starvation', '--duration', '1', '--out', out]);
+    exit = await iolab(['run', 'starvation', '--runtime', 'local', '--duration', '1', '--out', out]);
     results = await readResults(join(out, 'starvation'));
   }, 120_000);
 
@@ -90,7 +90,7 @@ describe('Ctrl-C during a lab', () => {
   it('stops every process, writes what was measured marked incomplete, and exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-sigint-'));
     let sent = false;
-    const exit = await iolab(['run', 'models', '--duration', '2', '--out', out], (stderr, kill) => {
+    const exit = await iolab(['run', 'models', '--runtime', 'local', '--duration', '2', '--out', out], (stderr, kill) => {
       // Interrupt in the middle of the second run, once the first one is recorded.
       if (!sent && /\[1\/\d+\] models: blocking measure #1 .*round trips/.test(stderr)) {
         sent = true;

@@ -83,7 +83,7 @@ describe('lab files', () => {
     const dir = await mkdtemp(join(tmpdir(), 'iolab-lab-'));
     const file = join(dir, 'demo.yaml');
     await writeFile(file, GOOD.replace('connections: 2', 'connections: 0'));
-    const outcome = await run(process.execPath, ['bin/iolab.js', 'run', file, '--out', join(dir, 'out')]).then(
+    const outcome = await run(process.execPath, ['bin/iolab.js', 'run', file, '--runtime', 'local', '--out', join(dir, 'out')]).then(
       () => ({ code: 0, stderr: '' }),
       (error) => ({ code: error.code as number, stderr: error.stderr as string }),
     );

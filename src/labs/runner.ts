@@ -9,10 +9,11 @@
 // noisy moment of the machine does not fall on one model only; then one traced run per model.
 // A failing run is recorded with its error and the lab goes on; an abort (Ctrl-C) stops it. Either
 // way the results hold every run measured so far, marked incomplete.
-import { hostname, cpus, release } from 'node:os';
+import { hostname, cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { RESULTS_SCHEMA_VERSION, type ClientRecord, type Results, type RunRecord } from '../report/results.js';
-import type { Measurement, RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
+import type { RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
+import type { Observer } from '../tracer/observe.js';
 import type { LoadedLab } from './load.js';
 import { variantsOf, type Lab, type Variant } from './schema.js';
 
@@ -25,6 +26,8 @@ export interface RunOptions {
   durationSeconds?: number;
   /** overrides the connections of every echo client. */
   connections?: number;
+  /** runs each of the lab's clients as this many client processes (containers); default 1. */
+  clients?: number;
   signal?: AbortSignal;
   onProgress?: (progress: RunProgress) => void;
 }
@@ -75,7 +78,13 @@ function plan(lab: Lab): Step[] {
   return steps;
 }
 
-async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, connections: number | undefined): Promise<RunRecord> {
+interface Overrides {
+  connections?: number;
+  /** client processes (containers) per client of the lab. */
+  clients: number;
+}
+
+async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides): Promise<RunRecord> {
   const record: RunRecord = {
     model: step.variant.model,
     variant: step.variant.label,
@@ -94,26 +103,30 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     error: null,
   };
   let server: RunningServer | null = null;
-  let tracer: Measurement<RunRecord['syscalls'] & object> | null = null;
-  let probe: Measurement<NonNullable<RunRecord['proc']>> | null = null;
+  let observer: Observer | null = null;
   const clients: RunningClient[] = [];
-  const clientSpecs = lab.clients.map((client, index) => ({
-    name: client.name ?? `${client.mode}-${index + 1}`,
-    mode: client.mode,
-    connections:
+  const clientSpecs = lab.clients.flatMap((client, index) => {
+    const name = client.name ?? `${client.mode}-${index + 1}`;
+    const connections =
       lab.sweep?.client === client.name && step.sweepValue !== null
         ? step.sweepValue
-        : client.mode === 'echo' && connections !== undefined
-          ? connections
-          : client.connections,
-    messageSize: client.messageSize,
-  }));
+        : client.mode === 'echo' && overrides.connections !== undefined
+          ? overrides.connections
+          : client.connections;
+    // --clients N: N client processes (containers) for each of the lab's clients, in order.
+    return Array.from({ length: overrides.clients }, (_, copy) => ({
+      name: overrides.clients > 1 ? `${name}-${copy + 1}` : name,
+      mode: client.mode,
+      connections,
+      messageSize: client.messageSize,
+    }));
+  });
   try {
     server = await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
     record.serverPid = server.pid;
-    record.limits = await server.limits();
-    record.baseline = await (await server.startProbe()).stop();
-    if (step.phase === 'trace') tracer = await server.startTracer();
+    observer = await server.observe({ trace: step.phase === 'trace' });
+    record.limits = observer.limits;
+    record.baseline = observer.baseline;
     for (const spec of clientSpecs) {
       // Hold clients outlast the others: an idle crowd that left early would free the server.
       const clientSeconds = spec.mode === 'hold' ? durationSeconds + HOLD_MARGIN_SECONDS : durationSeconds;
@@ -121,15 +134,15 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
       clients.push(client);
       await client.ready;
     }
-    probe = await server.startProbe();
+    await observer.startWindow();
     await Promise.all(clients.map((client) => client.start()));
     // The window ends with the clients that measure; hold clients only keep the server busy.
     const measuring = clients.filter((_, i) => clientSpecs[i].mode !== 'hold');
     await Promise.allSettled((measuring.length ? measuring : clients).map((client) => client.result));
-    record.proc = await probe.stop();
-    probe = null;
-    if (tracer) record.syscalls = await tracer.stop();
-    tracer = null;
+    const observed = await observer.stop();
+    observer = null;
+    record.proc = observed.proc;
+    record.syscalls = observed.syscalls;
     const outcomes = await Promise.allSettled(clients.map((client) => client.result));
     record.clients = clientSpecs.map((spec, i): ClientRecord => {
       const outcome = outcomes[i];
@@ -147,8 +160,14 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
       record.clients = clientSpecs.map((spec) => ({ ...spec, result: null, error: 'not run: the run failed before this client finished' }));
     }
   } finally {
-    if (probe) record.proc = await probe.stop().catch(() => null);
-    if (tracer) record.syscalls = await tracer.stop().catch(() => null);
+    if (observer) {
+      // What was observed up to the failure is kept; an observer that cannot even stop is killed.
+      const observed = await observer.stop().catch(() => null);
+      if (observed) {
+        record.proc = observed.proc;
+        record.syscalls = observed.syscalls;
+      } else observer.kill();
+    }
     await Promise.all(clients.map((client) => client.stop()));
     if (server) {
       record.serverLog = server.log().slice(0, SERVER_LOG_LINES);
@@ -172,6 +191,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   let incompleteReason: string | null = null;
   const steps = plan(lab);
   const tracerName = lab.trace ? await runtime.tracer() : null;
+  const facts = await runtime.facts();
   if (lab.trace && !tracerName) incompleteReason = `no tracer available on the ${runtime.name} runtime (strace missing): syscall counts were not taken`;
 
   for (const [index, step] of steps.entries()) {
@@ -189,7 +209,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       repetition: step.repetition,
     };
     options.onProgress?.(progress);
-    const record = await runOnce(lab, step, runtime, durationSeconds, options.connections);
+    const record = await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 });
     runs.push(record);
     options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: echoRate(record) } });
     if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
@@ -217,10 +237,12 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       runtime: runtime.name,
       iolabVersion: IOLAB_VERSION,
       node: process.version,
-      kernel: release(),
+      kernel: facts.kernel,
       hostname: hostname(),
       cpus: cpus().length,
       tracer: tracerName,
+      container: facts.container,
+      clientReplicas: options.clients ?? 1,
     },
     startedAt,
     finishedAt: new Date().toISOString(),

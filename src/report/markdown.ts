@@ -63,6 +63,8 @@ function environmentSection(results: Results): string {
     ['CPUs', String(env.cpus)],
     ['host', env.hostname],
     ['tracer', env.tracer ?? 'none (no syscall counts)'],
+    ...(env.container ? [['image', `${env.container.image} (${env.container.imageId.slice(0, 19)})`], ['engine', env.container.engine]] : []),
+    ...(env.clientReplicas > 1 ? [['client processes', `${env.clientReplicas} per client of the lab`]] : []),
     ['iolab', env.iolabVersion],
     ['started', results.startedAt],
     ['finished', results.finishedAt],

@@ -159,6 +159,10 @@ export const ResultsSchema = z.object({
     hostname: z.string(),
     cpus: z.number().int(),
     tracer: z.string().nullable(),
+    /** the Docker runtime's image and engine; null on the local runtime. */
+    container: z.object({ image: z.string(), imageId: z.string(), engine: z.string() }).nullable(),
+    /** client processes (containers) per client of the lab (--clients). */
+    clientReplicas: z.number().int().positive(),
   }),
   startedAt: z.string(),
   finishedAt: z.string(),

@@ -4,17 +4,18 @@
 // server's pid; the probe reads /proc/PID. The embedded default where no Docker engine answers.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
 import { ClientResultSchema, type ClientResult } from '../report/results.js';
 import { parseReadyLine } from '../servers/listen.js';
-import { ProcProbe, readLimits } from '../tracer/proc.js';
-import { startStrace } from '../tracer/strace.js';
+import { observeProcess, type Observer } from '../tracer/observe.js';
+import { ProcProbe } from '../tracer/proc.js';
+import { startStrace, type StraceSession } from '../tracer/strace.js';
 import { LineProcess } from './process.js';
-import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type ServerSpec } from './runtime.js';
+import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
 
 const CLI = fileURLToPath(new URL('../../bin/iolab.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
@@ -41,11 +42,21 @@ export function serverOptionArguments(options: ServerSpec['options'] = {}): stri
   return args;
 }
 
+/** A local server also offers its parts separately, for tests that need only one of them. */
+export interface LocalServer extends RunningServer {
+  startProbe(): Promise<ProcProbe>;
+  startTracer(): Promise<StraceSession>;
+}
+
 export class LocalRuntime implements Runtime {
   readonly name = 'local';
   private readonly processes = new Set<LineProcess>();
   private readonly cleanups = new Set<() => Promise<void>>();
   private workDir: string | null = null;
+
+  async facts(): Promise<RuntimeFacts> {
+    return { kernel: release(), container: null };
+  }
 
   async tracer(): Promise<string | null> {
     try {
@@ -67,7 +78,7 @@ export class LocalRuntime implements Runtime {
     return this.workDir;
   }
 
-  async startServer(spec: ServerSpec): Promise<RunningServer> {
+  async startServer(spec: ServerSpec): Promise<LocalServer> {
     const serverArgs = [CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0', ...serverOptionArguments(spec.options)];
     let command = process.execPath;
     let args = serverArgs;
@@ -88,29 +99,27 @@ export class LocalRuntime implements Runtime {
     }
     const pid = ready.pid;
     const scratch = await this.scratch();
-    let tracerKill: (() => void) | null = null;
+    const observers = new Set<Observer>();
+    const killObservers = async () => {
+      for (const observer of observers) observer.kill();
+    };
+    this.cleanups.add(killObservers);
     return {
       model: spec.model,
       pid,
       target: `127.0.0.1:${ready.port}`,
       log: () => [...server.stderr],
       alive: () => server.running,
-      limits: () => readLimits(pid),
-      startProbe: async () => ProcProbe.start(pid),
-      startTracer: async () => {
-        const session = await startStrace(pid, { outputFile: join(scratch, `strace-${pid}-${Date.now()}.txt`) });
-        const cleanup = async () => session.kill();
-        tracerKill = () => void cleanup();
-        this.cleanups.add(cleanup);
-        return {
-          stop: async () => {
-            this.cleanups.delete(cleanup);
-            return session.stop();
-          },
-        };
+      observe: async (options) => {
+        const observer = await observeProcess(pid, options);
+        observers.add(observer);
+        return { ...observer, stop: () => observer.stop().finally(() => observers.delete(observer)) };
       },
+      startProbe: () => ProcProbe.start(pid),
+      startTracer: () => startStrace(pid, { outputFile: join(scratch, `strace-${pid}-${Date.now()}.txt`) }),
       stop: async () => {
-        tracerKill?.();
+        this.cleanups.delete(killObservers);
+        await killObservers();
         await server.stop();
       },
     };

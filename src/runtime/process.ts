@@ -1,65 +1,47 @@
-// A child process whose output is read line by line, with a way to wait for a given line. The
-// local runtime runs servers, clients and tracers as these.
+// Output read line by line, with a way to wait for a given line: a child process of the local
+// runtime (LineProcess) or a container of the Docker runtime (see docker.ts). Both keep the last
+// lines of stdout and stderr and report how the source ended.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { LabRunError } from '../errors.js';
 
 const KEPT_LINES = 200;
 
-export class LineProcess {
-  readonly child: ChildProcess;
+export abstract class LineSource {
   readonly stdout: string[] = [];
   readonly stderr: string[] = [];
-  /** resolves with the exit code (or the signal's name) once the process is gone. */
-  readonly exited: Promise<number | string>;
-  private exitStatus: number | string | null = null;
+  protected exitStatus: number | string | null = null;
   private readonly waiters = new Set<() => void>();
 
   constructor(
-    /** how errors name this process, e.g. "server model=epoll". */
+    /** how errors name this source, e.g. "server model=epoll". */
     readonly description: string,
-    command: string,
-    args: string[],
-  ) {
-    this.child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => {
-      this.child.on('error', (error) => {
-        this.stderr.push(`cannot start ${command}: ${error.message}`);
-        this.exitStatus = 'not started';
-        this.notify();
-        resolve(this.exitStatus);
-      });
-      this.child.on('close', (code, signal) => {
-        this.exitStatus = code ?? signal ?? 'unknown';
-        this.notify();
-        resolve(this.exitStatus);
-      });
-    });
-    for (const [stream, lines] of [
-      [this.child.stdout!, this.stdout],
-      [this.child.stderr!, this.stderr],
-    ] as const) {
-      createInterface({ input: stream }).on('line', (line) => {
-        lines.push(line);
-        if (lines.length > KEPT_LINES) lines.splice(0, lines.length - KEPT_LINES);
-        this.notify();
-      });
-    }
-  }
-
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
+  ) {}
 
   get running(): boolean {
     return this.exitStatus === null;
+  }
+
+  protected readLines(stream: Readable, into: 'stdout' | 'stderr'): void {
+    const lines = this[into];
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      if (lines.length > KEPT_LINES) lines.splice(0, lines.length - KEPT_LINES);
+      this.notify();
+    });
+  }
+
+  protected ended(status: number | string): void {
+    this.exitStatus ??= status;
+    this.notify();
   }
 
   private notify(): void {
     for (const wake of this.waiters) wake();
   }
 
-  /** Waits until a line of `stream` matches, the process exits, or the time is up. */
+  /** Waits until a line of `stream` matches, the source ends, or the time is up. */
   waitForLine(stream: 'stdout' | 'stderr', match: (line: string) => boolean, expected: string, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
       const lines = this[stream];
@@ -93,6 +75,34 @@ export class LineProcess {
   tail(count = 5): string {
     const last = this.stderr.slice(-count);
     return last.length ? `; its stderr ends: ${last.join(' | ')}` : '';
+  }
+}
+
+export class LineProcess extends LineSource {
+  readonly child: ChildProcess;
+  /** resolves with the exit code (or the signal's name) once the process is gone. */
+  readonly exited: Promise<number | string>;
+
+  constructor(description: string, command: string, args: string[]) {
+    super(description);
+    this.child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => {
+      this.child.on('error', (error) => {
+        this.stderr.push(`cannot start ${command}: ${error.message}`);
+        this.ended('not started');
+        resolve('not started');
+      });
+      this.child.on('close', (code, signal) => {
+        this.ended(code ?? signal ?? 'unknown');
+        resolve(this.exitStatus!);
+      });
+    });
+    this.readLines(this.child.stdout!, 'stdout');
+    this.readLines(this.child.stderr!, 'stderr');
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   /** SIGTERM, then SIGKILL if it is still there after `graceMs`. Resolves once it is gone. */

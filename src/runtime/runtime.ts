@@ -1,8 +1,9 @@
-// What a runtime does for a lab: start a server and wait for its ready line, attach the tracer
-// and the /proc probe, start clients and collect their results, tear everything down. It never
+// What a runtime does for a lab: start a server and wait for its ready line, observe it (limits,
+// /proc probe, strace), start clients and collect their results, tear everything down. It never
 // analyses anything; the lab runner and the report do. local.ts runs processes on this machine;
 // a Docker runtime sits beside it behind the same interface.
-import type { ClientResult, Limits, ProcWindow, SyscallCount } from '../report/results.js';
+import type { ClientResult } from '../report/results.js';
+import type { ObserveOptions, Observer } from '../tracer/observe.js';
 import type { ServeOptions } from '../servers/model.js';
 
 export interface ServerSpec {
@@ -13,13 +14,9 @@ export interface ServerSpec {
   nofile: number | null;
 }
 
-export interface Measurement<T> {
-  stop(): Promise<T>;
-}
-
 export interface RunningServer {
   readonly model: string;
-  /** the server's pid as the runtime sees it (the tracer and the probe attach to it). */
+  /** the server's pid as the runtime sees it. */
   readonly pid: number;
   /** host:port at which the runtime's clients reach the server. */
   readonly target: string;
@@ -27,10 +24,9 @@ export interface RunningServer {
   log(): string[];
   /** false once the server process has exited. */
   alive(): boolean;
-  limits(): Promise<Limits>;
-  startProbe(): Promise<Measurement<ProcWindow>>;
-  startTracer(): Promise<Measurement<SyscallCount[]>>;
-  /** stops the server (and its tracer, if still attached). Idempotent. */
+  /** reads its limits and idle baseline and, when tracing, attaches strace (see tracer/observe.ts). */
+  observe(options: ObserveOptions): Promise<Observer>;
+  /** stops the server (and whatever observes it). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -60,8 +56,15 @@ export interface RunningClient {
   stop(): Promise<void>;
 }
 
+/** Where a lab ran, for results.json: the kernel the servers ran on and, in Docker, the image. */
+export interface RuntimeFacts {
+  kernel: string;
+  container: { image: string; imageId: string; engine: string } | null;
+}
+
 export interface Runtime {
   readonly name: string;
+  facts(): Promise<RuntimeFacts>;
   /** the tracer it attaches ("strace 6.1"), or null when it cannot trace. */
   tracer(): Promise<string | null>;
   startServer(spec: ServerSpec): Promise<RunningServer>;

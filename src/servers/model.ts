@@ -38,6 +38,8 @@ export interface ServerModel {
    * pool has threads), 'all' (every connection, up to its fd limit).
    */
   concurrency: 'one' | 'threads' | 'all';
+  /** The model calls io_uring_setup/io_uring_enter, which newer Docker seccomp profiles block. */
+  needsIoUring?: boolean;
   /**
    * Optional start-up work that must be done before the ready line (pool: start its threads), so
    * that a tracer attached after the ready line counts serving, not start-up.

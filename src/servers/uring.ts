@@ -73,6 +73,7 @@ export const uring: ServerModel = {
   name: 'uring',
   summary: 'io_uring, completion-based: the kernel accepts, receives into our buffer and sends, then posts a completion',
   concurrency: 'all',
+  needsIoUring: true,
   fingerprint: {
     required: [['io_uring_enter']],
     forbidden: ['recvfrom', 'sendto', 'accept4', 'epoll_wait', 'epoll_pwait', 'select', 'pselect6', 'poll', 'ppoll'],

@@ -1,0 +1,96 @@
+// Everything a lab observes of one server process, in one place: its limits and its idle
+// baseline when observing starts, then (optionally) strace attached, then the /proc window while
+// the clients measure. The local runtime runs this in the controller; the Docker runtime runs it
+// in a sidecar container that shares the server's PID namespace (`iolab observe --pid 1`).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Limits, ProcWindow, SyscallCount } from '../report/results.js';
+import { ProcProbe, readLimits } from './proc.js';
+import { startStrace, type StraceSession } from './strace.js';
+
+export interface ObserveOptions {
+  /** attach strace for the syscall counts (slows the server: only for traced runs). */
+  trace: boolean;
+}
+
+export interface Observed {
+  proc: ProcWindow;
+  /** null when not traced. */
+  syscalls: SyscallCount[] | null;
+}
+
+export interface Observer {
+  readonly limits: Limits;
+  /** the server before any client: threads, fds and RSS to subtract from the window's peaks. */
+  readonly baseline: ProcWindow;
+  /** the measured window begins (every client is connected and starts now). */
+  startWindow(): Promise<void>;
+  /** ends the window and the tracing. */
+  stop(): Promise<Observed>;
+  /** teardown after a failure; idempotent. */
+  kill(): void;
+}
+
+export async function observeProcess(pid: number, options: ObserveOptions): Promise<Observer> {
+  const limits = await readLimits(pid);
+  const baseline = await (await ProcProbe.start(pid)).stop();
+  let scratch: string | null = null;
+  let strace: StraceSession | null = null;
+  if (options.trace) {
+    scratch = await mkdtemp(join(tmpdir(), 'iolab-strace-'));
+    strace = await startStrace(pid, { outputFile: join(scratch, 'summary.txt') });
+  }
+  let probe: ProcProbe | null = null;
+  const removeScratch = () => (scratch ? rm(scratch, { recursive: true, force: true }) : Promise.resolve());
+  return {
+    limits,
+    baseline,
+    async startWindow() {
+      probe = await ProcProbe.start(pid);
+    },
+    async stop() {
+      try {
+        // A window that never started (a client failed first) still reports the server as it is.
+        const proc = await (probe ?? (await ProcProbe.start(pid))).stop();
+        const syscalls = strace ? await strace.stop() : null;
+        return { proc, syscalls };
+      } finally {
+        await removeScratch();
+      }
+    },
+    kill() {
+      strace?.kill();
+      void probe?.stop().catch(() => {});
+      void removeScratch();
+    },
+  };
+}
+
+/** Signals that drive `iolab observe` in a sidecar: the window starts, then everything stops. */
+export const OBSERVER_SIGNALS = { startWindow: 'SIGUSR2', stop: 'SIGTERM' } as const;
+
+/**
+ * `iolab observe --pid N [--trace]`, the sidecar's side: one JSON line on stdout once observing
+ * (and tracing) has begun ({limits, baseline}), one when the window starts ({window: "started"})
+ * on SIGUSR2, and one with what was observed ({proc, syscalls}) on SIGTERM; then it exits.
+ */
+export async function serveObserver(pid: number, options: ObserveOptions): Promise<void> {
+  const say = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
+  const observer = await observeProcess(pid, options);
+  const keepAlive = setInterval(() => {}, 60_000);
+  let stopping: Promise<void> | null = null;
+  process.on(OBSERVER_SIGNALS.startWindow, () => {
+    void observer.startWindow().then(() => say({ window: 'started' }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    process.on(OBSERVER_SIGNALS.stop, () => {
+      stopping ??= observer.stop().then((observed) => {
+        say(observed);
+        clearInterval(keepAlive);
+        resolve();
+      }, reject);
+    });
+    say({ limits: observer.limits, baseline: observer.baseline });
+  });
+}

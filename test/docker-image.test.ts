@@ -1,0 +1,302 @@
+// The lab image on a real Docker engine: ensureImage builds it once and reuses it, what is inside
+// (iolab with its twelve models, Node 18, strace, python3 with gevent), an echo server in a
+// container answering from the host, the controller in a container reusing its own image, and
+// compose.yaml as docker-compose reads it. No engine, no pass: these tests fail without one
+// (.ci/run installs and starts it).
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntimeUnavailableError } from '../src/errors.js';
+import { models } from '../src/servers/index.js';
+import {
+  CONTEXT_ROOT,
+  dockerfileBaseImage,
+  dockerfileCopySources,
+  engineAvailable,
+  ensureImage,
+  readBuildContext,
+  type EnsuredImage,
+} from '../src/runtime/docker-image.js';
+import { connect, echo, expectedEcho, lowercaseBytes, Receiver } from './helpers.js';
+
+const run = promisify(execFile);
+const docker = new Docker();
+const BUILD_TIMEOUT = 10 * 60_000;
+const TEST_LABEL = { 'org.iolab.test': 'docker-image' };
+
+/** A container of `image` running `command` to its end: exit code and demultiplexed output. */
+async function runInImage(image: string, command: string[], options: Partial<Docker.ContainerCreateOptions> = {}) {
+  const container = await docker.createContainer({ Image: image, Cmd: command, Labels: TEST_LABEL, ...options });
+  try {
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    const raw = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    // Without a TTY the engine frames each chunk: [stream, 0, 0, 0, size (4 bytes, big-endian)].
+    const out = { stdout: '', stderr: '' };
+    for (let at = 0; at + 8 <= raw.length; ) {
+      const size = raw.readUInt32BE(at + 4);
+      const text = raw.subarray(at + 8, at + 8 + size).toString();
+      if (raw[at] === 2) out.stderr += text;
+      else out.stdout += text;
+      at += 8 + size;
+    }
+    return { exitCode: StatusCode, ...out };
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+async function imageExists(name: string): Promise<boolean> {
+  return docker
+    .getImage(name)
+    .inspect()
+    .then(() => true)
+    .catch(() => false);
+}
+
+let image: EnsuredImage;
+let firstBuildLines: string[] = [];
+
+beforeAll(async () => {
+  const engine = await engineAvailable(docker, 5000);
+  if (!engine.ok) {
+    throw new Error(`these tests need a Docker engine and none answers: ${engine.reason}. Run .ci/run, or install docker.io and start dockerd.`);
+  }
+  // rebuild: the first call always builds (from the engine's layer cache when it has one).
+  image = await ensureImage(docker, { rebuild: true, onProgress: (line) => firstBuildLines.push(line) });
+}, BUILD_TIMEOUT);
+
+describe('the image tag follows the sources the Dockerfile copies', () => {
+  it('hashes what docker/Dockerfile copies from the context, and nothing else', async () => {
+    const context = await readBuildContext();
+    expect(context.baseImage).toBe('debian:bookworm-slim');
+    expect(context.tag).toMatch(/^iolab:0\.\d+\.\d+-[0-9a-f]{12}$/);
+    expect(context.files).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'bin/iolab.js', 'labs/models.yaml', 'src/cli.ts', 'docker/Dockerfile']));
+    expect(context.files.filter((file) => /^(test|node_modules|dist|reports|\.git)\//.test(file))).toEqual([]);
+  });
+
+  it('changes when a copied source changes, not when another file does', async () => {
+    const copy = await mkdtemp(join(tmpdir(), 'iolab-context-'));
+    try {
+      for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin', 'labs', 'src', 'docker']) {
+        await cp(join(CONTEXT_ROOT, entry), join(copy, entry), { recursive: true });
+      }
+      const before = await readBuildContext(copy);
+      await writeFile(join(copy, 'README.md'), 'not copied into the image\n');
+      expect((await readBuildContext(copy)).tag).toBe(before.tag);
+      await writeFile(join(copy, 'src', 'servers', 'epoll.ts'), '// a student edited the epoll server\n', { flag: 'a' });
+      expect((await readBuildContext(copy)).tag).not.toBe(before.tag);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('reads COPY sources and the base image as docker build does', () => {
+    const dockerfile = [
+      'ARG BASE_IMAGE=debian:bookworm-slim',
+      'FROM ${BASE_IMAGE} AS build',
+      'COPY --chown=0:0 package.json \\',
+      '     package-lock.json ./',
+      '# COPY ignored/ ./',
+      'COPY --from=build /opt/dist ./dist',
+      'COPY ["src", "./src"]',
+      'FROM ${BASE_IMAGE}',
+    ].join('\n');
+    expect(dockerfileCopySources(dockerfile)).toEqual(['package.json', 'package-lock.json', 'src']);
+    expect(dockerfileBaseImage(dockerfile)).toBe('debian:bookworm-slim');
+    expect(() => dockerfileCopySources('FROM x\nCOPY src/*.ts ./\n')).toThrow(RuntimeUnavailableError);
+  });
+});
+
+describe('ensureImage', () => {
+  it('builds the image, streaming the build output', () => {
+    expect(image.built).toBe(true);
+    expect(image.id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(firstBuildLines.some((line) => /^Step 1\/\d+ : ARG BASE_IMAGE=debian:bookworm-slim/.test(line))).toBe(true);
+    expect(firstBuildLines.some((line) => /Successfully built/.test(line))).toBe(true);
+  });
+
+  it('reuses it when the sources have not changed', async () => {
+    const lines: string[] = [];
+    const again = await ensureImage(docker, { onProgress: (line) => lines.push(line) });
+    expect(again).toEqual({ tag: image.tag, id: image.id, built: false });
+    expect(lines).toEqual([]);
+  });
+
+  it('labels it with the version and the context hash', async () => {
+    const context = await readBuildContext();
+    const labels = (await docker.getImage(image.tag).inspect()).Config.Labels;
+    expect(labels).toMatchObject({ 'org.iolab.version': context.version, 'org.iolab.context-hash': context.hash });
+  });
+
+  it('names the failing step and its last lines of output when the build fails', async () => {
+    const context = await mkdtemp(join(tmpdir(), 'iolab-broken-'));
+    try {
+      await cp(join(CONTEXT_ROOT, 'package.json'), join(context, 'package.json'));
+      await mkdir(join(context, 'docker'));
+      await writeFile(join(context, 'docker', 'Dockerfile'), 'FROM debian:bookworm-slim\nRUN echo checking the toolchain && echo no compiler here >&2 && exit 3\n');
+      const error = await ensureImage(docker, { contextRoot: context, tag: 'iolab-test/broken:1' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RuntimeUnavailableError);
+      const message = (error as Error).message;
+      expect(message).toMatch(/failed at Step 2\/\d+ : RUN echo checking the toolchain/);
+      expect(message).toContain('returned a non-zero code: 3');
+      expect(message).toContain('no compiler here');
+      expect(message).not.toContain('\x1b[');
+      expect(await imageExists('iolab-test/broken:1')).toBe(false);
+    } finally {
+      await rm(context, { recursive: true, force: true });
+    }
+  });
+
+  it('says how to get the base image when it is missing and cannot be pulled', async () => {
+    const context = await mkdtemp(join(tmpdir(), 'iolab-nobase-'));
+    try {
+      await cp(join(CONTEXT_ROOT, 'package.json'), join(context, 'package.json'));
+      await mkdir(join(context, 'docker'));
+      await writeFile(join(context, 'docker', 'Dockerfile'), 'ARG BASE_IMAGE=iolab-test/no-such-base:1\nFROM ${BASE_IMAGE}\nRUN true\n');
+      const error = await ensureImage(docker, { contextRoot: context }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RuntimeUnavailableError);
+      const message = (error as Error).message;
+      expect(message).toMatch(/failed at Step 2\/\d+ : FROM \$\{BASE_IMAGE\}/);
+      expect(message).toContain('The base image iolab-test/no-such-base:1 is not in the engine');
+      expect(message).toContain('BASE_IMAGE=iolab-test/no-such-base:1 docker/bootstrap-base.sh');
+      expect(message).toContain('docker pull iolab-test/no-such-base:1');
+    } finally {
+      await rm(context, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe('engineAvailable', () => {
+  it('gives the engine version when one answers', async () => {
+    const status = await engineAvailable(docker);
+    expect(status.ok).toBe(true);
+    if (status.ok) expect(status.version).toMatch(/^\d+\.\d+/);
+  });
+
+  it('says why when nothing listens on the socket, or nothing answers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'iolab-socket-'));
+    const silent = createServer(() => {}); // accepts, never answers
+    try {
+      const absent = await engineAvailable(new Docker({ socketPath: join(dir, 'absent.sock') }));
+      expect(absent).toEqual({ ok: false, reason: expect.stringContaining(`${join(dir, 'absent.sock')} does not exist`) });
+      await new Promise<void>((resolve) => silent.listen(join(dir, 'silent.sock'), resolve));
+      const mute = await engineAvailable(new Docker({ socketPath: join(dir, 'silent.sock') }), 300);
+      expect(mute).toEqual({ ok: false, reason: expect.stringContaining('did not answer within 300 ms') });
+    } finally {
+      silent.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('inside the lab image', () => {
+  it('iolab lists the twelve IO models', async () => {
+    const { exitCode, stdout, stderr } = await runInImage(image.tag, ['iolab', 'models']);
+    expect(exitCode, stderr).toBe(0);
+    const listed = stdout.split('\n').filter((line) => /^\S/.test(line)).map((line) => line.split(/\s+/)[0]);
+    expect(listed).toEqual(models.map((model) => model.name));
+    expect(listed).toHaveLength(12);
+  });
+
+  it("has Debian's Node 18, strace, python3 with gevent, ps, ip and prlimit", async () => {
+    const script = 'node --version; strace -V | head -1; python3 -c "import gevent; print(\'gevent\', gevent.__version__)"; command -v ps ip prlimit';
+    const { exitCode, stdout, stderr } = await runInImage(image.tag, ['sh', '-c', script]);
+    expect(exitCode, stderr).toBe(0);
+    expect(stdout).toMatch(/^v18\./);
+    expect(stdout).toMatch(/strace -- version \d/);
+    expect(stdout).toMatch(/gevent \d/);
+    expect(stdout).toMatch(/\/ps\n.*\/ip\n.*\/prlimit\n/);
+  });
+
+  it('a controller in a container of the image reuses that image rather than building one', async () => {
+    // As compose's lab service does: the image it runs is the build of the files it holds. The
+    // default tag is taken away for the test, so only that path can find the image.
+    const ownTag = `iolab-test/own-image:${process.pid}`;
+    const [repo, tag] = image.tag.split(':') as [string, string];
+    await docker.getImage(image.id).tag({ repo: 'iolab-test/own-image', tag: String(process.pid) });
+    try {
+      await docker.getImage(image.tag).remove();
+      const script =
+        "const { default: Docker } = await import('dockerode');" +
+        "const { ensureImage } = await import('/opt/iolab/dist/runtime/docker-image.js');" +
+        'console.log(JSON.stringify(await ensureImage(new Docker())));';
+      const { exitCode, stdout, stderr } = await runInImage(ownTag, ['node', '--input-type=module', '-e', script], {
+        WorkingDir: '/opt/iolab',
+        HostConfig: { Binds: ['/var/run/docker.sock:/var/run/docker.sock'] },
+      });
+      expect(exitCode, stderr).toBe(0);
+      expect(JSON.parse(stdout)).toEqual({ tag: image.tag, id: image.id, built: false });
+      expect(await imageExists(image.tag)).toBe(true);
+    } finally {
+      if (!(await imageExists(image.tag))) await docker.getImage(image.id).tag({ repo, tag });
+      await docker.getImage(ownTag).remove();
+    }
+  }, 120_000);
+});
+
+describe('an echo server in a container (testcontainers)', () => {
+  // The reaper (Ryuk) image cannot be pulled here; the test stops its container itself.
+  process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+  let container: import('testcontainers').StartedTestContainer;
+
+  beforeAll(async () => {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    container = await new GenericContainer(image.tag)
+      .withCommand(['iolab', 'server', '--model', 'epoll', '--host', '0.0.0.0', '--port', '7000'])
+      .withExposedPorts(7000)
+      .withLabels(TEST_LABEL)
+      .withWaitStrategy(Wait.forLogMessage(/listening on/))
+      .withStartupTimeout(60_000)
+      .start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await container?.stop();
+  });
+
+  it('answers the echo protocol from the host through the mapped port', async () => {
+    const socket = await connect(container.getMappedPort(7000));
+    try {
+      const receiver = new Receiver(socket);
+      const message = lowercaseBytes(4096);
+      expect((await echo(socket, receiver, message)).equals(expectedEcho(message))).toBe(true);
+      const everyByte = Buffer.from(Array.from({ length: 256 }, (_, byte) => byte));
+      expect((await echo(socket, receiver, everyByte)).equals(expectedEcho(everyByte))).toBe(true);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
+
+describe('compose.yaml', () => {
+  async function compose(args: string[], env: NodeJS.ProcessEnv = {}) {
+    const options = { cwd: CONTEXT_ROOT, env: { ...process.env, ...env } };
+    const standalone = await run('docker-compose', ['version', '--short']).then(() => true, () => false);
+    if (standalone) return run('docker-compose', args, options);
+    const plugin = await run('docker', ['compose', 'version']).then(() => true, () => false);
+    if (plugin) return run('docker', ['compose', ...args], options);
+    throw new Error('neither docker-compose nor the docker compose plugin is installed (.ci/run installs docker-compose)');
+  }
+
+  it('is accepted by docker-compose config, with the lab and shell services on one image', async () => {
+    const { stdout } = await compose(['config']);
+    expect(stdout).toMatch(/^services:\n/m);
+    expect(stdout).toMatch(/^ {2}lab:\n/m);
+    expect(stdout).toMatch(/^ {2}shell:\n/m);
+    expect(stdout.match(/image: iolab:compose/g)).toHaveLength(2);
+    expect(stdout).toContain('dockerfile: docker/Dockerfile');
+    expect(stdout).toContain('/var/run/docker.sock:/var/run/docker.sock');
+  });
+
+  it('passes IOLAB_LABS and IOLAB_DURATION from the shell to the lab command', async () => {
+    const { stdout } = await compose(['config'], { IOLAB_LABS: 'starvation models', IOLAB_DURATION: '1' });
+    expect(stdout).toMatch(/IOLAB_LABS: starvation models/);
+    expect(stdout).toMatch(/IOLAB_DURATION: '1'/);
+  });
+});
