@@ -5,12 +5,13 @@
 // (.ci/run installs and starts it).
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RuntimeUnavailableError } from '../src/errors.js';
 import { models } from '../src/servers/index.js';
 import {
@@ -60,16 +61,29 @@ async function imageExists(name: string): Promise<boolean> {
 }
 
 let image: EnsuredImage;
-let firstBuildLines: string[] = [];
+const firstBuildLines: string[] = [];
+/** Why there is no image to test: every test fails with it (a failed beforeAll would only skip them). */
+let setupError: Error | null = null;
 
 beforeAll(async () => {
   const engine = await engineAvailable(docker, 5000);
   if (!engine.ok) {
-    throw new Error(`these tests need a Docker engine and none answers: ${engine.reason}. Run .ci/run, or install docker.io and start dockerd.`);
+    setupError = new Error(`these tests need a Docker engine and none answers: ${engine.reason}. Run .ci/run, or install docker.io and start dockerd.`);
+    return;
   }
   // rebuild: the first call always builds (from the engine's layer cache when it has one).
-  image = await ensureImage(docker, { rebuild: true, onProgress: (line) => firstBuildLines.push(line) });
+  image = await ensureImage(docker, { rebuild: true, onProgress: (line) => firstBuildLines.push(line) }).catch((error: Error) => {
+    setupError = error;
+    return image;
+  });
 }, BUILD_TIMEOUT);
+
+/** In a describe whose tests need the engine and the image. */
+function needsTheImage(): void {
+  beforeEach(() => {
+    if (setupError) throw setupError;
+  });
+}
 
 describe('the image tag follows the sources the Dockerfile copies', () => {
   it('hashes what docker/Dockerfile copies from the context, and nothing else', async () => {
@@ -114,6 +128,8 @@ describe('the image tag follows the sources the Dockerfile copies', () => {
 });
 
 describe('ensureImage', () => {
+  needsTheImage();
+
   it('builds the image, streaming the build output', () => {
     expect(image.built).toBe(true);
     expect(image.id).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -173,6 +189,8 @@ describe('ensureImage', () => {
 });
 
 describe('engineAvailable', () => {
+  needsTheImage();
+
   it('gives the engine version when one answers', async () => {
     const status = await engineAvailable(docker);
     expect(status.ok).toBe(true);
@@ -196,6 +214,8 @@ describe('engineAvailable', () => {
 });
 
 describe('inside the lab image', () => {
+  needsTheImage();
+
   it('iolab lists the twelve IO models', async () => {
     const { exitCode, stdout, stderr } = await runInImage(image.tag, ['iolab', 'models']);
     expect(exitCode, stderr).toBe(0);
@@ -205,7 +225,7 @@ describe('inside the lab image', () => {
   });
 
   it("has Debian's Node 18, strace, python3 with gevent, ps, ip and prlimit", async () => {
-    const script = 'node --version; strace -V | head -1; python3 -c "import gevent; print(\'gevent\', gevent.__version__)"; command -v ps ip prlimit';
+    const script = 'node --version; strace -V | head -1; python3 -c "import gevent; print(\'gevent\', gevent.__version__)"; for tool in ps ip prlimit; do command -v $tool; done';
     const { exitCode, stdout, stderr } = await runInImage(image.tag, ['sh', '-c', script]);
     expect(exitCode, stderr).toBe(0);
     expect(stdout).toMatch(/^v18\./);
@@ -240,16 +260,26 @@ describe('inside the lab image', () => {
   }, 120_000);
 });
 
-describe('an echo server in a container (testcontainers)', () => {
+// uring runs with the runtime's seccomp profile, as the Docker runtime starts it: Docker 20.10's
+// default profile allows io_uring, newer releases' do not.
+const seccompForUring = `seccomp=${readFileSync(join(CONTEXT_ROOT, 'docker', 'seccomp-io-uring.json'), 'utf8')}`;
+
+describe.each([
+  { model: 'epoll', securityOptions: [] as string[] },
+  { model: 'uring', securityOptions: [seccompForUring] },
+])('an $model echo server in a container (testcontainers)', ({ model, securityOptions }) => {
+  needsTheImage();
   // The reaper (Ryuk) image cannot be pulled here; the test stops its container itself.
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
-  let container: import('testcontainers').StartedTestContainer;
+  let container: import('testcontainers').StartedTestContainer | undefined;
 
   beforeAll(async () => {
+    if (setupError) return;
     const { GenericContainer, Wait } = await import('testcontainers');
     container = await new GenericContainer(image.tag)
-      .withCommand(['iolab', 'server', '--model', 'epoll', '--host', '0.0.0.0', '--port', '7000'])
+      .withCommand(['iolab', 'server', '--model', model, '--host', '0.0.0.0', '--port', '7000'])
       .withExposedPorts(7000)
+      .withSecurityOpt(...securityOptions)
       .withLabels(TEST_LABEL)
       .withWaitStrategy(Wait.forLogMessage(/listening on/))
       .withStartupTimeout(60_000)
@@ -261,7 +291,7 @@ describe('an echo server in a container (testcontainers)', () => {
   });
 
   it('answers the echo protocol from the host through the mapped port', async () => {
-    const socket = await connect(container.getMappedPort(7000));
+    const socket = await connect(container!.getMappedPort(7000));
     try {
       const receiver = new Receiver(socket);
       const message = lowercaseBytes(4096);

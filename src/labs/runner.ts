@@ -127,12 +127,21 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     observer = await server.observe({ trace: step.phase === 'trace' });
     record.limits = observer.limits;
     record.baseline = observer.baseline;
-    for (const spec of clientSpecs) {
-      // Hold clients outlast the others: an idle crowd that left early would free the server.
-      const clientSeconds = spec.mode === 'hold' ? durationSeconds + HOLD_MARGIN_SECONDS : durationSeconds;
-      const client = await runtime.startClient({ ...spec, durationSeconds: clientSeconds, target: server.target });
-      clients.push(client);
-      await client.ready;
+    // The lab's clients in order; the copies of one client (--clients N) side by side.
+    for (let first = 0; first < clientSpecs.length; first += overrides.clients) {
+      const copies = clientSpecs.slice(first, first + overrides.clients);
+      const outcomes = await Promise.allSettled(
+        copies.map((spec) => {
+          // Hold clients outlast the others: an idle crowd that left early would free the server.
+          const clientSeconds = spec.mode === 'hold' ? durationSeconds + HOLD_MARGIN_SECONDS : durationSeconds;
+          return runtime.startClient({ ...spec, durationSeconds: clientSeconds, target: server!.target });
+        }),
+      );
+      const started = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+      clients.push(...started); // stopped in `finally` even if a sibling failed to start
+      const failedToStart = outcomes.find((outcome) => outcome.status === 'rejected');
+      if (failedToStart) throw failedToStart.reason;
+      await Promise.all(started.map((client) => client.ready));
     }
     await observer.startWindow();
     await Promise.all(clients.map((client) => client.start()));
