@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import { DEFAULT_SERVE_OPTIONS, models } from '../src/servers/index.js';
-import { connect, echo, expectedEcho, lowercaseBytes, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
+import { connect, echo, expectedEcho, lowercaseBytes, openConnections, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
 
 /** Models whose single thread serves one client until it leaves. */
 const ONE_AT_A_TIME = new Set(models.filter((m) => m.concurrency === 'one').map((m) => m.name));
@@ -134,14 +134,7 @@ describe('select and FD_SETSIZE', () => {
   afterAll(() => server.close());
 
   it('refuses a connection whose fd would be >= 1024, logs why, and keeps serving the others', async () => {
-    const sockets: Socket[] = [];
-    const receivers: Receiver[] = [];
-    for (let i = 0; i < 1100; i++) {
-      const socket = await connect(server.port);
-      socket.on('error', () => {});
-      sockets.push(socket);
-      receivers.push(new Receiver(socket));
-    }
+    const { sockets, receivers } = await openConnections(server.port, 1100);
     // The server accepts in order; ask the first and the last connection something.
     const first = await echo(sockets[0], receivers[0], Buffer.from('first'));
     expect(first.toString()).toBe('FIRST');

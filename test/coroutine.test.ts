@@ -5,28 +5,12 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import type { SyscallCount } from '../src/report/results.js';
-import { LocalRuntime } from '../src/runtime/local.js';
 import type { ServeOptions } from '../src/servers/model.js';
-import { connect, echo, Receiver, startTestServer, type TestServer } from './helpers.js';
+import { connect, echo, Receiver, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';
 
 const threadCount = (pid: number) => readdirSync(`/proc/${pid}/task`).length;
 const calls = (syscalls: SyscallCount[], ...names: string[]) =>
   names.reduce((sum, name) => sum + (syscalls.find((s) => s.syscall === name)?.calls ?? 0), 0);
-
-async function traceUnderLoad(options: Partial<ServeOptions>, connections: number) {
-  const runtime = new LocalRuntime();
-  try {
-    const server = await runtime.startServer({ model: 'coroutine', nofile: null, options });
-    const tracer = await server.startTracer();
-    const client = await runtime.startClient({ name: 'load', mode: 'echo', connections, messageSize: 64, durationSeconds: 1, target: server.target });
-    await client.ready;
-    await client.start();
-    const result = await client.result;
-    return { syscalls: await tracer.stop(), roundTrips: result.roundTrips };
-  } finally {
-    await runtime.close();
-  }
-}
 
 let server: TestServer | null = null;
 let sockets: Socket[] = [];
@@ -56,7 +40,7 @@ describe('strace counts of the coroutine server under load', () => {
   const CONNECTIONS = 16;
 
   it('waits in epoll_wait, registers each connection once, and makes no hidden blocking call', async () => {
-    const { syscalls, roundTrips } = await traceUnderLoad({}, CONNECTIONS);
+    const { syscalls, roundTrips } = await traceUnderLoad('coroutine', { connections: CONNECTIONS });
     expect(roundTrips).toBeGreaterThan(0);
     expect(calls(syscalls, 'epoll_wait', 'epoll_pwait')).toBeGreaterThan(0);
     expect(calls(syscalls, 'recvfrom')).toBeGreaterThanOrEqual(roundTrips);
@@ -68,7 +52,7 @@ describe('strace counts of the coroutine server under load', () => {
   });
 
   it('shows the hidden blocking call as clock_nanosleep with --blocking-call-ms', async () => {
-    const { syscalls, roundTrips } = await traceUnderLoad({ blockingCallMs: 200 }, 4);
+    const { syscalls, roundTrips } = await traceUnderLoad('coroutine', { options: { blockingCallMs: 200 }, connections: 4 });
     expect(roundTrips).toBeGreaterThan(0);
     expect(calls(syscalls, 'nanosleep', 'clock_nanosleep')).toBeGreaterThan(0);
   });

@@ -4,7 +4,7 @@
 // compose.yaml as docker-compose reads it. No engine, no pass: these tests fail without one
 // (.ci/run installs and starts it).
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -306,7 +306,7 @@ describe.each([
 
 describe('compose.yaml', () => {
   async function compose(args: string[], env: NodeJS.ProcessEnv = {}) {
-    const options = { cwd: CONTEXT_ROOT, env: { ...process.env, ...env } };
+    const options = { cwd: CONTEXT_ROOT, env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 };
     const standalone = await run('docker-compose', ['version', '--short']).then(() => true, () => false);
     if (standalone) return run('docker-compose', args, options);
     const plugin = await run('docker', ['compose', 'version']).then(() => true, () => false);
@@ -323,6 +323,20 @@ describe('compose.yaml', () => {
     expect(stdout).toContain('dockerfile: docker/Dockerfile');
     expect(stdout).toContain('/var/run/docker.sock:/var/run/docker.sock');
   });
+
+  it('`docker-compose up lab` runs the labs in containers and writes the reports on the host', async () => {
+    const reports = await mkdtemp(join(tmpdir(), 'iolab-compose-'));
+    const env = { IOLAB_LABS: 'busy-poll', IOLAB_DURATION: '0.5', IOLAB_REPORTS: reports };
+    try {
+      await compose(['up', '--build', '--exit-code-from', 'lab', 'lab'], env);
+      const results = JSON.parse(await readFile(join(reports, 'busy-poll', 'results.json'), 'utf8'));
+      expect(results.complete).toBe(true);
+      expect(results.environment.runtime).toBe('docker');
+      expect(await readFile(join(reports, 'busy-poll', 'report.md'), 'utf8')).toContain('## Claim');
+    } finally {
+      await compose(['down', '--remove-orphans'], env).catch(() => {});
+    }
+  }, 900_000);
 
   it('passes IOLAB_LABS and IOLAB_DURATION from the shell to the lab command', async () => {
     const { stdout } = await compose(['config'], { IOLAB_LABS: 'starvation models', IOLAB_DURATION: '1' });

@@ -2,22 +2,7 @@
 // waiting call and not the others'.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyscallCount } from '../src/report/results.js';
-import { LocalRuntime } from '../src/runtime/local.js';
-
-async function traceUnderLoad(model: string): Promise<{ syscalls: SyscallCount[]; roundTrips: number }> {
-  const runtime = new LocalRuntime();
-  try {
-    const server = await runtime.startServer({ model, nofile: null });
-    const tracer = await server.startTracer();
-    const client = await runtime.startClient({ name: 'load', mode: 'echo', connections: 4, messageSize: 64, durationSeconds: 1, target: server.target });
-    await client.ready;
-    await client.start();
-    const result = await client.result;
-    return { syscalls: await tracer.stop(), roundTrips: result.roundTrips };
-  } finally {
-    await runtime.close();
-  }
-}
+import { traceUnderLoad } from './helpers.js';
 
 const calls = (syscalls: SyscallCount[], name: string) => syscalls.find((s) => s.syscall === name)?.calls ?? 0;
 

@@ -2,6 +2,7 @@
 // them (the tests check the servers, so their own client need not be fast).
 import { connect as netConnect, type Socket } from 'node:net';
 import { LocalRuntime } from '../src/runtime/local.js';
+import type { SyscallCount } from '../src/report/results.js';
 import type { RunningServer, ServerSpec } from '../src/runtime/runtime.js';
 
 export interface TestServer {
@@ -85,4 +86,39 @@ export function lowercaseBytes(n: number, seed = 1): Buffer {
     out[i] = 0x61 + (x % 26);
   }
   return out;
+}
+
+/**
+ * A server of `model` under echo load from the real client for 1 s, with strace attached before
+ * the clients connect (so each connection's set-up is counted too): what strace counted.
+ */
+export async function traceUnderLoad(
+  model: string,
+  { connections = 4, options = {} }: { connections?: number; options?: ServerSpec['options'] } = {},
+): Promise<{ syscalls: SyscallCount[]; roundTrips: number; unanswered: number }> {
+  const runtime = new LocalRuntime();
+  try {
+    const server = await runtime.startServer({ model, nofile: null, options });
+    const tracer = await server.startTracer();
+    const client = await runtime.startClient({ name: 'load', mode: 'echo', connections, messageSize: 64, durationSeconds: 1, target: server.target });
+    await client.ready;
+    await client.start();
+    const result = await client.result;
+    return { syscalls: await tracer.stop(), roundTrips: result.roundTrips, unanswered: result.unanswered };
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** Opens `count` connections one after the other (in accept order), each with its Receiver. */
+export async function openConnections(port: number, count: number): Promise<{ sockets: Socket[]; receivers: Receiver[] }> {
+  const sockets: Socket[] = [];
+  const receivers: Receiver[] = [];
+  for (let i = 0; i < count; i++) {
+    const socket = await connect(port);
+    socket.on('error', () => {});
+    sockets.push(socket);
+    receivers.push(new Receiver(socket));
+  }
+  return { sockets, receivers };
 }

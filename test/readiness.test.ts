@@ -6,32 +6,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyscallCount } from '../src/report/results.js';
-import { LocalRuntime } from '../src/runtime/local.js';
 import { RECEIVE_BUFFER_SIZE } from '../src/servers/echo.js';
 import { findModel } from '../src/servers/index.js';
-import { connect, echo, expectedEcho, lowercaseBytes, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
+import { connect, echo, expectedEcho, lowercaseBytes, openConnections, Receiver, sleep, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';
 
 const CONNECTIONS = 8;
 
 interface Traced {
   syscalls: SyscallCount[];
   roundTrips: number;
-}
-
-/** strace attached before the clients connect, so each connection's set-up is counted too. */
-async function traceUnderLoad(model: string): Promise<Traced> {
-  const runtime = new LocalRuntime();
-  try {
-    const server = await runtime.startServer({ model, nofile: null });
-    const tracer = await server.startTracer();
-    const client = await runtime.startClient({ name: 'load', mode: 'echo', connections: CONNECTIONS, messageSize: 64, durationSeconds: 1, target: server.target });
-    await client.ready;
-    await client.start();
-    const result = await client.result;
-    return { syscalls: await tracer.stop(), roundTrips: result.roundTrips };
-  } finally {
-    await runtime.close();
-  }
 }
 
 const calls = (traced: Traced, name: string) => traced.syscalls.find((s) => s.syscall === name)?.calls ?? 0;
@@ -47,7 +30,7 @@ function expectFingerprint(model: string, traced: Traced): void {
 describe('poll under load, traced', () => {
   let traced: Traced;
   beforeAll(async () => {
-    traced = await traceUnderLoad('poll');
+    traced = await traceUnderLoad('poll', { connections: CONNECTIONS });
   });
 
   it('waits in poll (or ppoll) and copies with recvfrom and sendto', () => {
@@ -66,7 +49,7 @@ describe('poll under load, traced', () => {
 describe('edge-triggered epoll under load, traced', () => {
   let traced: Traced;
   beforeAll(async () => {
-    traced = await traceUnderLoad('epoll-et');
+    traced = await traceUnderLoad('epoll-et', { connections: CONNECTIONS });
   });
 
   it('waits in epoll_wait and never calls select or poll', () => {
@@ -92,7 +75,7 @@ describe('edge-triggered epoll under load, traced', () => {
 describe("Node's event loop (eventloop) under load, traced", () => {
   let traced: Traced;
   beforeAll(async () => {
-    traced = await traceUnderLoad('eventloop');
+    traced = await traceUnderLoad('eventloop', { connections: CONNECTIONS });
   });
 
   it('waits in epoll_pwait and copies with read and write, not recvfrom and sendto', () => {
@@ -235,14 +218,7 @@ describe('poll past FD_SETSIZE', () => {
   afterAll(() => server.close());
 
   it('serves a connection on an fd above 1024, where select must refuse it', async () => {
-    const sockets: Socket[] = [];
-    const receivers: Receiver[] = [];
-    for (let i = 0; i < 1100; i++) {
-      const socket = await connect(server.port);
-      socket.on('error', () => {});
-      sockets.push(socket);
-      receivers.push(new Receiver(socket));
-    }
+    const { sockets, receivers } = await openConnections(server.port, 1100);
     const last = sockets.length - 1;
     expect((await echo(sockets[last], receivers[last], Buffer.from('last'))).toString()).toBe('LAST');
     expect((await echo(sockets[0], receivers[0], Buffer.from('first'))).toString()).toBe('FIRST');

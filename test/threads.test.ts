@@ -7,10 +7,8 @@ import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkFingerprint } from '../src/report/derive.js';
 import type { SyscallCount } from '../src/report/results.js';
-import { LocalRuntime } from '../src/runtime/local.js';
 import { findModel } from '../src/servers/index.js';
-import type { ServeOptions } from '../src/servers/model.js';
-import { connect, echo, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
+import { connect, echo, Receiver, sleep, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';
 
 const threadsOf = (pid: number) => readdirSync(`/proc/${pid}/task`).length;
 const calls = (syscalls: SyscallCount[], name: string) => syscalls.find((s) => s.syscall === name)?.calls ?? 0;
@@ -27,21 +25,6 @@ async function connectMany(port: number, count: number): Promise<{ sockets: Sock
   const sockets: Socket[] = [];
   for (let i = 0; i < count; i++) sockets.push(await connect(port));
   return { sockets, receivers: sockets.map((socket) => new Receiver(socket)) };
-}
-
-async function traceUnderLoad(model: string, options: Partial<ServeOptions>, connections: number) {
-  const runtime = new LocalRuntime();
-  try {
-    const server = await runtime.startServer({ model, nofile: null, options });
-    const tracer = await server.startTracer();
-    const client = await runtime.startClient({ name: 'load', mode: 'echo', connections, messageSize: 64, durationSeconds: 1, target: server.target });
-    await client.ready;
-    await client.start();
-    const result = await client.result;
-    return { syscalls: await tracer.stop(), roundTrips: result.roundTrips, unanswered: result.unanswered };
-  } finally {
-    await runtime.close();
-  }
 }
 
 describe('threaded: a thread per connection', () => {
@@ -70,7 +53,7 @@ describe('strace counts of the threaded server under load', () => {
   const CONNECTIONS = 4;
   let traced: Awaited<ReturnType<typeof traceUnderLoad>>;
   beforeAll(async () => {
-    traced = await traceUnderLoad('threaded', {}, CONNECTIONS);
+    traced = await traceUnderLoad('threaded', { connections: CONNECTIONS });
   });
 
   it('clones a thread for each connection and serves with recvfrom/sendto', () => {
@@ -127,7 +110,7 @@ describe('strace counts of the pool server under load', () => {
   const CONNECTIONS = 4;
   let traced: Awaited<ReturnType<typeof traceUnderLoad>>;
   beforeAll(async () => {
-    traced = await traceUnderLoad('pool', { threads: 4 }, CONNECTIONS);
+    traced = await traceUnderLoad('pool', { options: { threads: 4 }, connections: CONNECTIONS });
   });
 
   it('serves with recvfrom/sendto and hands connections over through futex', () => {

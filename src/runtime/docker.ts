@@ -14,13 +14,12 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { LabRunError } from '../errors.js';
-import { ClientResultSchema, type ClientResult } from '../report/results.js';
 import { findModel } from '../servers/index.js';
 import { parseReadyLine } from '../servers/listen.js';
 import { OBSERVER_SIGNALS, type Observed, type Observer } from '../tracer/observe.js';
 import { ensureImage } from './docker-image.js';
 import { serverOptionArguments } from './local.js';
-import { LineSource } from './process.js';
+import { LineSource, readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
 
 /** The label every container and network of a run carries; its value is the run id. */
@@ -232,16 +231,7 @@ export class DockerRuntime implements Runtime {
     });
     await container.start();
     const output = new ContainerOutput(description, container, this.docker);
-    const ready = output.waitForLine('stderr', (l) => l.startsWith('ready '), "its ready line ('ready connections=N')", CLIENT_GRACE_MS).then(() => undefined);
-    const result = (async (): Promise<ClientResult> => {
-      const line = await output.waitForLine('stdout', (l) => l.startsWith('{'), 'its JSON result', spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
-      const parsed = ClientResultSchema.safeParse(JSON.parse(line));
-      if (!parsed.success) throw new LabRunError(`${description} printed a result that does not fit the schema: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
-      await output.exited;
-      return parsed.data;
-    })();
-    ready.catch(() => {});
-    result.catch(() => {});
+    const { ready, result } = readClientOutput(output, output.exited, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
     return {
       name: spec.name,
       ready,

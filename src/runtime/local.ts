@@ -8,13 +8,12 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { LabRunError, RuntimeUnavailableError } from '../errors.js';
-import { ClientResultSchema, type ClientResult } from '../report/results.js';
+import { RuntimeUnavailableError } from '../errors.js';
 import { parseReadyLine } from '../servers/listen.js';
 import { observeProcess, type Observer } from '../tracer/observe.js';
 import { ProcProbe } from '../tracer/proc.js';
 import { startStrace, type StraceSession } from '../tracer/strace.js';
-import { LineProcess } from './process.js';
+import { LineProcess, readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
 
 const CLI = fileURLToPath(new URL('../../bin/iolab.js', import.meta.url));
@@ -133,18 +132,7 @@ export class LocalRuntime implements Runtime {
     ];
     const description = `client ${spec.name} (${spec.mode}, ${spec.connections} connections)`;
     const client = this.track(new LineProcess(description, process.execPath, args));
-    const timeoutMs = spec.durationSeconds * 1000 + CLIENT_GRACE_MS;
-    const ready = client.waitForLine('stderr', (l) => l.startsWith('ready '), "its ready line ('ready connections=N')", CLIENT_GRACE_MS).then(() => undefined);
-    const result = (async (): Promise<ClientResult> => {
-      const line = await client.waitForLine('stdout', (l) => l.startsWith('{'), 'its JSON result', timeoutMs);
-      const parsed = ClientResultSchema.safeParse(JSON.parse(line));
-      if (!parsed.success) throw new LabRunError(`${description} printed a result that does not fit the schema: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
-      await client.exited;
-      return parsed.data;
-    })();
-    // Callers may await only one of the two; the other must not become an unhandled rejection.
-    ready.catch(() => {});
-    result.catch(() => {});
+    const { ready, result } = readClientOutput(client, client.exited, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
     const start = async () => {
       client.child.kill(CLIENT_START_SIGNAL);
     };

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { LabRunError } from '../errors.js';
+import { ClientResultSchema, type ClientResult } from '../report/results.js';
 
 const KEPT_LINES = 200;
 
@@ -113,4 +114,31 @@ export class LineProcess extends LineSource {
     await this.exited;
     clearTimeout(killer);
   }
+}
+
+/**
+ * The `iolab client` protocol, read from a client's output wherever it runs: `ready ...` on stderr
+ * once its connections are up, then one JSON result on stdout when its window is over.
+ */
+export function readClientOutput(
+  source: LineSource,
+  exited: Promise<unknown>,
+  readyTimeoutMs: number,
+  resultTimeoutMs: number,
+): { ready: Promise<void>; result: Promise<ClientResult> } {
+  const ready = source.waitForLine('stderr', (l) => l.startsWith('ready '), "its ready line ('ready connections=N')", readyTimeoutMs).then(() => undefined);
+  const result = (async (): Promise<ClientResult> => {
+    const line = await source.waitForLine('stdout', (l) => l.startsWith('{'), 'its JSON result', resultTimeoutMs);
+    const parsed = ClientResultSchema.safeParse(JSON.parse(line));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new LabRunError(`${source.description} printed a result that does not fit the schema: ${issue.path.join('.')}: ${issue.message}`);
+    }
+    await exited;
+    return parsed.data;
+  })();
+  // Callers may await only one of the two; the other must not become an unhandled rejection.
+  ready.catch(() => {});
+  result.catch(() => {});
+  return { ready, result };
 }
