@@ -8,7 +8,7 @@
 // /opt/iolab, so the controller there computes the same tag; and when that tag is not yet in the
 // engine it reuses the image it runs in, which holds those very files (see docker/README.md).
 import { createHash } from 'node:crypto';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
@@ -176,6 +176,24 @@ function splitTag(tag: string): { repo: string; tag: string } {
   return colon > tag.lastIndexOf('/') ? { repo: tag.slice(0, colon), tag: tag.slice(colon + 1) } : { repo: tag, tag: 'latest' };
 }
 
+/** Where Debian keeps the CA certificates an administrator added (a TLS-intercepting proxy's). */
+const LOCAL_CERTIFICATES = '/usr/local/share/ca-certificates';
+
+/**
+ * The build stages run `npm ci`: what this machine trusts, they must trust too, or a proxy that
+ * re-signs HTTPS fails the build. Copies the machine's locally added CAs into
+ * docker/ca-certificates/ (gitignored; see docker/README.md), as .ci/run does.
+ */
+async function trustLocalCertificates(root: string): Promise<void> {
+  const names = await readdir(LOCAL_CERTIFICATES).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.endsWith('.crt'))) {
+    const target = join(root, 'docker', 'ca-certificates', name);
+    const wanted = await readFile(join(LOCAL_CERTIFICATES, name));
+    const present = await readFile(target).catch(() => null);
+    if (!present?.equals(wanted)) await writeFile(target, wanted).catch(() => {});
+  }
+}
+
 /** One event of the engine's build stream (classic builder). */
 interface BuildEvent {
   stream?: string;
@@ -191,6 +209,7 @@ interface BuildEvent {
  * lines of output (and, when the base image is missing, how to get it).
  */
 export async function ensureImage(docker: Docker, options: EnsureImageOptions = {}): Promise<EnsuredImage> {
+  await trustLocalCertificates(options.contextRoot ?? CONTEXT_ROOT);
   const context = await readBuildContext(options.contextRoot);
   const tag = options.tag ?? context.tag;
   if (!options.rebuild) {
