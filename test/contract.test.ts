@@ -2,14 +2,11 @@
 // large messages, many clients, peers that reset. Models that serve one client at a time are
 // held to exactly that.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Socket } from 'node:net';
 import { DEFAULT_SERVE_OPTIONS, models } from '../src/servers/index.js';
 import { connect, echo, expectedEcho, lowercaseBytes, openConnections, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
 
-/** Models whose single thread serves one client until it leaves. */
-const ONE_AT_A_TIME = new Set(models.filter((m) => m.concurrency === 'one').map((m) => m.name));
-
 describe.each(models.map((model) => [model.name]))('model %s', (name) => {
+  const concurrency = models.find((m) => m.name === name)!.concurrency;
   let server: TestServer;
   beforeAll(async () => {
     server = await startTestServer(name);
@@ -64,7 +61,6 @@ describe.each(models.map((model) => [model.name]))('model %s', (name) => {
     const probe = await connect(server.port);
     const receiver = new Receiver(probe);
     const reply = echo(probe, receiver, Buffer.from('anyone there?'));
-    const concurrency = models.find((m) => m.name === name)!.concurrency;
     if (concurrency !== 'all') {
       // Every thread (or the only one) is waiting on an idle client: the probe waits too.
       await sleep(300);
@@ -76,39 +72,18 @@ describe.each(models.map((model) => [model.name]))('model %s', (name) => {
   });
 
   const CLIENTS = 50;
-  if (ONE_AT_A_TIME.has(name)) {
-    it(`serves ${CLIENTS} concurrent clients one at a time, each as soon as the previous one leaves`, async () => {
-      const sockets: Socket[] = [];
-      const receivers: Receiver[] = [];
-      for (let i = 0; i < CLIENTS; i++) {
-        sockets.push(await connect(server.port));
-        receivers.push(new Receiver(sockets[i]));
-      }
+  if (concurrency !== 'all') {
+    // One thread serves one client; a pool of K threads serves K.
+    const atOnce = concurrency === 'one' ? 1 : DEFAULT_SERVE_OPTIONS.threads;
+    it(`serves ${CLIENTS} concurrent clients ${atOnce} at a time, the next one as soon as one leaves`, async () => {
+      const { sockets, receivers } = await openConnections(server.port, CLIENTS);
       const replies = sockets.map((socket, i) => echo(socket, receivers[i], Buffer.from(`client ${i}`)));
       for (let i = 0; i < CLIENTS; i++) {
-        // Client i is answered while it holds the server, and nobody after it is.
-        expect((await replies[i]).toString()).toBe(`CLIENT ${i}`);
+        // Queued first come, first served: once clients 0..i-1 have left, clients i..i+atOnce-1
+        // hold the server and are answered, and nobody after them is.
+        for (let j = i; j < Math.min(i + atOnce, CLIENTS); j++) expect((await replies[j]).toString()).toBe(`CLIENT ${j}`);
         await sleep(i === 0 ? 200 : 5);
-        expect(receivers.slice(i + 1).every((r) => r.received === 0)).toBe(true);
-        sockets[i].end();
-      }
-    });
-  } else if (models.find((m) => m.name === name)!.concurrency === 'threads') {
-    const THREADS = DEFAULT_SERVE_OPTIONS.threads;
-    it(`serves ${CLIENTS} concurrent clients ${THREADS} at a time, the next one as soon as one leaves`, async () => {
-      const sockets: Socket[] = [];
-      const receivers: Receiver[] = [];
-      for (let i = 0; i < CLIENTS; i++) {
-        sockets.push(await connect(server.port));
-        receivers.push(new Receiver(sockets[i]));
-      }
-      const replies = sockets.map((socket, i) => echo(socket, receivers[i], Buffer.from(`client ${i}`)));
-      for (let i = 0; i < CLIENTS; i++) {
-        // Queued first come, first served: once clients 0..i-1 have left, clients i..i+THREADS-1
-        // hold the threads and are answered, and nobody after them is.
-        for (let j = i; j < Math.min(i + THREADS, CLIENTS); j++) expect((await replies[j]).toString()).toBe(`CLIENT ${j}`);
-        await sleep(i === 0 ? 200 : 5);
-        expect(receivers.slice(i + THREADS).every((r) => r.received === 0)).toBe(true);
+        expect(receivers.slice(i + atOnce).every((r) => r.received === 0)).toBe(true);
         sockets[i].end();
       }
     });
