@@ -4,7 +4,7 @@ import { clearLine, cursorTo } from 'node:readline';
 import { join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ErrnoError, ExitCode, LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from './errors.js';
+import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, RuntimeUnavailableError, UsageError } from './errors.js';
 import type { LoadedLab } from './labs/load.js';
 import type { RunProgress } from './labs/runner.js';
 import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
@@ -16,11 +16,12 @@ function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return ExitCode.usage;
   if (error instanceof LabFileError) return ExitCode.labFile;
   if (error instanceof RuntimeUnavailableError) return ExitCode.runtimeUnavailable;
+  if (error instanceof NotGradableError) return ExitCode.notGradable;
   return ExitCode.failure;
 }
 
 function fail(error: unknown, verbose: boolean): never {
-  const known = [UsageError, LabFileError, RuntimeUnavailableError, LabRunError, ErrnoError].some((type) => error instanceof type);
+  const known = [UsageError, LabFileError, RuntimeUnavailableError, LabRunError, ErrnoError, NotGradableError].some((type) => error instanceof type);
   process.stderr.write(`iolab: ${error instanceof Error ? error.message : String(error)}\n`);
   if (verbose || !known) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   process.exit(exitCodeOf(error));
@@ -234,18 +235,65 @@ async function main(): Promise<void> {
         process.stdout.write(`removed ${removed.containers} container(s) and ${removed.networks} network(s)\n`);
       })
       .command(
-        'observe',
-        false, // the Docker runtime's sidecar; see src/tracer/observe.ts
+        'grade [submission]',
+        'grade a student\'s server (or a class with --batch) by what it does in the kernel',
         (y) =>
           y
-            .option('pid', { type: 'number', demandOption: true, describe: 'the process to observe' })
-            .option('trace', { type: 'boolean', default: false, describe: 'attach strace for syscall counts' }),
+            .positional('submission', { type: 'string', describe: 'a directory with server.py, server.ts, server.js, a Dockerfile or iolab.yaml' })
+            .option('exercise', { type: 'string', demandOption: true, describe: 'the exercise (see `iolab exercises`)' })
+            .option('format', { choices: ['markdown', 'gradescope', 'junit', 'json'] as const, default: 'markdown' as const, describe: 'the output: feedback, Gradescope results.json, JUnit XML, or the grade as JSON' })
+            .option('out', { type: 'string', describe: 'write the output (and grade.json) into this directory instead of stdout; --batch: default grades/' })
+            .option('batch', { type: 'string', describe: 'grade every subdirectory of DIR (one per student): a gradebook CSV and feedback per student' })
+            .option('jobs', { type: 'number', default: 2, describe: '--batch: submissions graded at the same time', coerce: positiveNumber('jobs') })
+            .option('checks', { type: 'string', describe: 'only these checks of the rubric, comma-separated' })
+            .option('runtime', { choices: ['docker', 'local'] as const, default: 'docker' as const, describe: 'docker: sandboxed containers; local: unisolated processes, for developing only' }),
         async (argv) => {
-          const { serveObserver } = await import('./tracer/observe.js');
-          await serveObserver(argv.pid, { trace: argv.trace });
+          const { gradeCommand } = await import('./grade/command.js');
+          process.exitCode = await gradeCommand({ ...argv, jobs: Math.floor(argv.jobs!), verbose });
         },
       )
-      .demandCommand(1, 'name a command: run, list, models, server, client, clean')
+      .command('exercises', 'list the exercises that `iolab grade` grades', {}, async () => {
+        const { loadAllExercises } = await import('./grade/rubric.js');
+        const exercises = await loadAllExercises();
+        const width = Math.max(...exercises.map((e) => e.id.length));
+        for (const e of exercises) {
+          process.stdout.write(`${e.id.padEnd(width)}  ${e.rubric.title} (model ${e.rubric.model}; ${e.rubric.checks.map((c) => c.check).join(', ')})\n`);
+        }
+      })
+      .command(
+        'observe',
+        false, // the Docker runtime's sidecar; see src/tracer/observe.ts and src/tracer/listeners.ts
+        (y) =>
+          y
+            .option('pid', { type: 'number', describe: 'the process to observe' })
+            .option('trace', { type: 'boolean', default: false, describe: 'attach strace for syscall counts' })
+            .option('listening', { type: 'number', describe: 'instead: wait until a process here listens on this port, print where, and exit' })
+            .option('timeout-ms', { type: 'number', default: 20_000, describe: 'with --listening: how long to wait' })
+            .check((argv) => argv.pid !== undefined || argv.listening !== undefined || 'name --pid or --listening'),
+        async (argv) => {
+          if (argv.listening !== undefined) {
+            const { serveListenerWait } = await import('./tracer/listeners.js');
+            await serveListenerWait(argv.listening, argv.timeoutMs);
+            return;
+          }
+          const { serveObserver } = await import('./tracer/observe.js');
+          await serveObserver(argv.pid!, { trace: argv.trace });
+        },
+      )
+      .command(
+        'probe',
+        false, // the grader's client container; see src/grade/probe.ts
+        (y) =>
+          y
+            .option('target', { type: 'string', demandOption: true, describe: 'HOST:PORT of the server' })
+            .option('request', { type: 'string', demandOption: true, describe: 'the probe, as JSON' }),
+        async (argv) => {
+          const { serveProbe } = await import('./grade/probe.js');
+          const at = argv.target.lastIndexOf(':');
+          await serveProbe(argv.request, { host: argv.target.slice(0, at), port: Number(argv.target.slice(at + 1)) });
+        },
+      )
+      .demandCommand(1, 'name a command: run, list, models, server, client, grade, exercises, clean')
       .strict()
       .fail((msg, error) => {
         if (error) throw error;

@@ -70,6 +70,14 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/**
+ * A submission could not be graded for a reason that is not the student's: the engine is down, an
+ * image does not build, the grader itself failed. Never a zero: the grade is "not gradable".
+ */
+export class NotGradableError extends Error {
+  override readonly name = 'NotGradableError';
+}
+
 /** Exit codes of the `iolab` command, documented in README.md. */
 export const ExitCode = {
   ok: 0,
@@ -78,5 +86,6 @@ export const ExitCode = {
   labFile: 3,
   runtimeUnavailable: 4,
   incomplete: 5,
+  notGradable: 6,
   interrupted: 130,
 } as const;

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RuntimeUnavailableError } from '../src/errors.js';
+import { EXERCISES_DIR } from '../src/grade/rubric.js';
 import { models } from '../src/servers/index.js';
 import {
   CONTEXT_ROOT,
@@ -314,12 +315,13 @@ describe('compose.yaml', () => {
     throw new Error('neither docker-compose nor the docker compose plugin is installed (.ci/run installs docker-compose)');
   }
 
-  it('is accepted by docker-compose config, with the lab and shell services on one image', async () => {
+  it('is accepted by docker-compose config, with the lab, grade and shell services on one image', async () => {
     const { stdout } = await compose(['config']);
     expect(stdout).toMatch(/^services:\n/m);
     expect(stdout).toMatch(/^ {2}lab:\n/m);
+    expect(stdout).toMatch(/^ {2}grade:\n/m);
     expect(stdout).toMatch(/^ {2}shell:\n/m);
-    expect(stdout.match(/image: iolab:compose/g)).toHaveLength(2);
+    expect(stdout.match(/image: iolab:compose/g)).toHaveLength(3);
     expect(stdout).toContain('dockerfile: docker/Dockerfile');
     expect(stdout).toContain('/var/run/docker.sock:/var/run/docker.sock');
   });
@@ -337,6 +339,21 @@ describe('compose.yaml', () => {
       await compose(['down', '--remove-orphans'], env).catch(() => {});
     }
   }, 900_000);
+
+  it('`docker-compose run grade --batch` grades the submissions directory into the grades directory', async () => {
+    const submissions = await mkdtemp(join(tmpdir(), 'iolab-compose-submissions-'));
+    const grades = await mkdtemp(join(tmpdir(), 'iolab-compose-grades-'));
+    await cp(join(EXERCISES_DIR, 'epoll-echo', 'reference'), join(submissions, 'bob'), { recursive: true });
+    const env = { IOLAB_SUBMISSIONS: submissions, IOLAB_GRADES: grades };
+    try {
+      await compose(['run', '--rm', 'grade', '--batch', '/work/submissions', '--exercise', 'epoll-echo', '--checks', 'echo,fingerprint', '--out', '/work/grades'], env);
+      const gradebook = await readFile(join(grades, 'gradebook.csv'), 'utf8');
+      expect(gradebook.split('\n')[1]).toMatch(/^bob,graded,35,35,/);
+      expect(await readFile(join(grades, 'bob', 'feedback.md'), 'utf8')).toContain('Graded in a container');
+    } finally {
+      await compose(['down', '--remove-orphans'], env).catch(() => {});
+    }
+  }, 600_000);
 
   it('passes IOLAB_LABS and IOLAB_DURATION from the shell to the lab command', async () => {
     const { stdout } = await compose(['config'], { IOLAB_LABS: 'starvation models', IOLAB_DURATION: '1' });

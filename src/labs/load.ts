@@ -3,10 +3,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMap, LineCounter, parseDocument } from 'yaml';
-import type { ZodIssue } from 'zod';
-import { fieldPath, LabFileError, UsageError } from '../errors.js';
+import { LabFileError, UsageError } from '../errors.js';
 import { type Lab, LabSchema } from './schema.js';
+import { parseYamlFile } from './yaml-file.js';
 
 /** labs/ at the top of the package (this file is src/labs/ or dist/labs/). */
 export const LABS_DIR = fileURLToPath(new URL('../../labs/', import.meta.url));
@@ -16,44 +15,15 @@ export interface LoadedLab {
   file: string;
 }
 
-function describeIssue(issue: ZodIssue, lineOf: (path: (string | number)[]) => number | null): string {
-  const field = fieldPath(issue.path) || '(top level)';
-  const line = lineOf(issue.path);
-  let message = issue.message;
-  if (issue.code === 'invalid_type' && issue.received === 'undefined') message = `missing; expected ${issue.expected}`;
-  else if (issue.code === 'invalid_type') message = `expected ${issue.expected}, got ${issue.received}`;
-  else if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.join(', ')}`;
-  else if (issue.code === 'custom') message = `expected ${issue.message}`;
-  return `${field}: ${message}${line ? ` (line ${line})` : ''}`;
-}
-
 /** Parses and validates the text of a lab file; `file` is used in errors only. */
 export function parseLab(text: string, file: string): Lab {
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (document.errors.length > 0) {
-    throw new LabFileError(
-      file,
-      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]} (line ${lines.linePos(error.pos[0]).line})`),
-    );
-  }
-  if (!isMap(document.contents)) throw new LabFileError(file, ['expected a mapping of lab fields (name, title, claim, models, clients, ...)']);
-
-  const lineOf = (path: (string | number)[]): number | null => {
-    for (let depth = path.length; depth >= 0; depth--) {
-      const node = document.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
-      if (node?.range) return lines.linePos(node.range[0]).line;
-    }
-    return null;
-  };
-  const parsed = LabSchema.safeParse(document.toJS());
-  if (!parsed.success) throw new LabFileError(file, parsed.error.issues.map((issue) => describeIssue(issue, lineOf)));
-
+  const { value: lab, lineOf } = parseYamlFile(text, file, LabSchema, 'lab fields (name, title, claim, models, clients, ...)');
   const expectedName = basename(file).replace(/\.ya?ml$/, '');
-  if (parsed.data.name !== expectedName && file.endsWith('ml')) {
-    throw new LabFileError(file, [`name: "${parsed.data.name}" does not match the file name (expected "${expectedName}")${lineOf(['name']) ? ` (line ${lineOf(['name'])})` : ''}`]);
+  if (lab.name !== expectedName && file.endsWith('ml')) {
+    const line = lineOf(['name']);
+    throw new LabFileError(file, [`name: "${lab.name}" does not match the file name (expected "${expectedName}")${line ? ` (line ${line})` : ''}`]);
   }
-  return parsed.data;
+  return lab;
 }
 
 export async function loadLabFile(file: string): Promise<LoadedLab> {

@@ -203,6 +203,80 @@ interface BuildEvent {
   aux?: { ID?: string };
 }
 
+export interface BuildRequest {
+  /** the directory sent as the build context, and the files of it to send ('/'-separated, relative). */
+  context: string;
+  files: string[];
+  tag: string;
+  /** the Dockerfile, relative to the context. */
+  dockerfile: string;
+  labels?: Record<string, string>;
+  buildArgs?: Record<string, string>;
+  /** the network of RUN steps: 'none' for a build that must not reach out. Default: the engine's. */
+  network?: 'none';
+  onProgress?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export type BuildOutcome =
+  | { ok: true; id: string }
+  | { ok: false; step: string; failure: string; lastLines: string[] };
+
+/** Builds an image with the classic builder and follows its output; a failure says at which step. */
+export async function buildImage(docker: Docker, request: BuildRequest): Promise<BuildOutcome> {
+  const lastLines: string[] = [];
+  let step = 'before the first step';
+  let failure: string | null = null;
+  let builtId: string | null = null;
+  const line = (text: string) => {
+    if (/^Step \d+\/\d+ : /.test(text)) step = text;
+    lastLines.push(text);
+    if (lastLines.length > 15) lastLines.shift();
+    request.onProgress?.(text);
+  };
+  try {
+    const stream = await docker.buildImage(
+      { context: request.context, src: request.files },
+      {
+        t: request.tag,
+        dockerfile: request.dockerfile,
+        rm: true,
+        forcerm: true,
+        ...(request.labels && { labels: request.labels }),
+        ...(request.buildArgs && { buildargs: request.buildArgs }),
+        ...(request.network && { networkmode: request.network }),
+        ...(request.signal && { abortSignal: request.signal }),
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(
+        stream,
+        (error: Error | null) => (error ? reject(error) : resolve()),
+        // followProgress passes {"error": ...} events on as progress, not as an error: check each.
+        (event: BuildEvent) => {
+          // The classic builder wraps a step's stderr in colour codes: drop them.
+          const text = event.stream?.replace(/\x1b\[[0-9;]*m/g, '');
+          if (text) for (const part of text.split('\n')) if (part.trim()) line(part.trimEnd());
+          if (event.status) line(event.status);
+          if (event.aux?.ID) builtId = event.aux.ID;
+          if (event.error || event.errorDetail) {
+            failure = event.errorDetail?.message ?? event.error ?? 'unknown error';
+            line(`ERROR: ${failure}`);
+          }
+        },
+      );
+    });
+  } catch (error) {
+    failure = request.signal?.aborted ? 'the build was interrupted' : (error as Error).message;
+  }
+  if (failure === null) {
+    const id = builtId ?? (await imageId(docker, request.tag));
+    if (id) return { ok: true, id };
+    failure = `the build ended without producing ${request.tag}`;
+  }
+  return { ok: false, step, failure, lastLines };
+}
+
 /**
  * Finds the lab image or builds it from docker/Dockerfile. Build output goes to onProgress line by
  * line; a failed build throws RuntimeUnavailableError naming the step that failed and the last
@@ -227,57 +301,18 @@ export async function ensureImage(docker: Docker, options: EnsureImageOptions = 
 
   const onProgress = options.onProgress ?? (() => {});
   onProgress(`building ${tag} from ${join(options.contextRoot ?? CONTEXT_ROOT, DOCKERFILE)} (${context.files.length} files)`);
-  const lastLines: string[] = [];
-  let step = 'before the first step';
-  let failure: string | null = null;
-  let builtId: string | null = null;
-  const line = (text: string) => {
-    if (/^Step \d+\/\d+ : /.test(text)) step = text;
-    lastLines.push(text);
-    if (lastLines.length > 15) lastLines.shift();
-    onProgress(text);
-  };
-
-  try {
-    const stream = await docker.buildImage(
-      { context: options.contextRoot ?? CONTEXT_ROOT, src: context.files },
-      {
-        t: tag,
-        dockerfile: DOCKERFILE,
-        rm: true,
-        forcerm: true,
-        labels: { [IMAGE_LABELS.version]: context.version, [IMAGE_LABELS.contextHash]: context.hash },
-        ...(options.signal && { abortSignal: options.signal }),
-      },
-    );
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(
-        stream,
-        (error: Error | null) => (error ? reject(error) : resolve()),
-        // followProgress passes {"error": ...} events on as progress, not as an error: check each.
-        (event: BuildEvent) => {
-          // The classic builder wraps a step's stderr in colour codes: drop them.
-          const text = event.stream?.replace(/\x1b\[[0-9;]*m/g, '');
-          if (text) for (const part of text.split('\n')) if (part.trim()) line(part.trimEnd());
-          if (event.status) line(event.status);
-          if (event.aux?.ID) builtId = event.aux.ID;
-          if (event.error || event.errorDetail) {
-            failure = event.errorDetail?.message ?? event.error ?? 'unknown error';
-            line(`ERROR: ${failure}`);
-          }
-        },
-      );
-    });
-  } catch (error) {
-    if (options.signal?.aborted) throw new RuntimeUnavailableError(`building ${tag} was interrupted`);
-    failure = (error as Error).message;
-  }
-
-  if (failure === null) {
-    const id = builtId ?? (await imageId(docker, tag));
-    if (id) return { tag, id, built: true };
-    failure = `the build ended without producing ${tag}`;
-  }
+  const build = await buildImage(docker, {
+    context: options.contextRoot ?? CONTEXT_ROOT,
+    files: context.files,
+    tag,
+    dockerfile: DOCKERFILE,
+    labels: { [IMAGE_LABELS.version]: context.version, [IMAGE_LABELS.contextHash]: context.hash },
+    onProgress,
+    signal: options.signal,
+  });
+  if (build.ok) return { tag, id: build.id, built: true };
+  if (options.signal?.aborted) throw new RuntimeUnavailableError(`building ${tag} was interrupted`);
+  const { step, failure, lastLines } = build;
   const base = context.baseImage;
   const baseMissing = (await imageId(docker, base).catch(() => null)) === null;
   const bootstrap = base === BASE_IMAGE ? 'docker/bootstrap-base.sh' : `BASE_IMAGE=${base} docker/bootstrap-base.sh`;

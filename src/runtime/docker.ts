@@ -32,7 +32,7 @@ const CLIENT_GRACE_MS = 60_000;
 const IO_URING_SECCOMP = readFileSync(fileURLToPath(new URL('../../docker/seccomp-io-uring.json', import.meta.url)), 'utf8');
 
 /** A container's output, demultiplexed into stdout and stderr lines. */
-class ContainerOutput extends LineSource {
+export class ContainerOutput extends LineSource {
   readonly exited: Promise<number | string>;
 
   constructor(
@@ -183,35 +183,13 @@ export class DockerRuntime implements Runtime {
         });
         observers.add(sidecar);
         await sidecar.start();
-        return this.observer(new ContainerOutput(`observer of ${description}`, sidecar, this.docker), sidecar);
+        return sidecarObserver(new ContainerOutput(`observer of ${description}`, sidecar, this.docker), sidecar, (c) => this.remove(c));
       },
       stop: async () => {
         await Promise.all([...observers].map((sidecar) => this.remove(sidecar)));
         await container.kill().catch(() => {});
         await this.remove(container);
       },
-    };
-  }
-
-  /** The Docker side of the `iolab observe` protocol: JSON lines on stdout, driven by signals. */
-  private async observer(output: ContainerOutput, sidecar: Docker.Container): Promise<Observer> {
-    const json = (line: string) => line.startsWith('{');
-    const first = JSON.parse(await output.waitForLine('stdout', json, 'its limits and baseline', READY_TIMEOUT_MS));
-    return {
-      limits: first.limits,
-      baseline: first.baseline,
-      startWindow: async () => {
-        await sidecar.kill({ signal: OBSERVER_SIGNALS.startWindow });
-        await output.waitForLine('stdout', (line) => line.includes('"window"'), 'the start of its window', READY_TIMEOUT_MS);
-      },
-      stop: async (): Promise<Observed> => {
-        await sidecar.kill({ signal: OBSERVER_SIGNALS.stop }).catch(() => {});
-        const line = await output.waitForLine('stdout', (l) => l.includes('"proc"'), 'what it observed', READY_TIMEOUT_MS);
-        await output.exited;
-        await this.remove(sidecar);
-        return JSON.parse(line) as Observed;
-      },
-      kill: () => void this.remove(sidecar),
     };
   }
 
@@ -248,6 +226,32 @@ export class DockerRuntime implements Runtime {
     this.containers.clear();
     this.network = null;
   }
+}
+
+/** The Docker side of the `iolab observe` protocol: JSON lines on stdout, driven by signals. */
+export async function sidecarObserver(
+  output: ContainerOutput,
+  sidecar: Docker.Container,
+  remove: (container: Docker.Container) => Promise<void>,
+): Promise<Observer> {
+  const json = (line: string) => line.startsWith('{');
+  const first = JSON.parse(await output.waitForLine('stdout', json, 'its limits and baseline', READY_TIMEOUT_MS));
+  return {
+    limits: first.limits,
+    baseline: first.baseline,
+    startWindow: async () => {
+      await sidecar.kill({ signal: OBSERVER_SIGNALS.startWindow });
+      await output.waitForLine('stdout', (line) => line.includes('"window"'), 'the start of its window', READY_TIMEOUT_MS);
+    },
+    stop: async (): Promise<Observed> => {
+      await sidecar.kill({ signal: OBSERVER_SIGNALS.stop }).catch(() => {});
+      const line = await output.waitForLine('stdout', (l) => l.includes('"proc"'), 'what it observed', READY_TIMEOUT_MS);
+      await output.exited;
+      await remove(sidecar);
+      return JSON.parse(line) as Observed;
+    },
+    kill: () => void remove(sidecar),
+  };
 }
 
 /**

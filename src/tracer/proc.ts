@@ -26,6 +26,7 @@ const THREAD_READ_INTERVAL_MS = 1000;
 export interface ProcStat {
   /** one letter: R running, S sleeping, D disk sleep, Z zombie, ... */
   state: string;
+  parentPid: number;
   userTicks: number;
   systemTicks: number;
   threads: number;
@@ -44,7 +45,13 @@ export function parseProcStat(text: string): ProcStat {
     }
     return value;
   };
-  return { state: fields[0] ?? '?', userTicks: field(14, 'utime'), systemTicks: field(15, 'stime'), threads: field(20, 'num_threads') };
+  return {
+    state: fields[0] ?? '?',
+    userTicks: field(14, 'utime'),
+    systemTicks: field(15, 'stime'),
+    threads: field(20, 'num_threads'),
+    parentPid: field(4, 'ppid'),
+  };
 }
 
 /** From /proc/PID/status (or /proc/PID/task/TID/status: the same fields, for one thread). */

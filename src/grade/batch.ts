@@ -1,0 +1,80 @@
+// A whole class: every subdirectory of DIR is one student's submission, named by the directory.
+// Submissions are graded side by side (at most `jobs` at a time, each in its own sandbox and
+// network); one that breaks anything is that student's grade or "not gradable", never the end of
+// the batch. Out: OUT/gradebook.csv, and OUT/<student>/ with the feedback in every format.
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { UsageError } from '../errors.js';
+import { FORMAT_FILES, FORMATS, render, uniqueHints } from './formats.js';
+import { gradeSubmission, type GradeOptions } from './grade.js';
+import type { GradeReport } from './report.js';
+import type { Exercise } from './rubric.js';
+import type { GradeSandbox } from './sandbox.js';
+
+export interface BatchOptions extends Omit<GradeOptions, 'sandbox'> {
+  /** a fresh sandbox per submission. */
+  sandbox: () => GradeSandbox;
+  jobs: number;
+  out: string;
+  /** after each submission: for the progress bar. */
+  onGraded?: (report: GradeReport, done: number, total: number) => void;
+}
+
+export interface BatchResult {
+  reports: GradeReport[];
+  gradebook: string;
+}
+
+export async function listSubmissions(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`--batch ${dir}: cannot read it (${error.code ?? error.message})`);
+  });
+  const names = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  if (names.length === 0) throw new UsageError(`--batch ${dir}: no submission directories in it (one directory per student)`);
+  return names;
+}
+
+/** The gradebook: one row per student, a column per check with its points. */
+export function gradebookCsv(exercise: Exercise, reports: GradeReport[]): string {
+  const checks = exercise.rubric.checks.map((c) => c.check);
+  const header = ['student', 'status', 'score', 'max_score', ...checks, 'hints', 'not_gradable_reason'];
+  const rows = reports.map((report) => {
+    const byCheck = new Map(report.checks.map((c) => [c.check, c.points]));
+    return [
+      report.submission.name,
+      report.status,
+      report.status === 'graded' ? report.score : '',
+      report.maxScore,
+      ...checks.map((check) => (report.status === 'graded' ? (byCheck.get(check) ?? '') : '')),
+      uniqueHints(report).map((h) => h.id).join(' '),
+      // the first line: the whole reason is in the student's feedback files
+      report.notGradableReason?.split('\n')[0] ?? '',
+    ];
+  });
+  return stringify([header, ...rows]);
+}
+
+export async function gradeBatch(dir: string, exercise: Exercise, options: BatchOptions): Promise<BatchResult> {
+  const names = await listSubmissions(dir);
+  await mkdir(options.out, { recursive: true });
+  const reports: GradeReport[] = new Array(names.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < names.length && !options.signal?.aborted) {
+      const index = next++;
+      const report = await gradeSubmission(join(dir, names[index]), exercise, { ...options, sandbox: options.sandbox() });
+      reports[index] = report;
+      const studentDir = join(options.out, names[index]);
+      await mkdir(studentDir, { recursive: true });
+      for (const format of FORMATS) await writeFile(join(studentDir, FORMAT_FILES[format]), render(report, format));
+      options.onGraded?.(report, ++done, names.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.jobs, names.length)) }, worker));
+  const graded = reports.filter(Boolean);
+  const gradebook = join(options.out, 'gradebook.csv');
+  await writeFile(gradebook, gradebookCsv(exercise, graded));
+  return { reports: graded, gradebook };
+}

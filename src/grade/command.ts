@@ -1,0 +1,129 @@
+// `iolab grade SUBMISSION --exercise ID` and `iolab grade --batch DIR --exercise ID`: the command's
+// side (options, sandbox choice, output files, progress, Ctrl-C, exit codes). See README.md.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { ExitCode, UsageError } from '../errors.js';
+import { FORMAT_FILES, render, type Format } from './formats.js';
+import { gradeSubmission } from './grade.js';
+import type { GradeReport } from './report.js';
+import { CHECK_KINDS, loadExercise, type CheckKind } from './rubric.js';
+import type { GradeSandbox } from './sandbox.js';
+
+export interface GradeArguments {
+  submission?: string;
+  batch?: string;
+  exercise: string;
+  format: Format;
+  out?: string;
+  runtime: 'docker' | 'local';
+  jobs: number;
+  checks?: string;
+  verbose: boolean;
+}
+
+const LOCAL_WARNING = [
+  '',
+  '  !!! --runtime local: NOTHING IS ISOLATED. The submission runs as you, with your files, your',
+  '  !!! network and no limits on memory, processes or CPU. Use it only for your own code while',
+  '  !!! developing an exercise; grade students\' work with Docker (the default).',
+  '',
+].join('\n');
+
+function summary(report: GradeReport): string {
+  if (report.status === 'not-gradable') return `${report.submission.name}: NOT GRADABLE (${report.notGradableReason?.split('\n')[0]})`;
+  const failed = report.checks.filter((c) => !c.passed).map((c) => c.check);
+  return `${report.submission.name}: ${report.score} / ${report.maxScore}${failed.length ? ` (failed: ${failed.join(', ')})` : ''}`;
+}
+
+async function writeOutputs(report: GradeReport, out: string, format: Format): Promise<string[]> {
+  await mkdir(out, { recursive: true });
+  const formats = new Set<Format>([format, 'json']);
+  const written: string[] = [];
+  for (const f of formats) {
+    const file = join(out, FORMAT_FILES[f]);
+    await writeFile(file, render(report, f));
+    written.push(file);
+  }
+  return written;
+}
+
+export async function gradeCommand(argv: GradeArguments): Promise<number> {
+  if (!argv.submission === !argv.batch) throw new UsageError('grade one SUBMISSION directory, or a class with --batch DIR (one of the two)');
+  const exercise = await loadExercise(argv.exercise);
+  let only: CheckKind[] | undefined;
+  if (argv.checks) {
+    only = argv.checks.split(',').map((name) => name.trim()) as CheckKind[];
+    const inRubric = exercise.rubric.checks.map((c) => c.check);
+    const unknown = only.filter((name) => !CHECK_KINDS.includes(name) || !inRubric.includes(name));
+    if (unknown.length) throw new UsageError(`--checks: ${unknown.join(', ')} not in the rubric of ${exercise.id} (${inRubric.join(', ')})`);
+  }
+
+  if (argv.runtime === 'local') process.stderr.write(`${LOCAL_WARNING}\n`);
+  const sandboxes = new Set<GradeSandbox>();
+  const { DockerSandbox } = await import('../runtime/docker-sandbox.js');
+  const { LocalSandbox } = await import('../runtime/local-sandbox.js');
+  const newSandbox = (): GradeSandbox => {
+    const sandbox =
+      argv.runtime === 'local'
+        ? new LocalSandbox()
+        : new DockerSandbox({ onProgress: (line) => argv.verbose && process.stderr.write(`  ${line}\n`) });
+    sandboxes.add(sandbox);
+    return sandbox;
+  };
+
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++interrupts > 1) process.exit(ExitCode.interrupted);
+    process.stderr.write(`\n${signal}: stopping every server, probe and container of the grading (again to quit at once)\n`);
+    abort.abort(signal);
+    void Promise.all([...sandboxes].map((s) => s.close())).then(() => process.exit(ExitCode.interrupted));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    if (argv.submission) {
+      const report = await gradeSubmission(resolve(argv.submission), exercise, {
+        sandbox: newSandbox(),
+        only,
+        signal: abort.signal,
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
+      if (argv.out) {
+        const written = await writeOutputs(report, resolve(argv.out), argv.format);
+        process.stderr.write(`wrote ${written.join(', ')}\n`);
+      } else {
+        process.stdout.write(render(report, argv.format));
+      }
+      process.stderr.write(`${summary(report)}\n`);
+      return report.status === 'graded' ? ExitCode.ok : ExitCode.notGradable;
+    }
+
+    const { gradeBatch, listSubmissions } = await import('./batch.js');
+    const out = resolve(argv.out ?? 'grades');
+    const total = (await listSubmissions(argv.batch!)).length;
+    const bar = process.stderr.isTTY
+      ? new cliProgress.SingleBar({ format: 'grading [{bar}] {value}/{total} submissions | {last}', hideCursor: true }, cliProgress.Presets.shades_classic)
+      : null;
+    bar?.start(total, 0, { last: '' });
+    const result = await gradeBatch(resolve(argv.batch!), exercise, {
+      sandbox: newSandbox,
+      only,
+      jobs: argv.jobs,
+      out,
+      signal: abort.signal,
+      onGraded: (report, done) => {
+        if (bar) bar.update(done, { last: summary(report).slice(0, 60) });
+        else process.stderr.write(`[${done}/${total}] ${summary(report)}\n`);
+      },
+    });
+    bar?.stop();
+    const notGradable = result.reports.filter((r) => r.status === 'not-gradable').length;
+    process.stderr.write(`graded ${result.reports.length - notGradable}, not gradable ${notGradable}; wrote ${result.gradebook} and the feedback under ${out}/\n`);
+    return notGradable > 0 ? ExitCode.notGradable : ExitCode.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,252 @@
+// Grading in containers: the student's code is untrusted, so its server runs
+//
+//   - in an image built FROM the lab image with the submission copied in (or from the student's
+//     own Dockerfile, FROM ${IOLAB_IMAGE}), the build's RUN steps without a network;
+//   - as nobody, every capability dropped, no-new-privileges, a read-only root with a tmpfs
+//     for /tmp, limits on memory, CPU, processes+threads and open files, bounded logs;
+//   - on an internal network with no route out, where only the grader's probe containers
+//     reach it (by container name);
+//   - watched by sidecars that share its PID namespace and hold the one capability the server
+//     lacks (SYS_PTRACE): `iolab observe --listening` to find its listener, `iolab observe --pid`
+//     for /proc and strace.
+// Everything carries the label iolab.run=<id>: close() and `iolab clean` remove it.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { NotGradableError, RuntimeUnavailableError } from '../errors.js';
+import { ProbeOutcomeSchema, type ProbeRequest } from '../grade/probe.js';
+import { DEFAULT_LIMITS, SANDBOX_PORT, type GradeSandbox, type SandboxLimits, type SandboxedServer, type ServerState } from '../grade/sandbox.js';
+import type { PreparedSubmission } from '../grade/submission.js';
+import type { ListenerReport } from '../tracer/listeners.js';
+import type { Observer } from '../tracer/observe.js';
+import { ContainerOutput, RUN_LABEL, removeLabelled, sidecarObserver } from './docker.js';
+import { buildImage, engineAvailable, ensureImage } from './docker-image.js';
+
+const GENERATED_DOCKERFILE = '.iolab-submission.Dockerfile';
+const BUILD_TIMEOUT_MS = 180_000;
+const PROBE_GRACE_MS = 60_000;
+const OUTPUT_LINES = 40;
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A container's log, as the engine returns it without a TTY (8-byte frame headers), as lines. */
+export function demultiplexLog(buffer: Buffer): string[] {
+  const text: string[] = [];
+  for (let at = 0; at + 8 <= buffer.length; ) {
+    const size = buffer.readUInt32BE(at + 4);
+    text.push(buffer.subarray(at + 8, at + 8 + size).toString('utf8'));
+    at += 8 + size;
+  }
+  return text.join('').split('\n').filter((line) => line.length > 0).map((line) => (line.length > 500 ? `${line.slice(0, 500)}...` : line));
+}
+
+export interface DockerSandboxOptions {
+  onProgress?: (line: string) => void;
+  limits?: SandboxLimits;
+}
+
+export class DockerSandbox implements GradeSandbox {
+  readonly name = 'docker';
+  readonly port = SANDBOX_PORT;
+  readonly limits: SandboxLimits;
+  readonly docker = new Docker();
+  readonly runId = `iolab-grade-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  private labImage: { tag: string; id: string } | null = null;
+  private submission: PreparedSubmission | null = null;
+  private image: string | null = null;
+  private network: string | null = null;
+  private counter = 0;
+
+  constructor(private readonly options: DockerSandboxOptions = {}) {
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+  }
+
+  async describe(): Promise<string> {
+    const info = (await this.docker.info()) as { ServerVersion: string };
+    return `Docker ${info.ServerVersion}, image ${this.labImage?.tag ?? '(not built)'}`;
+  }
+
+  async prepare(submission: PreparedSubmission): Promise<void> {
+    const engine = await engineAvailable(this.docker);
+    if (!engine.ok) throw new NotGradableError(engine.reason);
+    try {
+      this.labImage = await ensureImage(this.docker, { onProgress: this.options.onProgress });
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError) throw new NotGradableError(error.message);
+      throw error;
+    }
+    this.submission = submission;
+    const tag = `iolab-submission:${this.runId}`;
+    let dockerfile = 'Dockerfile';
+    const files = [...submission.files];
+    if (submission.kind !== 'dockerfile') {
+      dockerfile = GENERATED_DOCKERFILE;
+      await writeFile(join(submission.dir, dockerfile), `FROM ${this.labImage.tag}\nCOPY . /submission\n`);
+      files.push(dockerfile);
+    }
+    const build = await buildImage(this.docker, {
+      context: submission.dir,
+      files,
+      tag,
+      dockerfile,
+      labels: { [RUN_LABEL]: this.runId },
+      buildArgs: { IOLAB_IMAGE: this.labImage.tag },
+      network: 'none',
+      signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
+    });
+    if (!build.ok) {
+      throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
+    }
+    this.image = tag;
+    const network = await this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: true, Labels: { [RUN_LABEL]: this.runId } });
+    this.network = network.id;
+  }
+
+  /** creates a container of this grading run; `role` names it. */
+  async create(role: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+    return this.docker.createContainer({
+      ...spec,
+      name: `${this.runId}-${role}-${++this.counter}`,
+      Labels: { [RUN_LABEL]: this.runId, 'iolab.role': role },
+    });
+  }
+
+  async start(): Promise<SandboxedServer> {
+    if (!this.image || !this.submission || !this.labImage) throw new NotGradableError('the Docker sandbox was started before a submission was prepared');
+    const limits = this.limits;
+    const container = await this.create('student-server', {
+      Image: this.image,
+      ...(this.submission.command && { Cmd: this.submission.command, WorkingDir: '/submission' }),
+      Env: [`PORT=${this.port}`, 'PYTHONUNBUFFERED=1', 'PYTHONDONTWRITEBYTECODE=1', 'HOME=/tmp'],
+      User: '65534:65534',
+      HostConfig: {
+        NetworkMode: this.network!,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        ReadonlyRootfs: limits.readOnlyRoot,
+        Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsMb}m,mode=1777` },
+        Memory: limits.memoryMb * 1024 * 1024,
+        MemorySwap: limits.memoryMb * 1024 * 1024,
+        NanoCpus: limits.cpus * 1e9,
+        PidsLimit: limits.pids,
+        Ulimits: [{ Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile }],
+        // a server that floods its output fills at most this much of the engine's disk
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+      },
+    });
+    await container.start();
+    const name = ((await container.inspect()) as { Name: string }).Name.replace(/^\//, '');
+    return new DockerServer(this, container, name, this.labImage.id);
+  }
+
+  async close(): Promise<void> {
+    await removeLabelled(this.docker, this.runId).catch(() => {});
+    this.network = null;
+    if (this.image) await this.docker.getImage(this.image).remove({ force: true }).catch(() => {});
+    this.image = null;
+  }
+}
+
+class DockerServer implements SandboxedServer {
+  private readonly sidecars = new Set<Docker.Container>();
+
+  constructor(
+    private readonly sandbox: DockerSandbox,
+    private readonly container: Docker.Container,
+    private readonly name: string,
+    private readonly labImage: string,
+  ) {}
+
+  private async remove(container: Docker.Container): Promise<void> {
+    this.sidecars.delete(container);
+    await container.remove({ force: true }).catch(() => {});
+  }
+
+  /** a sidecar in the server's PID namespace, with SYS_PTRACE and no network. */
+  private async sidecar(role: string, command: string[]): Promise<{ container: Docker.Container; output: ContainerOutput }> {
+    const container = await this.sandbox.create(role, {
+      Image: this.labImage,
+      Cmd: command,
+      HostConfig: { PidMode: `container:${this.container.id}`, CapAdd: ['SYS_PTRACE'], NetworkMode: 'none' },
+    });
+    this.sidecars.add(container);
+    await container.start();
+    return { container, output: new ContainerOutput(`${role} of ${this.name}`, container, this.sandbox.docker) };
+  }
+
+  async waitListening(timeoutMs: number): Promise<ListenerReport> {
+    const gone: ListenerReport = { listening: null, sockets: [], processes: 0, threads: 0, cpuSeconds: 0, running: false };
+    if (!(await this.state()).running) return gone;
+    let sidecar: { container: Docker.Container; output: ContainerOutput };
+    try {
+      sidecar = await this.sidecar('listener', ['iolab', 'observe', '--listening', String(this.sandbox.port), '--timeout-ms', String(timeoutMs)]);
+    } catch (error) {
+      // The server's container stopped between the two calls: nothing to join.
+      if (!(await this.state()).running) return gone;
+      throw error;
+    }
+    try {
+      const line = await sidecar.output.waitForLine('stdout', (l) => l.startsWith('{'), 'the listener report', timeoutMs + 30_000);
+      return JSON.parse(line) as ListenerReport;
+    } catch (error) {
+      // The sidecar dies with the server's PID namespace when the server's first process exits.
+      if (!(await this.state()).running) return gone;
+      throw error;
+    } finally {
+      await this.remove(sidecar.container);
+    }
+  }
+
+  async observe(pid: number, { trace }: { trace: boolean }): Promise<Observer> {
+    const { container, output } = await this.sidecar('observer', ['iolab', 'observe', '--pid', String(pid), ...(trace ? ['--trace'] : [])]);
+    return sidecarObserver(output, container, (c) => this.remove(c));
+  }
+
+  probe(request: ProbeRequest) {
+    const started = (async () => {
+      const container = await this.sandbox.create('probe', {
+        Image: this.labImage,
+        Cmd: ['iolab', 'probe', '--target', `${this.name}:${this.sandbox.port}`, '--request', JSON.stringify(request)],
+        HostConfig: { NetworkMode: (await this.container.inspect()).HostConfig.NetworkMode },
+      });
+      this.sidecars.add(container);
+      await container.start();
+      return { container, output: new ContainerOutput(`probe ${request.probe} of ${this.name}`, container, this.sandbox.docker) };
+    })();
+    const ready = started.then(({ output }) => output.waitForLine('stderr', (l) => l === 'ready', 'its ready line', PROBE_GRACE_MS)).then(() => undefined);
+    const result = started.then(async ({ container, output }) => {
+      try {
+        const line = await output.waitForLine('stdout', (l) => l.startsWith('{'), 'its outcome', 10 * PROBE_GRACE_MS);
+        return ProbeOutcomeSchema.parse(JSON.parse(line));
+      } finally {
+        await this.remove(container);
+      }
+    });
+    ready.catch(() => {});
+    result.catch(() => {});
+    return { ready, result };
+  }
+
+  async state(): Promise<ServerState> {
+    let details: { State: { Running: boolean; ExitCode: number; OOMKilled: boolean } };
+    try {
+      details = (await this.container.inspect()) as typeof details;
+    } catch (error) {
+      throw new NotGradableError(`the server's container ${this.name} is gone: ${message(error)}`);
+    }
+    const log = (await this.container.logs({ stdout: true, stderr: true, tail: OUTPUT_LINES, follow: false }).catch(() => Buffer.alloc(0))) as Buffer;
+    return {
+      running: details.State.Running,
+      exit: details.State.Running ? null : details.State.ExitCode,
+      oomKilled: details.State.OOMKilled,
+      output: demultiplexLog(log).slice(-OUTPUT_LINES),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.sidecars].map((c) => this.remove(c)));
+    await this.container.remove({ force: true }).catch(() => {});
+  }
+}

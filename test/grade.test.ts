@@ -1,0 +1,212 @@
+// The grader's parts that need no Docker: exercises and rubrics, the submission kinds, the
+// listener table, the fingerprint wording, the output formats, and the grade command's exit
+// codes (with the local runtime's warning). Grading in containers: grade-docker.test.ts.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LabFileError } from '../src/errors.js';
+import { judgeFingerprint } from '../src/grade/checks.js';
+import { toGradescope, toJunit } from '../src/grade/formats.js';
+import { GradeReportSchema } from '../src/grade/report.js';
+import { EXERCISES_DIR, loadAllExercises, parseRubric } from '../src/grade/rubric.js';
+import { prepareSubmission, SubmissionError } from '../src/grade/submission.js';
+import type { SyscallCount } from '../src/report/results.js';
+import { allInterfaces, parseListeningSockets, readListeners } from '../src/tracer/listeners.js';
+import { GradescopeResultsSchema } from './gradescope.js';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'iolab.js');
+
+function iolab(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const counts = (entries: [string, number, number?][]): SyscallCount[] =>
+  entries.map(([syscall, calls, errors = 0]) => ({ syscall, calls, errors, usecsPerCall: 1, seconds: 0 }));
+
+describe('exercises', () => {
+  it('each of the eight has its task, both starters, a reference and a valid rubric', async () => {
+    const exercises = await loadAllExercises();
+    expect(exercises.map((e) => e.id)).toEqual([
+      'blocking-echo', 'coroutine-echo', 'epoll-echo', 'nonblocking-echo', 'poll-echo', 'select-echo', 'selectors-echo', 'threaded-echo',
+    ]);
+    for (const exercise of exercises) {
+      for (const file of ['README.md', 'starter/server.py', 'starter-ts/server.ts', 'reference/server.py']) {
+        expect((await stat(join(exercise.dir, file))).size, `${exercise.id}/${file}`).toBeGreaterThan(200);
+      }
+      expect(exercise.maxScore).toBe(100);
+      const readme = await readFile(join(exercise.dir, 'README.md'), 'utf8');
+      // The README tells the student every check the rubric scores.
+      for (const check of exercise.rubric.checks) expect(readme, `${exercise.id} README names ${check.check}`).toContain(`\`${check.check}\``);
+    }
+  });
+
+  it('every TypeScript starter transpiles', async () => {
+    for (const exercise of await loadAllExercises()) {
+      const prepared = await prepareSubmission(join(exercise.dir, 'starter-ts'));
+      expect(prepared.kind).toBe('typescript');
+      expect(await readFile(join(prepared.dir, 'server.mjs'), 'utf8')).toContain('koffi');
+      await prepared.dispose();
+    }
+  });
+
+  it('a bad rubric is refused with its file, field and line', () => {
+    const text = 'exercise: select-echo\ntitle: t\nmodel: kqueue\nchecks:\n  - { check: echo, points: 5 }\n  - { check: echo, points: 5 }\n  - { check: fingerprint, points: -1 }\n';
+    let error: LabFileError | null = null;
+    try {
+      parseRubric(text, 'labs/exercises/select-echo/rubric.yaml', 'select-echo');
+    } catch (e) {
+      error = e as LabFileError;
+    }
+    expect(error).toBeInstanceOf(LabFileError);
+    expect(error!.message).toContain('labs/exercises/select-echo/rubric.yaml');
+    expect(error!.message).toMatch(/model: expected a model, one of: blocking, .* \(line 3\)/);
+    expect(error!.message).toMatch(/checks\[1\]\.check: expected each check once; echo is listed twice \(line 6\)/);
+    expect(error!.message).toMatch(/checks\[2\]\.points: .* \(line 7\)/);
+    expect(() => parseRubric('exercise: other\ntitle: t\nmodel: poll\nchecks: [{ check: echo, points: 1 }]\n', 'x/rubric.yaml', 'poll-echo')).toThrow(
+      /exercise: "other" does not match its directory \(expected "poll-echo"\)/,
+    );
+  });
+});
+
+describe('submissions', () => {
+  async function dir(files: Record<string, string>): Promise<string> {
+    const root = await mkdtemp(join(tmpdir(), 'iolab-test-submission-'));
+    for (const [name, text] of Object.entries(files)) await writeFile(join(root, name), text);
+    return root;
+  }
+
+  it('iolab.yaml comes first, then a Dockerfile, server.py, server.ts, server.js', async () => {
+    const both = await prepareSubmission(await dir({ 'iolab.yaml': 'command: python3 -u main.py --fast\n', 'server.py': '' }));
+    expect([both.kind, both.command]).toEqual(['command', ['sh', '-c', 'python3 -u main.py --fast']]);
+    const list = await prepareSubmission(await dir({ 'iolab.yaml': 'command: [python3, main.py]\n' }));
+    expect(list.command).toEqual(['python3', 'main.py']);
+    expect((await prepareSubmission(await dir({ Dockerfile: 'FROM x', 'server.py': '' }))).kind).toBe('dockerfile');
+    expect((await prepareSubmission(await dir({ 'server.py': '', 'server.ts': '' }))).command).toEqual(['python3', 'server.py']);
+    expect((await prepareSubmission(await dir({ 'server.js': '' }))).command).toEqual(['node', 'server.js']);
+  });
+
+  it("a student's mistake in the submission itself is named: nothing to run, bad iolab.yaml, a TypeScript syntax error", async () => {
+    await expect(prepareSubmission(await dir({ 'notes.txt': 'hi' }))).rejects.toThrow(/has no server.py, server.ts, server.js, Dockerfile or iolab.yaml \(it holds notes.txt\)/);
+    await expect(prepareSubmission(await dir({ 'iolab.yaml': 'cmd: x\n' }))).rejects.toThrow(/iolab\.yaml: [\s\S]*command: expected the command that starts the server: a string, or a list of strings[\s\S]*unknown field\(s\) cmd/);
+    const error = await prepareSubmission(await dir({ 'server.ts': 'const a = 1;\nconst b = (;\n' })).catch((e) => e);
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect(error.message).toMatch(/^server\.ts:2:\d+: Expression expected/);
+  });
+});
+
+describe('the listener table', () => {
+  it('reads LISTEN sockets of /proc/net/tcp and tcp6, addresses in the order people write them', () => {
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1B58 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0000000000000000 100 0 0 10 0',
+      '   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2222 1 0000000000000000 100 0 0 10 0',
+      '   2: 0100007F:1B58 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 3333 1 0000000000000000 20 4 30 10 -1',
+    ].join('\n');
+    expect(parseListeningSockets(tcp, 4)).toEqual([
+      { address: '127.0.0.1', port: 7000, inode: 1111 },
+      { address: '0.0.0.0', port: 8080, inode: 2222 },
+    ]);
+    const tcp6 = [
+      '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 00000000000000000000000000000000:1B58 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0 100 0 0 10 0',
+      '   1: 00000000000000000000000001000000:1B58 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5555 1 0 100 0 0 10 0',
+    ].join('\n');
+    expect(parseListeningSockets(tcp6, 6).map((s) => s.address)).toEqual(['::', '::1']);
+    expect(['0.0.0.0', '::', '127.0.0.1', '::1'].map(allInterfaces)).toEqual([true, true, false, false]);
+  });
+
+  it('finds which process of a tree listens where, from the real /proc', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const report = await readListeners([process.pid], port);
+      expect(report.sockets).toContainEqual(expect.objectContaining({ address: '127.0.0.1', port, pid: process.pid }));
+      // bound to the loopback only: not what a grader's client in another container can reach
+      expect(report.listening).toBeNull();
+      expect(report.running).toBe(true);
+      expect(report.threads).toBeGreaterThan(1);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('fingerprint feedback', () => {
+  it('names the calls that betray another model, and the model they fit', () => {
+    const epollCounts = counts([['epoll_wait', 812], ['epoll_ctl', 16], ['recvfrom', 1650], ['sendto', 1640], ['accept4', 16]]);
+    const judged = judgeFingerprint('select', epollCounts, false);
+    expect(judged.passed).toBe(false);
+    expect(judged.feedback).toContain('your server called epoll_wait 812 times; this exercise asks for select');
+    expect(judged.feedback).toContain('it never called select or pselect6');
+    expect(judged.feedback).toMatch(/These counts fit the models epoll, epoll-et, coroutine/);
+    expect(judgeFingerprint('epoll', epollCounts, false).passed).toBe(true);
+  });
+
+  it('the non-blocking exercise needs the EAGAIN storm, not just the right calls', () => {
+    const paced = counts([['accept4', 10, 2], ['recvfrom', 1000, 100], ['sendto', 900]]);
+    expect(judgeFingerprint('nonblocking', paced, true).feedback).toMatch(/only 10% of its 1,010 accept4\/recvfrom calls failed with EAGAIN/);
+    const storm = counts([['accept4', 40000, 39990], ['recvfrom', 20000, 12000], ['sendto', 8000]]);
+    expect(judgeFingerprint('nonblocking', storm, true)).toMatchObject({ passed: true, feedback: expect.stringMatching(/87% of accept4\/recvfrom failed with EAGAIN/) });
+  });
+});
+
+describe('iolab grade (local runtime, and its errors)', () => {
+  it('grades on the local runtime only with a loud warning, and writes every format asked for', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'iolab-grade-local-'));
+    const exercise = join(EXERCISES_DIR, 'poll-echo', 'reference');
+    const run = await iolab(['grade', exercise, '--exercise', 'poll-echo', '--runtime', 'local', '--checks', 'echo,fingerprint', '--format', 'junit', '--out', out]);
+    expect(run.stderr).toContain('--runtime local: NOTHING IS ISOLATED');
+    expect(run.code).toBe(0);
+    const report = GradeReportSchema.parse(JSON.parse(await readFile(join(out, 'grade.json'), 'utf8')));
+    expect(report.sandbox).toMatchObject({ runtime: 'local', isolated: false, limits: null });
+    expect(report.checks.map((c) => [c.check, c.passed])).toEqual([['echo', true], ['fingerprint', true]]);
+    expect(report.checks[1].feedback).toMatch(/the syscalls of poll: (poll|ppoll) [\d,]+; recvfrom [\d,]+; none of select, pselect6, epoll_wait, epoll_pwait/);
+    expect([report.score, report.maxScore]).toEqual([35, 35]);
+    const junit = await readFile(join(out, 'junit.xml'), 'utf8');
+    expect(junit.match(/<testcase /g)).toHaveLength(2);
+    expect(junit).toContain('classname="poll-echo.fingerprint"');
+  });
+
+  it('usage errors exit 2 and name what was wrong', async () => {
+    const both = await iolab(['grade', '/tmp', '--batch', '/tmp', '--exercise', 'poll-echo']);
+    expect([both.code, both.stderr]).toEqual([2, expect.stringContaining('grade one SUBMISSION directory, or a class with --batch DIR')]);
+    const unknown = await iolab(['grade', '/tmp', '--exercise', 'kqueue-echo']);
+    expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringMatching(/unknown exercise "kqueue-echo"; the exercises are: blocking-echo, /)]);
+    const checks = await iolab(['grade', '/tmp', '--exercise', 'poll-echo', '--checks', 'select-ceiling']);
+    expect([checks.code, checks.stderr]).toEqual([2, expect.stringContaining('--checks: select-ceiling not in the rubric of poll-echo')]);
+  });
+
+  it('a report that is not gradable is never a zero: no score in Gradescope, an error in JUnit', () => {
+    const report = GradeReportSchema.parse({
+      schemaVersion: 1,
+      exercise: { id: 'poll-echo', title: 'A poll() echo server', model: 'poll' },
+      submission: { path: '/s/alice', name: 'alice', description: 'Dockerfile' },
+      sandbox: { runtime: 'docker', isolated: true, description: 'Docker', limits: null },
+      status: 'not-gradable',
+      notGradableReason: "the submission's image did not build",
+      score: 0,
+      maxScore: 100,
+      checks: [],
+      server: { listening: null, restarts: 0, output: [] },
+      startedAt: new Date().toISOString(),
+      durationSeconds: 3,
+    });
+    const gradescope = GradescopeResultsSchema.parse(toGradescope(report));
+    expect(gradescope).not.toHaveProperty('score');
+    expect(gradescope).not.toHaveProperty('tests');
+    expect(gradescope.output).toContain('NOT GRADABLE: the submission\'s image did not build');
+    expect(toJunit(report)).toMatch(/<error message="not gradable">NOT GRADABLE: the submission.s image did not build/);
+  });
+});
+
