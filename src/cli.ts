@@ -228,11 +228,11 @@ async function main(): Promise<void> {
           process.stdout.write(`${JSON.stringify(result)}\n`);
         },
       )
-      .command('clean', 'remove the containers and networks that interrupted Docker runs left behind', {}, async () => {
+      .command('clean', 'remove the containers, networks and submission images that interrupted Docker runs and gradings left behind', {}, async () => {
         const Docker = (await import('dockerode')).default;
         const { removeLabelled } = await import('./runtime/docker.js');
         const removed = await removeLabelled(new Docker(), null);
-        process.stdout.write(`removed ${removed.containers} container(s) and ${removed.networks} network(s)\n`);
+        process.stdout.write(`removed ${removed.containers} container(s), ${removed.networks} network(s) and ${removed.images} image(s)\n`);
       })
       .command(
         'grade [submission]',

@@ -123,14 +123,15 @@ describe('Ctrl-C', () => {
       });
       child.on('close', () => reject(new Error(`grade ended before its churn check: ${stderr}`)));
     });
+    const runId = /preparing the docker sandbox (iolab-grade-\S+)/.exec(stderr)![1];
+    expect(await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${runId}`] } })).not.toEqual([]);
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(stderr).toContain('SIGINT: stopping every server, probe and container of the grading');
-    const label = { label: [RUN_LABEL] };
-    const grading = (names: string[]) => names.some((name) => name.includes('iolab-grade-'));
-    expect((await docker.listContainers({ all: true, filters: label })).filter((c) => grading(c.Names))).toEqual([]);
-    expect((await docker.listNetworks({ filters: label })).filter((n) => grading([n.Name]))).toEqual([]);
-    expect(await docker.listImages({ filters: { reference: ['iolab-submission'] } })).toEqual([]);
+    const label = { label: [`${RUN_LABEL}=${runId}`] };
+    expect(await docker.listContainers({ all: true, filters: label })).toEqual([]);
+    expect(await docker.listNetworks({ filters: label })).toEqual([]);
+    expect(await docker.listImages({ filters: label })).toEqual([]);
   }, 180_000);
 });
 

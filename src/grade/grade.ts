@@ -135,7 +135,7 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
       failAll(error.message, [{ id: 'no-server', text: 'hand in a directory with server.py, server.ts, server.js, a Dockerfile or iolab.yaml (see the exercise README)' }]);
     }
     if (submission) {
-      progress(`${submission.name}: ${submission.description}; preparing the ${sandbox.name} sandbox`);
+      progress(`${submission.name}: ${submission.description}; preparing the ${sandbox.name} sandbox ${sandbox.id}`);
       await sandbox.prepare(submission);
       progress(`${submission.name}: starting the server, PORT=${sandbox.port}`);
       const { report, state } = await session.start();

@@ -69,6 +69,8 @@ export interface SandboxedServer {
 
 export interface GradeSandbox {
   readonly name: 'docker' | 'local';
+  /** names this grading's containers (label iolab.run) or processes, in progress lines. */
+  readonly id: string;
   /** null when nothing is isolated (local). */
   readonly limits: SandboxLimits | null;
   /** the value of PORT given to the server. */

@@ -53,6 +53,7 @@ export class DockerSandbox implements GradeSandbox {
   readonly limits: SandboxLimits;
   readonly docker = new Docker();
   readonly runId = `iolab-grade-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  readonly id = this.runId;
   private labImage: { tag: string; id: string } | null = null;
   private submission: PreparedSubmission | null = null;
   private image: string | null = null;
@@ -142,9 +143,9 @@ export class DockerSandbox implements GradeSandbox {
   }
 
   async close(): Promise<void> {
+    // the containers, the network and the submission's image: all carry the run's label
     await removeLabelled(this.docker, this.runId).catch(() => {});
     this.network = null;
-    if (this.image) await this.docker.getImage(this.image).remove({ force: true }).catch(() => {});
     this.image = null;
   }
 }

@@ -255,10 +255,11 @@ export async function sidecarObserver(
 }
 
 /**
- * Removes the containers and networks of one run (runId) or of every run (null): what `iolab
- * clean` does after a run that was killed before it could clean up. Returns what it removed.
+ * Removes the containers, networks and images (a graded submission's) of one run (runId) or of
+ * every run (null): what `iolab clean` does after a run that was killed before it could clean
+ * up. Returns what it removed.
  */
-export async function removeLabelled(docker: Docker, runId: string | null): Promise<{ containers: number; networks: number }> {
+export async function removeLabelled(docker: Docker, runId: string | null): Promise<{ containers: number; networks: number; images: number }> {
   const label = runId === null ? RUN_LABEL : `${RUN_LABEL}=${runId}`;
   const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
   await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((error: Error) => {
@@ -268,5 +269,9 @@ export async function removeLabelled(docker: Docker, runId: string | null): Prom
   await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch((error: Error) => {
     if (!/not found|No such network/.test(error.message)) throw new LabRunError(`cannot remove network ${n.Name}: ${message(error)}`);
   })));
-  return { containers: containers.length, networks: networks.length };
+  const images = await docker.listImages({ filters: { label: [label] } });
+  await Promise.all(images.map((i) => docker.getImage(i.Id).remove({ force: true }).catch((error: Error) => {
+    if (!/No such image|image is being used|conflict/i.test(error.message)) throw new LabRunError(`cannot remove image ${i.RepoTags?.[0] ?? i.Id}: ${message(error)}`);
+  })));
+  return { containers: containers.length, networks: networks.length, images: images.length };
 }

@@ -95,6 +95,7 @@ class LocalServer implements SandboxedServer {
 
 export class LocalSandbox implements GradeSandbox {
   readonly name = 'local';
+  readonly id = `local-${process.pid}`;
   readonly limits = null;
   port = 0;
   private submission: PreparedSubmission | null = null;
