@@ -2,7 +2,6 @@
 // and client containers, show the same fingerprints and verdicts as on the local runtime, apply
 // the lab's nofile inside the server container, and leave nothing behind, not even after Ctrl-C.
 // No engine is a failure here, not a skip: .ci/run installs and starts one.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { deriveFigures } from '../src/report/derive.js';
 import { ResultsSchema, type Results } from '../src/report/results.js';
 import { ensureImage, engineAvailable } from '../src/runtime/docker-image.js';
 import { DockerRuntime, RUN_LABEL } from '../src/runtime/docker.js';
+import { runIolab } from './helpers.js';
 
 const docker = new Docker();
 
@@ -88,21 +88,13 @@ describe('the Docker runtime', () => {
 
   it('on Ctrl-C removes every container and network it started, writes the report marked incomplete, exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-docker-sigint-'));
-    const exit = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['bin/iolab.js', 'run', 'starvation', '--runtime', 'docker', '--duration', '2', '--out', out], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      let sent = false;
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-        // In the middle of the second run: server, observer and clients are up.
-        if (!sent && /\[1\/\d+\] starvation: blocking measure #1 .*round trips/.test(stderr)) {
-          sent = true;
-          setTimeout(() => child.kill('SIGINT'), 1500);
-        }
-      });
-      child.on('close', (code) => resolve({ code, stderr }));
+    let sent = false;
+    const exit = await runIolab(['run', 'starvation', '--runtime', 'docker', '--duration', '2', '--out', out], (stderr, kill) => {
+      // In the middle of the second run: server, observer and clients are up.
+      if (!sent && /\[1\/\d+\] starvation: blocking measure #1 .*round trips/.test(stderr)) {
+        sent = true;
+        setTimeout(() => kill('SIGINT'), 1500);
+      }
     });
     expect(exit.code, exit.stderr).toBe(130);
     const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'starvation', 'results.json'), 'utf8')));

@@ -1,24 +1,11 @@
 // `iolab run` end to end on the local runtime: real servers, real clients, real strace; the
 // report states what was measured. And Ctrl-C in the middle of a lab.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ResultsSchema, type Results, type RunRecord } from '../src/report/results.js';
-
-function iolab(args: string[], onStderr?: (text: string, kill: (signal: NodeJS.Signals) => void) => void) {
-  return new Promise<{ code: number | null; stderr: string; pid: number }>((resolve) => {
-    // A process group of its own, so that the test can find everything it started.
-    const child = spawn(process.execPath, ['bin/iolab.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-      onStderr?.(stderr, (signal) => child.kill(signal));
-    });
-    child.on('close', (code) => resolve({ code, stderr, pid: child.pid! }));
-  });
-}
+import { runIolab as iolab } from './helpers.js';
 
 async function readResults(dir: string): Promise<Results> {
   return ResultsSchema.parse(JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')));

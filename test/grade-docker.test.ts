@@ -3,7 +3,6 @@
 // fingerprint check with feedback that names the calls; broken submissions get the verdicts and
 // hints a student needs; the sandbox's limits hold inside the server's container; a class batch
 // writes a gradebook and Gradescope files that fit Gradescope's documented format.
-import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { engineAvailable, ensureImage } from '../src/runtime/docker-image.js';
 import { DockerSandbox } from '../src/runtime/docker-sandbox.js';
 import { RUN_LABEL } from '../src/runtime/docker.js';
 import { GradescopeResultsSchema } from './gradescope.js';
+import { runIolab } from './helpers.js';
 import { MISTAKES, writeMistake, type Mistake } from './mistakes.js';
 
 const docker = new Docker();
@@ -111,23 +111,22 @@ describe('the sandbox', () => {
 
 describe('Ctrl-C', () => {
   it('stops a grading midway, removing every container, network and image it started', async () => {
-    const bin = join(import.meta.dirname, '..', 'bin', 'iolab.js');
-    const child = spawn(process.execPath, [bin, 'grade', reference('select-echo'), '--exercise', 'select-echo'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-        // the server, a probe and an observer are up
-        if (stderr.includes(': churn')) resolve();
-      });
-      child.on('close', () => reject(new Error(`grade ended before its churn check: ${stderr}`)));
+    let runId: string | null = null;
+    let containersAtInterrupt: unknown[] = [];
+    const exit = await runIolab(['grade', reference('select-echo'), '--exercise', 'select-echo'], (stderr, kill) => {
+      // the server, a probe and an observer are up
+      if (runId === null && stderr.includes(': churn')) {
+        runId = /preparing the docker sandbox (iolab-grade-\S+)/.exec(stderr)![1];
+        void docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${runId}`] } }).then((found) => {
+          containersAtInterrupt = found;
+          kill('SIGINT');
+        });
+      }
     });
-    const runId = /preparing the docker sandbox (iolab-grade-\S+)/.exec(stderr)![1];
-    expect(await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${runId}`] } })).not.toEqual([]);
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
-    expect(stderr).toContain('SIGINT: stopping every server, probe and container of the grading');
+    expect(runId, `grade ended before its churn check: ${exit.stderr}`).not.toBeNull();
+    expect(containersAtInterrupt).not.toEqual([]);
+    expect(exit.code).toBe(130);
+    expect(exit.stderr).toContain('SIGINT: stopping every server, probe and container of the grading');
     const label = { label: [`${RUN_LABEL}=${runId}`] };
     expect(await docker.listContainers({ all: true, filters: label })).toEqual([]);
     expect(await docker.listNetworks({ filters: label })).toEqual([]);

@@ -1,7 +1,6 @@
 // The grader's parts that need no Docker: exercises and rubrics, the submission kinds, the
 // listener table, the fingerprint wording, the output formats, and the grade command's exit
 // codes (with the local runtime's warning). Grading in containers: grade-docker.test.ts.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,19 +15,7 @@ import { prepareSubmission, SubmissionError } from '../src/grade/submission.js';
 import type { SyscallCount } from '../src/report/results.js';
 import { allInterfaces, parseListeningSockets, readListeners } from '../src/tracer/listeners.js';
 import { GradescopeResultsSchema } from './gradescope.js';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'iolab.js');
-
-function iolab(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runIolab as iolab } from './helpers.js';
 
 const counts = (entries: [string, number, number?][]): SyscallCount[] =>
   entries.map(([syscall, calls, errors = 0]) => ({ syscall, calls, errors, usecsPerCall: 1, seconds: 0 }));

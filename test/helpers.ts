@@ -1,6 +1,8 @@
 // Test helpers: real servers started by the local runtime, and plain node:net sockets to talk to
 // them (the tests check the servers, so their own client need not be fast).
+import { spawn } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { LocalRuntime } from '../src/runtime/local.js';
 import type { SyscallCount } from '../src/report/results.js';
 import type { RunningServer, ServerSpec } from '../src/runtime/runtime.js';
@@ -121,4 +123,28 @@ export async function openConnections(port: number, count: number): Promise<{ so
     receivers.push(new Receiver(socket));
   }
   return { sockets, receivers };
+}
+
+const IOLAB = join(import.meta.dirname, '..', 'bin', 'iolab.js');
+
+/**
+ * Runs the `iolab` command to its end. `onStderr` sees its stderr so far each time more comes,
+ * with a way to signal it. It runs in a process group of its own, so that a test can find
+ * everything it started.
+ */
+export function runIolab(
+  args: string[],
+  onStderr?: (text: string, kill: (signal: NodeJS.Signals) => void) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [IOLAB, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      onStderr?.(stderr, (signal) => child.kill(signal));
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid! }));
+  });
 }

@@ -14,18 +14,6 @@ const MAX_HANDSHAKES_IN_FLIGHT = 256;
 /** How long one epoll_wait may sleep, so that the timeout is checked even when nothing happens. */
 const WAIT_MS = 20;
 
-/** Lets this process open as many fds as its hard limit allows: the soft limit is often 1024. */
-function raiseOpenFileLimit(tally: Tally): void {
-  const limit = libc.getNofileLimit();
-  if (limit.soft >= limit.hard || limit.hard === Infinity) return;
-  try {
-    libc.setNofileLimit({ soft: limit.hard, hard: limit.hard });
-  } catch (error) {
-    if (!(error instanceof ErrnoError)) throw error;
-    tally.note(`could not raise the open-file limit from ${limit.soft} to ${limit.hard}: ${error.message}`);
-  }
-}
-
 /**
  * Starts a non-blocking connect with TCP_NODELAY set (a small request must leave at once, not
  * wait for Nagle). Returns the fd and whether the handshake is already complete; throws the
@@ -69,7 +57,8 @@ export function finishConnect(fd: number, tally: Tally): boolean {
  * longer in the epoll set.
  */
 export async function openConnections(poller: Poller, address: Address, count: number, timeoutSeconds: number, tally: Tally): Promise<number[]> {
-  raiseOpenFileLimit(tally);
+  const notRaised = libc.raiseNofileToHard();
+  if (notRaised) tally.note(notRaised);
   const connected: number[] = [];
   const inProgress = new Set<number>();
   const giveUpAt = performance.now() + timeoutSeconds * 1000;

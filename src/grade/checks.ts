@@ -2,6 +2,8 @@
 // judges what it saw, in the course's terms and with the numbers behind the verdict. The model
 // fingerprints are the ones the lab servers declare (src/servers/MODEL.ts): a student's select
 // server must show what iolab's own select server shows.
+import { checkFingerprint } from '../report/derive.js';
+import { formatCount, formatShare } from '../report/format.js';
 import type { SyscallCount } from '../report/results.js';
 import { findModel, models } from '../servers/index.js';
 import type { ServerModel } from '../servers/model.js';
@@ -28,7 +30,7 @@ export interface CheckContext {
   syscalls: SyscallCount[] | null;
 }
 
-const count = (n: number) => Math.round(n).toLocaleString('en-US');
+/** CPU in whole percents of a core, as the rubric's thresholds are given. */
 const percent = (n: number) => `${Math.round(n)}%`;
 
 export function checkTitle(spec: CheckSpec, exercise: Exercise): string {
@@ -36,7 +38,7 @@ export function checkTitle(spec: CheckSpec, exercise: Exercise): string {
     case 'echo':
       return 'Echo: each message comes back upper-cased';
     case 'large-message':
-      return `A ${count(spec.bytes / 1024)} KiB message comes back whole`;
+      return `A ${formatCount(spec.bytes / 1024)} KiB message comes back whole`;
     case 'binary':
       return 'Binary: all 256 byte values pass through';
     case 'concurrent':
@@ -44,7 +46,7 @@ export function checkTitle(spec: CheckSpec, exercise: Exercise): string {
     case 'disconnect':
       return 'Clients that close or reset end only their own connection';
     case 'churn':
-      return `${count(spec.cycles)} connect / close cycles, no fd leak`;
+      return `${formatCount(spec.cycles)} connect / close cycles, no fd leak`;
     case 'fingerprint':
       return `The IO model: the syscalls of ${exercise.rubric.model}`;
     case 'no-busy-loop':
@@ -77,7 +79,7 @@ export const HINTS = {
   }),
   processLimit: (tasks: number, limit: number): Hint => ({
     id: 'process-limit',
-    text: `your server's processes and threads reached the sandbox's limit (${count(tasks)} of ${count(limit)}): a fork bomb, or processes or threads created without end`,
+    text: `your server's processes and threads reached the sandbox's limit (${formatCount(tasks)} of ${formatCount(limit)}): a fork bomb, or processes or threads created without end`,
   }),
   memoryLimit: (limitMb: number | null): Hint => ({
     id: 'memory-limit',
@@ -97,7 +99,7 @@ export const HINTS = {
   }),
   singleRead: (received: number, sent: number): Hint => ({
     id: 'single-read',
-    text: `your server answered ${count(received)} of ${count(sent)} bytes and closed the connection: it read once and assumed the whole message had arrived. TCP is a byte stream: a message arrives in pieces, so read (and echo) until the peer closes`,
+    text: `your server answered ${formatCount(received)} of ${formatCount(sent)} bytes and closed the connection: it read once and assumed the whole message had arrived. TCP is a byte stream: a message arrives in pieces, so read (and echo) until the peer closes`,
   }),
   busyLoop: (cpu: number, idle: number, hottest: string | null): Hint => ({
     id: 'busy-loop',
@@ -105,7 +107,7 @@ export const HINTS = {
   }),
   fdLeak: (grew: number, cycles: number): Hint => ({
     id: 'fd-leak',
-    text: `your server's open files grew by ${count(grew)} over ${count(cycles)} connections that all closed: close every connection you accept, once its peer is gone`,
+    text: `your server's open files grew by ${formatCount(grew)} over ${formatCount(cycles)} connections that all closed: close every connection you accept, once its peer is gone`,
   }),
   fdSetSize: (): Hint => ({
     id: 'fd-setsize',
@@ -175,22 +177,17 @@ async function churn(context: CheckContext, cycles: number): Promise<CheckVerdic
   if (!state.running) return exitedDuring(state);
   const before = observer.baseline.fdsPeak;
   const peak = observed?.proc.fdsPeak ?? before;
-  const evidence = [`open fds: ${count(before)} before, at most ${count(peak)} during the cycles`];
+  const evidence = [`open fds: ${formatCount(before)} before, at most ${formatCount(peak)} during the cycles`];
   // The probe runs 4 cycles at a time: a server that closes what it accepted stays near its start.
   if (peak - before > cycles / 2) {
-    return verdict(false, `${outcome.summary}, but the server's open files grew from ${count(before)} to ${count(peak)}`, evidence, [HINTS.fdLeak(peak - before, cycles)]);
+    return verdict(false, `${outcome.summary}, but the server's open files grew from ${formatCount(before)} to ${formatCount(peak)}`, evidence, [HINTS.fdLeak(peak - before, cycles)]);
   }
   return verdict(outcome.ok, outcome.summary, evidence);
 }
 
-/** Counts, errors and share per call name. */
-function callsOf(counts: SyscallCount[]): (name: string) => SyscallCount {
-  return (name) => counts.find((c) => c.syscall === name) ?? { syscall: name, calls: 0, errors: 0, usecsPerCall: 0, seconds: 0 };
-}
-
-export function fingerprintHolds(model: ServerModel, counts: SyscallCount[]): boolean {
-  const calls = callsOf(counts);
-  return model.fingerprint.required.every((group) => group.some((name) => calls(name).calls > 0)) && model.fingerprint.forbidden.every((name) => calls(name).calls === 0);
+/** Whether the counts show every call `model` requires and none it forbids (the labs' rule). */
+function fingerprintHolds(model: ServerModel, counts: SyscallCount[]): boolean {
+  return checkFingerprint(model.fingerprint, counts, 1).verdict === 'matches';
 }
 
 function alternatives(group: string[]): string {
@@ -198,43 +195,41 @@ function alternatives(group: string[]): string {
 }
 
 /** The EAGAIN storm of busy polling: most accept4/recvfrom calls fail. */
-function eagainShare(counts: SyscallCount[]): { calls: number; errors: number; share: number } {
-  const calls = callsOf(counts);
-  const total = calls('accept4').calls + calls('recvfrom').calls + calls('read').calls;
-  const errors = calls('accept4').errors + calls('recvfrom').errors + calls('read').errors;
-  return { calls: total, errors, share: total > 0 ? errors / total : 0 };
+function eagainShare(counts: SyscallCount[]): { calls: number; share: number } {
+  const reads = counts.filter((c) => c.syscall === 'accept4' || c.syscall === 'recvfrom' || c.syscall === 'read');
+  const calls = reads.reduce((sum, c) => sum + c.calls, 0);
+  const errors = reads.reduce((sum, c) => sum + c.errors, 0);
+  return { calls, share: calls > 0 ? errors / calls : 0 };
 }
 
 /** Judges syscall counts against the exercise's model; exported for the tests of the wording. */
 export function judgeFingerprint(modelName: string, counts: SyscallCount[], eagainStorm: boolean): { passed: boolean; feedback: string } {
   const model = findModel(modelName);
-  const calls = callsOf(counts);
-  const missing = model.fingerprint.required.filter((group) => group.every((name) => calls(name).calls === 0));
-  const forbidden = model.fingerprint.forbidden.filter((name) => calls(name).calls > 0);
+  const check = checkFingerprint(model.fingerprint, counts, 1);
+  const missing = check.required.filter((r) => r.seen.length === 0).map((r) => r.anyOf);
+  const forbidden = check.forbidden.filter((f) => f.calls > 0);
+  const storm = eagainShare(counts);
   const problems: string[] = [];
   if (forbidden.length > 0) {
-    const times = (n: number) => (n === 1 ? 'once' : `${count(n)} times`);
-    const seen = forbidden.map((name) => `${name} ${times(calls(name).calls)}`).join(', ');
+    const times = (n: number) => (n === 1 ? 'once' : `${formatCount(n)} times`);
+    const seen = forbidden.map((f) => `${f.syscall} ${times(f.calls)}`).join(', ');
     problems.push(`your server called ${seen}; this exercise asks for ${model.name}, which never calls ${forbidden.length > 1 ? 'them' : 'it'}`);
   }
   if (missing.length > 0) {
     problems.push(`it never called ${missing.map(alternatives).join(', nor ')}, which ${model.name} must`);
   }
-  if (eagainStorm) {
-    const storm = eagainShare(counts);
-    if (storm.share < 0.5) {
-      problems.push(
-        `only ${percent(storm.share * 100)} of its ${count(storm.calls)} accept4/recvfrom calls failed with EAGAIN: busy polling asks non-blocking sockets again and again, so most of its calls find nothing (the EAGAIN storm)`,
-      );
-    }
+  if (eagainStorm && storm.share < 0.5) {
+    problems.push(
+      `only ${formatShare(storm.share)} of its ${formatCount(storm.calls)} accept4/recvfrom calls failed with EAGAIN: busy polling asks non-blocking sockets again and again, so most of its calls find nothing (the EAGAIN storm)`,
+    );
   }
   if (problems.length === 0) {
-    const storm = eagainStorm ? `; ${percent(eagainShare(counts).share * 100)} of accept4/recvfrom failed with EAGAIN: the busy loop's storm` : '';
-    const shown = model.fingerprint.required.map((group) => group.filter((name) => calls(name).calls > 0).map((name) => `${name} ${count(calls(name).calls)}`).join(', ')).join('; ');
-    return { passed: true, feedback: `the syscalls of ${model.name}: ${shown}; none of ${model.fingerprint.forbidden.join(', ')}${storm}` };
+    const stormNote = eagainStorm ? `; ${formatShare(storm.share)} of accept4/recvfrom failed with EAGAIN: the busy loop's storm` : '';
+    const shown = check.required.map((r) => r.seen.map((s) => `${s.syscall} ${formatCount(s.calls)}`).join(', ')).join('; ');
+    return { passed: true, feedback: `the syscalls of ${model.name}: ${shown}; none of ${model.fingerprint.forbidden.join(', ')}${stormNote}` };
   }
   // Busy polling's calls are those of any blocking server; its mark is the EAGAIN storm.
-  const fitsOther = (other: ServerModel) => fingerprintHolds(other, counts) && (other.name !== 'nonblocking' || eagainShare(counts).share >= 0.5);
+  const fitsOther = (other: ServerModel) => fingerprintHolds(other, counts) && (other.name !== 'nonblocking' || storm.share >= 0.5);
   const fits = models.filter((other) => other.name !== model.name && fitsOther(other)).map((other) => other.name);
   const fitNote = fits.length > 0 ? `. These counts fit ${fits.length > 1 ? 'the models' : 'the model'} ${fits.slice(0, 4).join(', ')}` : '';
   return { passed: false, feedback: `${problems.join('; ')}${fitNote}` };
@@ -244,7 +239,7 @@ function topCalls(counts: SyscallCount[], n = 8): string {
   return [...counts]
     .sort((a, b) => b.calls - a.calls)
     .slice(0, n)
-    .map((c) => `${c.syscall} ${count(c.calls)}${c.errors ? ` (${count(c.errors)} failed)` : ''}`)
+    .map((c) => `${c.syscall} ${formatCount(c.calls)}${c.errors ? ` (${formatCount(c.errors)} failed)` : ''}`)
     .join(', ');
 }
 
@@ -260,7 +255,7 @@ async function fingerprint(context: CheckContext, spec: Extract<CheckSpec, { che
   context.syscalls = counts;
   const roundTrips = Number(outcome.facts.roundTrips ?? 0);
   const evidence = [
-    `strace -f -c while ${spec.connections} connection(s) echoed for ${spec.seconds} s beside ${spec.idle} idle ones (${count(roundTrips)} round trips): ${topCalls(counts) || 'no calls'}`,
+    `strace -f -c while ${spec.connections} connection(s) echoed for ${spec.seconds} s beside ${spec.idle} idle ones (${formatCount(roundTrips)} round trips): ${topCalls(counts) || 'no calls'}`,
   ];
   const judged = judgeFingerprint(context.exercise.rubric.model, counts, spec.eagainStorm);
   if (roundTrips === 0) {
@@ -286,7 +281,7 @@ async function holdAndObserve(context: CheckContext, connections: number, second
 function hottestCall(counts: SyscallCount[] | null): string | null {
   if (!counts || counts.length === 0) return null;
   const top = [...counts].sort((a, b) => b.calls - a.calls)[0];
-  return `${top.syscall}, ${count(top.calls)} calls`;
+  return `${top.syscall}, ${formatCount(top.calls)} calls`;
 }
 
 async function idleCpu(context: CheckContext, spec: Extract<CheckSpec, { check: 'no-busy-loop' | 'busy-poll' }>): Promise<CheckVerdict> {
@@ -326,7 +321,7 @@ async function threads(context: CheckContext, spec: Extract<CheckSpec, { check: 
 
 async function selectCeiling(context: CheckContext, spec: Extract<CheckSpec, { check: 'select-ceiling' }>): Promise<CheckVerdict> {
   const { outcome, state } = await probe(context, { probe: 'ceiling', connections: spec.connections });
-  const nofile = context.limits ? `; its RLIMIT_NOFILE is ${count(context.limits.nofile)}, so FD_SETSIZE (1024) is the ceiling that binds` : '';
+  const nofile = context.limits ? `; its RLIMIT_NOFILE is ${formatCount(context.limits.nofile)}, so FD_SETSIZE (1024) is the ceiling that binds` : '';
   const evidence = [`${outcome.summary}${nofile}`];
   if (!state.running) {
     return verdict(false, `${spec.connections} clients connected: ${exitSentence(state)}; the grader started it again for the next checks`, evidence, [HINTS.fdSetSize()]);

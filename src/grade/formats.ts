@@ -2,6 +2,7 @@
 // results.json (https://gradescope-autograders.readthedocs.io/en/latest/specs/), JUnit XML for a
 // CI, and the grade itself as JSON.
 import { create } from 'xmlbuilder2';
+import { table } from '../report/markdown.js';
 import type { GradeReport, Hint } from './report.js';
 
 export const FORMATS = ['markdown', 'gradescope', 'junit', 'json'] as const;
@@ -55,9 +56,8 @@ export function toMarkdown(report: GradeReport): string {
   } else {
     out.push(`**Score: ${points(report.score)} / ${points(report.maxScore)}**`, '');
     out.push(`Exercise \`${report.exercise.id}\` asks for the **${report.exercise.model}** model. Submission: ${report.submission.description ?? 'none found'}.`, '');
-    out.push('| check | points | result |', '|---|---|---|');
-    for (const check of report.checks) out.push(`| ${check.title} | ${points(check.points)} / ${points(check.maxPoints)} | ${check.passed ? 'passed' : '**failed**'} |`);
-    out.push('');
+    const rows = report.checks.map((check) => [check.title, `${points(check.points)} / ${points(check.maxPoints)}`, check.passed ? 'passed' : '**failed**']);
+    out.push(table(['check', 'points', 'result'], rows, 'text'), '');
     for (const check of report.checks) {
       out.push(`## ${check.passed ? 'Passed' : 'Failed'}: ${check.title}`, '', check.feedback.charAt(0).toUpperCase() + check.feedback.slice(1) + '.', '');
       for (const line of check.evidence) out.push(`- evidence: ${line}`);

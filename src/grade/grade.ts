@@ -52,9 +52,10 @@ class ServerSession {
 
   /** The running server; started again when it has exited. */
   async running(): Promise<{ server: SandboxedServer; pid: number }> {
-    if (this.current && (await this.current.server.state()).running) return this.current;
     if (this.current) {
-      this.lastOutput = (await this.current.server.state()).output;
+      const state = await this.current.server.state();
+      if (state.running) return this.current;
+      this.lastOutput = state.output;
       await this.current.server.stop();
       this.current = null;
     }

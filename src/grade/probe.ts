@@ -8,7 +8,9 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { getNofileLimit, setNofileLimit } from '../libc/index.js';
+import { raiseNofileToHard } from '../libc/index.js';
+import { formatCount } from '../report/format.js';
+import { upperCaseInPlace } from '../servers/echo.js';
 
 export const ProbeRequestSchema = z.discriminatedUnion('probe', [
   z.object({ probe: z.literal('echo') }),
@@ -48,11 +50,10 @@ const LARGE_REPLY_TIMEOUT_MS = 15_000;
 /** The echo protocol's reply to `bytes`: ASCII a-z upper-cased, everything else unchanged. */
 export function expectedReply(bytes: Buffer): Buffer {
   const reply = Buffer.from(bytes);
-  for (let i = 0; i < reply.length; i++) if (reply[i] >= 0x61 && reply[i] <= 0x7a) reply[i] -= 0x20;
+  upperCaseInPlace(reply, reply.length);
   return reply;
 }
 
-const count = (n: number) => n.toLocaleString('en-US');
 
 /** A connection and everything it received, with how (and whether) it ended. */
 class Conversation {
@@ -117,7 +118,7 @@ class Conversation {
 
 function show(bytes: Buffer): string {
   const text = JSON.stringify(bytes.subarray(0, 40).toString('latin1'));
-  return bytes.length > 40 ? `${text.slice(0, -1)}..." (${count(bytes.length)} bytes)` : text;
+  return bytes.length > 40 ? `${text.slice(0, -1)}..." (${formatCount(bytes.length)} bytes)` : text;
 }
 
 /** null when `reply` is the protocol's answer to `sent`; else what was wrong, in a sentence. */
@@ -128,17 +129,17 @@ export function compareReply(sent: Buffer, reply: Buffer, ended: string | null, 
   if (differsAt >= 0) {
     const unchanged = reply.subarray(0, sent.length).equals(sent.subarray(0, reply.length));
     const detail = unchanged ? ': the bytes came back unchanged, but the protocol upper-cases a-z' : '';
-    return `sent ${show(sent)}, expected ${show(wanted)}, got ${show(reply)}: first difference at byte ${count(differsAt)}${detail}`;
+    return `sent ${show(sent)}, expected ${show(wanted)}, got ${show(reply)}: first difference at byte ${formatCount(differsAt)}${detail}`;
   }
-  if (reply.length > wanted.length) return `sent ${count(sent.length)} bytes and got ${count(reply.length)} back: more than was sent`;
+  if (reply.length > wanted.length) return `sent ${formatCount(sent.length)} bytes and got ${formatCount(reply.length)} back: more than was sent`;
   if (reply.length < wanted.length) {
-    const got = reply.length === 0 ? 'no reply' : `${count(reply.length)} of them back`;
+    const got = reply.length === 0 ? 'no reply' : `${formatCount(reply.length)} of them back`;
     const how =
       ended === 'closed' ? ', then the server closed the connection'
       : ended === 'reset' ? ', then the server reset the connection'
       : ended ? `, then the connection failed (${ended})`
       : ` within ${timeoutMs / 1000} s`;
-    return `sent ${count(sent.length)} bytes and got ${got}${how}`;
+    return `sent ${formatCount(sent.length)} bytes and got ${got}${how}`;
   }
   return null;
 }
@@ -220,7 +221,7 @@ async function largeMessageProbe(target: Target, bytes: number): Promise<ProbeOu
     const problem = await conversation.exchange(message, LARGE_REPLY_TIMEOUT_MS);
     const received = conversation.received;
     if (problem) return outcome('large-message', false, problem, { sent: bytes, closedEarly: conversation.ended !== null, received });
-    return outcome('large-message', true, `a ${count(bytes)}-byte message came back whole, upper-cased`, { sent: bytes });
+    return outcome('large-message', true, `a ${formatCount(bytes)}-byte message came back whole, upper-cased`, { sent: bytes });
   } finally {
     conversation.close();
   }
@@ -335,9 +336,9 @@ async function churnProbe(target: Target, cycles: number): Promise<ProbeOutcome>
   };
   await Promise.all(Array.from({ length: 4 }, worker));
   const facts = { cycles, completed: done, failed };
-  if (done === cycles) return outcome('churn', true, `${count(cycles)} connect / echo / close cycles all completed`, facts);
+  if (done === cycles) return outcome('churn', true, `${formatCount(cycles)} connect / echo / close cycles all completed`, facts);
   const stopped = done + failed < cycles ? ` (stopped after ${failed} failures)` : '';
-  return outcome('churn', false, `${count(done)} of ${count(cycles)} connect / echo / close cycles completed${stopped}; the first failure: ${firstError}`, facts);
+  return outcome('churn', false, `${formatCount(done)} of ${formatCount(cycles)} connect / echo / close cycles completed${stopped}; the first failure: ${firstError}`, facts);
 }
 
 /** Asks each conversation once (all at once); returns how many answered within the time. */
@@ -386,11 +387,11 @@ async function loadProbe(target: Target, connections: number, idle: number, seco
   for (const c of [...quiet.open, ...busy.open]) c.close();
   const facts = { connections, idle, seconds, roundTrips, connected: busy.open.length + quiet.open.length };
   const note = firstProblem ? `; a problem: ${firstProblem}` : '';
-  return outcome('load', roundTrips > 0, `${count(roundTrips)} round trips on ${busy.open.length} connections in ${seconds} s beside ${quiet.open.length} idle ones${note}`, facts);
+  return outcome('load', roundTrips > 0, `${formatCount(roundTrips)} round trips on ${busy.open.length} connections in ${seconds} s beside ${quiet.open.length} idle ones${note}`, facts);
 }
 
 async function ceilingProbe(target: Target, connections: number): Promise<ProbeOutcome> {
-  raiseOpenFileLimit(connections + 64);
+  const notRaised = raiseNofileToHard();
   const { open: conversations, failed, firstError } = await openMany(target, connections, 50);
   try {
     const answered = await askEach(conversations, 10_000);
@@ -401,20 +402,15 @@ async function ceilingProbe(target: Target, connections: number): Promise<ProbeO
     const again = await Promise.all(first.map((c) => c.exchange(Buffer.from('still served?\n'), 5000)));
     const firstStillServed = first.length > 0 && again.every((problem) => problem === null);
     const facts = { connections, connected: conversations.length, failed, answered, closedByServer, silent, firstStillServed };
-    const parts = [`${count(conversations.length)} of ${count(connections)} clients connected`, `${count(answered)} were answered`];
-    if (closedByServer) parts.push(`${count(closedByServer)} were closed by the server`);
-    if (silent) parts.push(`${count(silent)} were neither answered nor closed`);
-    if (failed) parts.push(`${count(failed)} could not connect (${firstError})`);
+    const parts = [`${formatCount(conversations.length)} of ${formatCount(connections)} clients connected`, `${formatCount(answered)} were answered`];
+    if (closedByServer) parts.push(`${formatCount(closedByServer)} were closed by the server`);
+    if (silent) parts.push(`${formatCount(silent)} were neither answered nor closed`);
+    if (failed) parts.push(`${formatCount(failed)} could not connect (${firstError}${notRaised ? `; the probe ${notRaised}` : ''})`);
     parts.push(firstStillServed ? 'the first clients were still served afterwards' : 'the first clients were no longer served afterwards');
     return outcome('ceiling', firstStillServed && silent === 0, parts.join('; '), facts);
   } finally {
     for (const c of conversations) c.close();
   }
-}
-
-function raiseOpenFileLimit(wanted: number): void {
-  const limit = getNofileLimit();
-  if (limit.soft < wanted && limit.hard > limit.soft) setNofileLimit({ soft: limit.hard, hard: limit.hard });
 }
 
 /**
@@ -423,16 +419,14 @@ function raiseOpenFileLimit(wanted: number): void {
  * that is its outcome. It throws only when it cannot run at all.
  */
 export async function runProbe(request: ProbeRequest, target: Target, ready: () => void = () => {}): Promise<ProbeOutcome> {
+  // hold and load say `ready` themselves, once their connections are up
+  if (request.probe !== 'hold' && request.probe !== 'load') ready();
   try {
     switch (request.probe) {
       case 'hold':
         return await holdProbe(target, request.connections, request.seconds, ready);
       case 'load':
         return await loadProbe(target, request.connections, request.idle, request.seconds, ready);
-      default:
-        ready();
-    }
-    switch (request.probe) {
       case 'echo':
         return await echoProbe(target);
       case 'large-message':

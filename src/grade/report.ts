@@ -25,9 +25,11 @@ export const CheckResultSchema = z.object({
 });
 export type CheckResult = z.infer<typeof CheckResultSchema>;
 
+/** The limits a sandboxed server runs under, for the report and the feedback. */
 export const SandboxLimitsSchema = z.object({
   memoryMb: z.number(),
   cpus: z.number(),
+  /** processes and threads together (the pids cgroup counts both). */
   pids: z.number(),
   nofile: z.number(),
   tmpfsMb: z.number(),
@@ -37,6 +39,7 @@ export const SandboxLimitsSchema = z.object({
   network: z.string(),
   user: z.string(),
 });
+export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
 
 export const GradeReportSchema = z.object({
   schemaVersion: z.literal(GRADE_SCHEMA_VERSION),

@@ -6,22 +6,10 @@
 import type { ListenerReport } from '../tracer/listeners.js';
 import type { ObserveOptions, Observer } from '../tracer/observe.js';
 import type { ProbeOutcome, ProbeRequest } from './probe.js';
+import type { SandboxLimits } from './report.js';
 import type { PreparedSubmission } from './submission.js';
 
-/** The limits a sandboxed server runs under, for the report and the feedback. */
-export interface SandboxLimits {
-  memoryMb: number;
-  cpus: number;
-  /** processes and threads together (the pids cgroup counts both). */
-  pids: number;
-  nofile: number;
-  tmpfsMb: number;
-  readOnlyRoot: boolean;
-  capabilities: string;
-  noNewPrivileges: boolean;
-  network: string;
-  user: string;
-}
+export type { SandboxLimits };
 
 /** The port the server is asked to listen on (env PORT) in a container. */
 export const SANDBOX_PORT = 7000;
@@ -39,6 +27,11 @@ export const DEFAULT_LIMITS: SandboxLimits = {
   network: 'internal (no route out)',
   user: 'nobody (65534)',
 };
+
+/** A line of a server's output as the feedback shows it: a flood of long lines stays readable. */
+export function clipOutputLine(line: string): string {
+  return line.length > 500 ? `${line.slice(0, 500)}...` : line;
+}
 
 /** How the server process ended, or that it runs. */
 export interface ServerState {

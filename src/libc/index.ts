@@ -2,6 +2,7 @@
 // share. Other groups of calls have a file each beside this one (see call.ts for how every call
 // is made and checked).
 import koffi from 'koffi';
+import { ErrnoError } from '../errors.js';
 import { check, libc, retrying } from './call.js';
 
 export { EAGAIN, EINTR, WOULD_BLOCK } from './call.js';
@@ -220,6 +221,23 @@ export function setNofileLimit(limit: Rlimit): void {
   v.writeBigUInt64LE(BigInt(limit.soft), 0);
   v.writeBigUInt64LE(BigInt(limit.hard), 8);
   check('setrlimit', c.setrlimit(RLIMIT_NOFILE, v));
+}
+
+/**
+ * Lets this process open as many fds as its hard limit allows (the soft limit is often 1024), as
+ * any process may: the load generator and the grader's probes hold thousands of sockets.
+ * Returns why it could not, or null.
+ */
+export function raiseNofileToHard(): string | null {
+  const limit = getNofileLimit();
+  if (limit.soft >= limit.hard || limit.hard === Infinity) return null;
+  try {
+    setNofileLimit({ soft: limit.hard, hard: limit.hard });
+    return null;
+  } catch (error) {
+    if (!(error instanceof ErrnoError)) throw error;
+    return `could not raise the open-file limit from ${limit.soft} to ${limit.hard}: ${error.message}`;
+  }
 }
 
 export function getpid(): number {

@@ -28,7 +28,7 @@ function clean(text: string): string {
 }
 
 /** First column left, numbers right (or all left, for text). */
-function table(header: string[], rows: string[][], align: 'numbers' | 'text' = 'numbers'): string {
+export function table(header: string[], rows: string[][], align: 'numbers' | 'text' = 'numbers'): string {
   return markdownTable([header, ...rows], { align: header.map((_, i) => (i === 0 || align === 'text' ? 'l' : 'r')) });
 }
 

@@ -15,21 +15,17 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { NotGradableError, RuntimeUnavailableError } from '../errors.js';
 import { ProbeOutcomeSchema, type ProbeRequest } from '../grade/probe.js';
-import { DEFAULT_LIMITS, SANDBOX_PORT, type GradeSandbox, type SandboxLimits, type SandboxedServer, type ServerState } from '../grade/sandbox.js';
+import { clipOutputLine, DEFAULT_LIMITS, SANDBOX_PORT, type GradeSandbox, type SandboxLimits, type SandboxedServer, type ServerState } from '../grade/sandbox.js';
 import type { PreparedSubmission } from '../grade/submission.js';
 import type { ListenerReport } from '../tracer/listeners.js';
 import type { Observer } from '../tracer/observe.js';
-import { ContainerOutput, RUN_LABEL, removeLabelled, sidecarObserver } from './docker.js';
+import { ContainerOutput, message, RUN_LABEL, removeLabelled, sidecarObserver, sidecarSpec } from './docker.js';
 import { buildImage, engineAvailable, ensureImage } from './docker-image.js';
 
 const GENERATED_DOCKERFILE = '.iolab-submission.Dockerfile';
 const BUILD_TIMEOUT_MS = 180_000;
 const PROBE_GRACE_MS = 60_000;
 const OUTPUT_LINES = 40;
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** A container's log, as the engine returns it without a TTY (8-byte frame headers), as lines. */
 export function demultiplexLog(buffer: Buffer): string[] {
@@ -39,7 +35,7 @@ export function demultiplexLog(buffer: Buffer): string[] {
     text.push(buffer.subarray(at + 8, at + 8 + size).toString('utf8'));
     at += 8 + size;
   }
-  return text.join('').split('\n').filter((line) => line.length > 0).map((line) => (line.length > 500 ? `${line.slice(0, 500)}...` : line));
+  return text.join('').split('\n').filter((line) => line.length > 0).map(clipOutputLine);
 }
 
 export interface DockerSandboxOptions {
@@ -139,7 +135,7 @@ export class DockerSandbox implements GradeSandbox {
     });
     await container.start();
     const name = ((await container.inspect()) as { Name: string }).Name.replace(/^\//, '');
-    return new DockerServer(this, container, name, this.labImage.id);
+    return new DockerServer(this, container, name, this.labImage.id, this.network!);
   }
 
   async close(): Promise<void> {
@@ -158,6 +154,7 @@ class DockerServer implements SandboxedServer {
     private readonly container: Docker.Container,
     private readonly name: string,
     private readonly labImage: string,
+    private readonly network: string,
   ) {}
 
   private async remove(container: Docker.Container): Promise<void> {
@@ -167,11 +164,7 @@ class DockerServer implements SandboxedServer {
 
   /** a sidecar in the server's PID namespace, with SYS_PTRACE and no network. */
   private async sidecar(role: string, command: string[]): Promise<{ container: Docker.Container; output: ContainerOutput }> {
-    const container = await this.sandbox.create(role, {
-      Image: this.labImage,
-      Cmd: command,
-      HostConfig: { PidMode: `container:${this.container.id}`, CapAdd: ['SYS_PTRACE'], NetworkMode: 'none' },
-    });
+    const container = await this.sandbox.create(role, sidecarSpec(this.labImage, this.container, command));
     this.sidecars.add(container);
     await container.start();
     return { container, output: new ContainerOutput(`${role} of ${this.name}`, container, this.sandbox.docker) };
@@ -210,7 +203,7 @@ class DockerServer implements SandboxedServer {
       const container = await this.sandbox.create('probe', {
         Image: this.labImage,
         Cmd: ['iolab', 'probe', '--target', `${this.name}:${this.sandbox.port}`, '--request', JSON.stringify(request)],
-        HostConfig: { NetworkMode: (await this.container.inspect()).HostConfig.NetworkMode },
+        HostConfig: { NetworkMode: this.network },
       });
       this.sidecars.add(container);
       await container.start();

@@ -66,7 +66,12 @@ export class ContainerOutput extends LineSource {
   }
 }
 
-function message(error: unknown): string {
+/** A sidecar in `target`'s PID namespace, with SYS_PTRACE and no network: what observes a server. */
+export function sidecarSpec(image: string, target: Docker.Container, command: string[]): Docker.ContainerCreateOptions {
+  return { Image: image, Cmd: command, HostConfig: { PidMode: `container:${target.id}`, CapAdd: ['SYS_PTRACE'], NetworkMode: 'none' } };
+}
+
+export function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -176,11 +181,7 @@ export class DockerRuntime implements Runtime {
       log: () => [...output.stderr],
       alive: () => output.running,
       observe: async ({ trace }) => {
-        const sidecar = await this.create('observer', {
-          Image: image.id,
-          Cmd: ['iolab', 'observe', '--pid', '1', ...(trace ? ['--trace'] : [])],
-          HostConfig: { PidMode: `container:${container.id}`, CapAdd: ['SYS_PTRACE'], NetworkMode: 'none' },
-        });
+        const sidecar = await this.create('observer', sidecarSpec(image.id, container, ['iolab', 'observe', '--pid', '1', ...(trace ? ['--trace'] : [])]));
         observers.add(sidecar);
         await sidecar.start();
         return sidecarObserver(new ContainerOutput(`observer of ${description}`, sidecar, this.docker), sidecar, (c) => this.remove(c));

@@ -1,19 +1,18 @@
 // Grading on this machine, for developing an exercise or a solution without Docker. NOTHING is
 // isolated: the submission runs as the grader's user with its files, its network and no limits.
 // The CLI says so loudly. The server runs in its own process group, killed as a whole.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { NotGradableError } from '../errors.js';
 import { runProbe } from '../grade/probe.js';
-import type { GradeSandbox, SandboxedServer, ServerState } from '../grade/sandbox.js';
+import { clipOutputLine, type GradeSandbox, type SandboxedServer, type ServerState } from '../grade/sandbox.js';
 import type { PreparedSubmission } from '../grade/submission.js';
 import { processIds, waitForListener } from '../tracer/listeners.js';
 import { observeProcess } from '../tracer/observe.js';
+import { LineProcess } from './process.js';
 
 const KEPT_LINES = 40;
 /** node_modules of this package: what `import koffi from 'koffi'` in a TypeScript submission finds. */
@@ -30,31 +29,13 @@ async function freePort(): Promise<number> {
 }
 
 class LocalServer implements SandboxedServer {
-  private readonly output: string[] = [];
   private exit: number | string | null = null;
-  private readonly exited: Promise<void>;
 
   constructor(
-    private readonly child: ChildProcess,
+    private readonly child: LineProcess,
     private readonly port: number,
   ) {
-    const keep = (line: string) => {
-      this.output.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);
-      if (this.output.length > KEPT_LINES) this.output.shift();
-    };
-    createInterface({ input: child.stdout! }).on('line', keep);
-    createInterface({ input: child.stderr! }).on('line', keep);
-    this.exited = new Promise((resolve) => {
-      child.on('error', (error) => {
-        keep(`cannot start: ${error.message}`);
-        this.exit ??= 'not started';
-        resolve();
-      });
-      child.on('exit', (code, signal) => {
-        this.exit ??= code ?? signal ?? 'unknown';
-        resolve();
-      });
-    });
+    void child.exited.then((status) => (this.exit = status));
   }
 
   private get pid(): number {
@@ -62,7 +43,7 @@ class LocalServer implements SandboxedServer {
   }
 
   async waitListening(timeoutMs: number) {
-    return waitForListener(() => (this.exit === null ? processIds('/proc', this.pid) : Promise.resolve([])), this.port, timeoutMs);
+    return waitForListener(() => (this.child.running ? processIds('/proc', this.pid) : Promise.resolve([])), this.port, timeoutMs);
   }
 
   observe(pid: number, options: { trace: boolean }) {
@@ -78,18 +59,20 @@ class LocalServer implements SandboxedServer {
   }
 
   async state(): Promise<ServerState> {
-    return { running: this.exit === null, exit: this.exit, oomKilled: false, output: [...this.output] };
+    // stdout, then stderr (where a traceback goes)
+    const output = [...this.child.stdout, ...this.child.stderr].slice(-KEPT_LINES).map(clipOutputLine);
+    return { running: this.child.running, exit: this.exit, oomKilled: false, output };
   }
 
   async stop(): Promise<void> {
-    if (this.exit === null && this.child.pid) {
+    if (this.child.running && this.pid > 0) {
       try {
-        process.kill(-this.child.pid, 'SIGKILL');
+        process.kill(-this.pid, 'SIGKILL');
       } catch {
         // already gone
       }
     }
-    await this.exited;
+    await this.child.exited;
   }
 }
 
@@ -118,10 +101,9 @@ export class LocalSandbox implements GradeSandbox {
   async start(): Promise<SandboxedServer> {
     if (!this.submission?.command) throw new NotGradableError('the local sandbox was started before a submission was prepared');
     const [command, ...args] = this.submission.command;
-    const child = spawn(command, args, {
+    const child = new LineProcess(`the server of ${this.submission.name}`, command, args, {
       cwd: this.submission.dir,
       env: { ...process.env, PORT: String(this.port), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
       // its own process group: stop() kills the server and whatever it forked
       detached: true,
     });

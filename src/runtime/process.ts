@@ -1,7 +1,7 @@
 // Output read line by line, with a way to wait for a given line: a child process of the local
 // runtime (LineProcess) or a container of the Docker runtime (see docker.ts). Both keep the last
 // lines of stdout and stderr and report how the source ended.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { LabRunError } from '../errors.js';
@@ -84,9 +84,9 @@ export class LineProcess extends LineSource {
   /** resolves with the exit code (or the signal's name) once the process is gone. */
   readonly exited: Promise<number | string>;
 
-  constructor(description: string, command: string, args: string[]) {
+  constructor(description: string, command: string, args: string[], options: Pick<SpawnOptions, 'cwd' | 'env' | 'detached'> = {}) {
     super(description);
-    this.child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.child.on('error', (error) => {
         this.stderr.push(`cannot start ${command}: ${error.message}`);

@@ -128,7 +128,8 @@ export async function readListeners(pids: number[], port: number, procRoot = '/p
   }
   report.running = report.processes > 0;
   if (!report.running) return report;
-  const netPid = pids.find((pid) => owners.size === 0 || [...owners.values()].includes(pid)) ?? pids[0];
+  // every process looked at shares one network namespace: read it through a socket's owner
+  const netPid = owners.values().next().value ?? pids[0];
   for (const [file, family] of [['tcp', 4], ['tcp6', 6]] as const) {
     const text = await readFile(`${procRoot}/${netPid}/net/${file}`, 'utf8').catch(() => '');
     for (const socket of parseListeningSockets(text, family)) {
