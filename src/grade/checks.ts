@@ -97,9 +97,9 @@ export const HINTS = {
     id: 'crash',
     text: 'one connection\'s error must end that connection only: catch errors per connection, close it, and keep serving',
   }),
-  singleRead: (received: number, sent: number): Hint => ({
+  singleRead: (received: number, sent: number, reset: boolean): Hint => ({
     id: 'single-read',
-    text: `your server answered ${formatCount(received)} of ${formatCount(sent)} bytes and closed the connection: it read once and assumed the whole message had arrived. TCP is a byte stream: a message arrives in pieces, so read (and echo) until the peer closes`,
+    text: `your server answered ${formatCount(received)} of ${formatCount(sent)} bytes and closed the connection${reset ? ' (with the rest still unread in its socket, so the kernel sent a reset, RST, instead of a FIN)' : ''}: it read once and assumed the whole message had arrived. TCP is a byte stream: a message arrives in pieces, so read (and echo) until the peer closes`,
   }),
   busyLoop: (cpu: number, idle: number, hottest: string | null): Hint => ({
     id: 'busy-loop',
@@ -150,9 +150,9 @@ async function functional(context: CheckContext, request: ProbeRequest): Promise
   const { outcome, state } = await probe(context, request);
   if (!state.running) return exitedDuring(state);
   const hints: Hint[] = [];
-  const { sent, received, closedEarly } = outcome.facts;
+  const { sent, received, closedEarly, ended } = outcome.facts;
   if (!outcome.ok && request.probe === 'large-message' && closedEarly === true && typeof received === 'number' && typeof sent === 'number' && received < sent) {
-    hints.push(HINTS.singleRead(received, sent));
+    hints.push(HINTS.singleRead(received, sent, ended === 'reset'));
   }
   return verdict(outcome.ok, outcome.summary, [], hints);
 }

@@ -61,6 +61,8 @@ class Conversation {
   received = 0;
   /** 'closed' when the server closed (FIN), 'reset' on RST, another error's code otherwise. */
   ended: string | null = null;
+  /** how many bytes the last exchange got back */
+  lastReplyBytes = 0;
   private wake: (() => void) | null = null;
 
   constructor(readonly socket: Socket) {
@@ -104,6 +106,7 @@ class Conversation {
   async exchange(bytes: Buffer, timeoutMs = REPLY_TIMEOUT_MS): Promise<string | null> {
     this.socket.write(bytes);
     const reply = await this.waitFor(bytes.length, timeoutMs);
+    this.lastReplyBytes = reply.length;
     return compareReply(bytes, reply, this.ended, timeoutMs);
   }
 
@@ -219,8 +222,8 @@ async function largeMessageProbe(target: Target, bytes: number): Promise<ProbeOu
   try {
     const message = testBytes(bytes);
     const problem = await conversation.exchange(message, LARGE_REPLY_TIMEOUT_MS);
-    const received = conversation.received;
-    if (problem) return outcome('large-message', false, problem, { sent: bytes, closedEarly: conversation.ended !== null, received });
+    const received = conversation.lastReplyBytes;
+    if (problem) return outcome('large-message', false, problem, { sent: bytes, closedEarly: conversation.ended !== null, ended: conversation.ended, received });
     return outcome('large-message', true, `a ${formatCount(bytes)}-byte message came back whole, upper-cased`, { sent: bytes });
   } finally {
     conversation.close();
