@@ -79,6 +79,19 @@ beforeAll(async () => {
   });
 }, BUILD_TIMEOUT);
 
+/** A build context of iolab's package.json and `dockerfile` as docker/Dockerfile, for `use`, removed after. */
+async function withDockerfile(dockerfile: string, use: (context: string) => Promise<void>): Promise<void> {
+  const context = await mkdtemp(join(tmpdir(), 'iolab-dockerfile-'));
+  try {
+    await cp(join(CONTEXT_ROOT, 'package.json'), join(context, 'package.json'));
+    await mkdir(join(context, 'docker'));
+    await writeFile(join(context, 'docker', 'Dockerfile'), dockerfile);
+    await use(context);
+  } finally {
+    await rm(context, { recursive: true, force: true });
+  }
+}
+
 /** In a describe whose tests need the engine and the image. */
 function needsTheImage(): void {
   beforeEach(() => {
@@ -152,11 +165,7 @@ describe('ensureImage', () => {
   });
 
   it('names the failing step and its last lines of output when the build fails', async () => {
-    const context = await mkdtemp(join(tmpdir(), 'iolab-broken-'));
-    try {
-      await cp(join(CONTEXT_ROOT, 'package.json'), join(context, 'package.json'));
-      await mkdir(join(context, 'docker'));
-      await writeFile(join(context, 'docker', 'Dockerfile'), 'FROM debian:bookworm-slim\nRUN echo checking the toolchain && echo no compiler here >&2 && exit 3\n');
+    await withDockerfile('FROM debian:bookworm-slim\nRUN echo checking the toolchain && echo no compiler here >&2 && exit 3\n', async (context) => {
       const error = await ensureImage(docker, { contextRoot: context, tag: 'iolab-test/broken:1' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RuntimeUnavailableError);
       const message = (error as Error).message;
@@ -165,17 +174,11 @@ describe('ensureImage', () => {
       expect(message).toContain('no compiler here');
       expect(message).not.toContain('\x1b[');
       expect(await imageExists('iolab-test/broken:1')).toBe(false);
-    } finally {
-      await rm(context, { recursive: true, force: true });
-    }
+    });
   });
 
   it('says how to get the base image when it is missing and cannot be pulled', async () => {
-    const context = await mkdtemp(join(tmpdir(), 'iolab-nobase-'));
-    try {
-      await cp(join(CONTEXT_ROOT, 'package.json'), join(context, 'package.json'));
-      await mkdir(join(context, 'docker'));
-      await writeFile(join(context, 'docker', 'Dockerfile'), 'ARG BASE_IMAGE=iolab-test/no-such-base:1\nFROM ${BASE_IMAGE}\nRUN true\n');
+    await withDockerfile('ARG BASE_IMAGE=iolab-test/no-such-base:1\nFROM ${BASE_IMAGE}\nRUN true\n', async (context) => {
       const error = await ensureImage(docker, { contextRoot: context }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RuntimeUnavailableError);
       const message = (error as Error).message;
@@ -183,9 +186,7 @@ describe('ensureImage', () => {
       expect(message).toContain('The base image iolab-test/no-such-base:1 is not in the engine');
       expect(message).toContain('BASE_IMAGE=iolab-test/no-such-base:1 docker/bootstrap-base.sh');
       expect(message).toContain('docker pull iolab-test/no-such-base:1');
-    } finally {
-      await rm(context, { recursive: true, force: true });
-    }
+    });
   }, 120_000);
 });
 

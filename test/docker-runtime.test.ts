@@ -15,7 +15,7 @@ import { deriveFigures } from '../src/report/derive.js';
 import { ResultsSchema, type Results } from '../src/report/results.js';
 import { ensureImage, engineAvailable } from '../src/runtime/docker-image.js';
 import { DockerRuntime, RUN_LABEL } from '../src/runtime/docker.js';
-import { runIolab } from './helpers.js';
+import { interruptAfter, runIolab } from './helpers.js';
 
 const docker = new Docker();
 
@@ -88,14 +88,9 @@ describe('the Docker runtime', () => {
 
   it('on Ctrl-C removes every container and network it started, writes the report marked incomplete, exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-docker-sigint-'));
-    let sent = false;
-    const exit = await runIolab(['run', 'starvation', '--runtime', 'docker', '--duration', '2', '--out', out], (stderr, kill) => {
-      // In the middle of the second run: server, observer and clients are up.
-      if (!sent && /\[1\/\d+\] starvation: blocking measure #1 .*round trips/.test(stderr)) {
-        sent = true;
-        setTimeout(() => kill('SIGINT'), 1500);
-      }
-    });
+    // In the middle of the second run: server, observer and clients are up.
+    const interrupt = interruptAfter(/\[1\/\d+\] starvation: blocking measure #1 .*round trips/, 1500);
+    const exit = await runIolab(['run', 'starvation', '--runtime', 'docker', '--duration', '2', '--out', out], interrupt.watch);
     expect(exit.code, exit.stderr).toBe(130);
     const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'starvation', 'results.json'), 'utf8')));
     expect(results.complete).toBe(false);

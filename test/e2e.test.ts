@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ResultsSchema, type Results, type RunRecord } from '../src/report/results.js';
-import { runIolab as iolab } from './helpers.js';
+import { interruptAfter, runIolab as iolab } from './helpers.js';
 
 async function readResults(dir: string): Promise<Results> {
   return ResultsSchema.parse(JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')));
@@ -76,15 +76,10 @@ describe('iolab run starvation', () => {
 describe('Ctrl-C during a lab', () => {
   it('stops every process, writes what was measured marked incomplete, and exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-sigint-'));
-    let sent = false;
-    const exit = await iolab(['run', 'models', '--runtime', 'local', '--duration', '2', '--out', out], (stderr, kill) => {
-      // Interrupt in the middle of the second run, once the first one is recorded.
-      if (!sent && /\[1\/\d+\] models: blocking measure #1 .*round trips/.test(stderr)) {
-        sent = true;
-        setTimeout(() => kill('SIGINT'), 700);
-      }
-    });
-    expect(sent, exit.stderr).toBe(true);
+    // Interrupt in the middle of the second run, once the first one is recorded.
+    const interrupt = interruptAfter(/\[1\/\d+\] models: blocking measure #1 .*round trips/, 700);
+    const exit = await iolab(['run', 'models', '--runtime', 'local', '--duration', '2', '--out', out], interrupt.watch);
+    expect(interrupt.sent, exit.stderr).toBe(true);
     expect(exit.code, exit.stderr).toBe(130);
     const results = await readResults(join(out, 'models'));
     expect(results.complete).toBe(false);

@@ -102,9 +102,9 @@ describe('the sandbox', () => {
       await sandbox.close();
       await submission.dispose();
     }
-    const left = await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${sandbox.runId}`] } });
-    const networks = await docker.listNetworks({ filters: { label: [`${RUN_LABEL}=${sandbox.runId}`] } });
-    const images = await docker.listImages({ filters: { label: [`${RUN_LABEL}=${sandbox.runId}`] } });
+    const left = await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${sandbox.id}`] } });
+    const networks = await docker.listNetworks({ filters: { label: [`${RUN_LABEL}=${sandbox.id}`] } });
+    const images = await docker.listImages({ filters: { label: [`${RUN_LABEL}=${sandbox.id}`] } });
     expect([left.length, networks.length, images.length]).toEqual([0, 0, 0]);
   }, 180_000);
 });

@@ -132,6 +132,19 @@ const IOLAB = join(import.meta.dirname, '..', 'bin', 'iolab.js');
  * with a way to signal it. It runs in a process group of its own, so that a test can find
  * everything it started.
  */
+/** A runIolab stderr watcher that sends SIGINT `delayMs` after the output first matches `pattern`; `sent` says whether it did. */
+export function interruptAfter(pattern: RegExp, delayMs: number) {
+  const interrupt = {
+    sent: false,
+    watch: (stderr: string, kill: (signal: NodeJS.Signals) => void): void => {
+      if (interrupt.sent || !pattern.test(stderr)) return;
+      interrupt.sent = true;
+      setTimeout(() => kill('SIGINT'), delayMs);
+    },
+  };
+  return interrupt;
+}
+
 export function runIolab(
   args: string[],
   onStderr?: (text: string, kill: (signal: NodeJS.Signals) => void) => void,

@@ -5,6 +5,7 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import pLimit from 'p-limit';
 import { UsageError } from '../errors.js';
 import { FORMAT_FILES, FORMATS, render, uniqueHints } from './formats.js';
 import { gradeSubmission, type GradeOptions } from './grade.js';
@@ -17,6 +18,8 @@ export interface BatchOptions extends Omit<GradeOptions, 'sandbox'> {
   sandbox: () => GradeSandbox;
   jobs: number;
   out: string;
+  /** once the submissions are listed: for the progress bar. */
+  onStart?: (total: number) => void;
   /** after each submission: for the progress bar. */
   onGraded?: (report: GradeReport, done: number, total: number) => void;
 }
@@ -26,7 +29,7 @@ export interface BatchResult {
   gradebook: string;
 }
 
-export async function listSubmissions(dir: string): Promise<string[]> {
+async function listSubmissions(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
     throw new UsageError(`--batch ${dir}: cannot read it (${error.code ?? error.message})`);
   });
@@ -57,22 +60,21 @@ export function gradebookCsv(exercise: Exercise, reports: GradeReport[]): string
 
 export async function gradeBatch(dir: string, exercise: Exercise, options: BatchOptions): Promise<BatchResult> {
   const names = await listSubmissions(dir);
+  options.onStart?.(names.length);
   await mkdir(options.out, { recursive: true });
   const reports: GradeReport[] = new Array(names.length);
-  let next = 0;
   let done = 0;
-  const worker = async () => {
-    while (next < names.length && !options.signal?.aborted) {
-      const index = next++;
-      const report = await gradeSubmission(join(dir, names[index]), exercise, { ...options, sandbox: options.sandbox() });
-      reports[index] = report;
-      const studentDir = join(options.out, names[index]);
-      await mkdir(studentDir, { recursive: true });
-      for (const format of FORMATS) await writeFile(join(studentDir, FORMAT_FILES[format]), render(report, format));
-      options.onGraded?.(report, ++done, names.length);
-    }
+  const grade = async (name: string, index: number) => {
+    if (options.signal?.aborted) return;
+    const report = await gradeSubmission(join(dir, name), exercise, { ...options, sandbox: options.sandbox() });
+    reports[index] = report;
+    const studentDir = join(options.out, name);
+    await mkdir(studentDir, { recursive: true });
+    for (const format of FORMATS) await writeFile(join(studentDir, FORMAT_FILES[format]), render(report, format));
+    options.onGraded?.(report, ++done, names.length);
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.jobs, names.length)) }, worker));
+  const limit = pLimit(Math.max(1, options.jobs));
+  await Promise.all(names.map((name, index) => limit(grade, name, index)));
   const graded = reports.filter(Boolean);
   const gradebook = join(options.out, 'gradebook.csv');
   await writeFile(gradebook, gradebookCsv(exercise, graded));

@@ -3,7 +3,7 @@
 // fingerprints are the ones the lab servers declare (src/servers/MODEL.ts): a student's select
 // server must show what iolab's own select server shows.
 import { checkFingerprint } from '../report/derive.js';
-import { formatCount, formatShare } from '../report/format.js';
+import { formatCount, formatShare, joinWords } from '../report/format.js';
 import type { SyscallCount } from '../report/results.js';
 import { findModel, models } from '../servers/index.js';
 import type { ServerModel } from '../servers/model.js';
@@ -113,6 +113,10 @@ export const HINTS = {
     id: 'fd-setsize',
     text: 'select() watches fds below FD_SETSIZE (1024) only; Python raises ValueError ("filedescriptor out of range in select()") and C corrupts memory for a larger fd. Refuse (close) a connection whose fd is 1024 or more, and keep serving the others',
   }),
+  noServer: (): Hint => ({
+    id: 'no-server',
+    text: 'hand in a directory with server.py, server.ts, server.js, a Dockerfile or iolab.yaml (see the exercise README)',
+  }),
 };
 
 export function describeExit(exit: number | string | null): string {
@@ -150,8 +154,9 @@ async function functional(context: CheckContext, request: ProbeRequest): Promise
   const { outcome, state } = await probe(context, request);
   if (!state.running) return exitedDuring(state);
   const hints: Hint[] = [];
-  const { sent, received, closedEarly, ended } = outcome.facts;
-  if (!outcome.ok && request.probe === 'large-message' && closedEarly === true && typeof received === 'number' && typeof sent === 'number' && received < sent) {
+  const { sent, received, ended } = outcome.facts;
+  // `ended` is how the connection ended before the whole reply came back, null if it did not
+  if (!outcome.ok && request.probe === 'large-message' && typeof ended === 'string' && typeof received === 'number' && typeof sent === 'number' && received < sent) {
     hints.push(HINTS.singleRead(received, sent, ended === 'reset'));
   }
   return verdict(outcome.ok, outcome.summary, [], hints);
@@ -190,10 +195,6 @@ function fingerprintHolds(model: ServerModel, counts: SyscallCount[]): boolean {
   return checkFingerprint(model.fingerprint, counts, 1).verdict === 'matches';
 }
 
-function alternatives(group: string[]): string {
-  return group.length === 1 ? group[0] : `${group.slice(0, -1).join(', ')} or ${group[group.length - 1]}`;
-}
-
 /** The EAGAIN storm of busy polling: most accept4/recvfrom calls fail. */
 function eagainShare(counts: SyscallCount[]): { calls: number; share: number } {
   const reads = counts.filter((c) => c.syscall === 'accept4' || c.syscall === 'recvfrom' || c.syscall === 'read');
@@ -216,7 +217,7 @@ export function judgeFingerprint(modelName: string, counts: SyscallCount[], eaga
     problems.push(`your server called ${seen}; this exercise asks for ${model.name}, which never calls ${forbidden.length > 1 ? 'them' : 'it'}`);
   }
   if (missing.length > 0) {
-    problems.push(`it never called ${missing.map(alternatives).join(', nor ')}, which ${model.name} must`);
+    problems.push(`it never called ${missing.map((group) => joinWords(group, 'or')).join(', nor ')}, which ${model.name} must`);
   }
   if (eagainStorm && storm.share < 0.5) {
     problems.push(

@@ -100,20 +100,19 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
       return report.status === 'graded' ? ExitCode.ok : ExitCode.notGradable;
     }
 
-    const { gradeBatch, listSubmissions } = await import('./batch.js');
+    const { gradeBatch } = await import('./batch.js');
     const out = resolve(argv.out ?? 'grades');
-    const total = (await listSubmissions(argv.batch!)).length;
     const bar = process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'grading [{bar}] {value}/{total} submissions | {last}', hideCursor: true }, cliProgress.Presets.shades_classic)
       : null;
-    bar?.start(total, 0, { last: '' });
     const result = await gradeBatch(resolve(argv.batch!), exercise, {
       sandbox: newSandbox,
       only,
       jobs: argv.jobs,
       out,
       signal: abort.signal,
-      onGraded: (report, done) => {
+      onStart: (total) => bar?.start(total, 0, { last: '' }),
+      onGraded: (report, done, total) => {
         if (bar) bar.update(done, { last: summary(report).slice(0, 60) });
         else process.stderr.write(`[${done}/${total}] ${summary(report)}\n`);
       },

@@ -45,14 +45,16 @@ function checkText(check: GradeReport['checks'][number]): string {
   return lines.join('\n');
 }
 
+const NOT_A_ZERO = 'This is not a zero: the grader could not grade this submission. Grade it again once the cause is fixed.';
+
 function notGradableText(report: GradeReport): string {
-  return `NOT GRADABLE: ${report.notGradableReason}\nThis is not a zero: the grader could not grade this submission. Grade it again once the cause is fixed.`;
+  return `NOT GRADABLE: ${report.notGradableReason}\n${NOT_A_ZERO}`;
 }
 
 export function toMarkdown(report: GradeReport): string {
   const out: string[] = [`# ${report.exercise.title}: ${report.submission.name}`, ''];
   if (report.status === 'not-gradable') {
-    out.push(`**Not gradable.** ${report.notGradableReason}`, '', 'This is not a zero: the grader could not grade this submission. Grade it again once the cause is fixed.', '');
+    out.push(`**Not gradable.** ${report.notGradableReason}`, '', NOT_A_ZERO, '');
   } else {
     out.push(`**Score: ${points(report.score)} / ${points(report.maxScore)}**`, '');
     out.push(`Exercise \`${report.exercise.id}\` asks for the **${report.exercise.model}** model. Submission: ${report.submission.description ?? 'none found'}.`, '');

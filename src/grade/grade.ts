@@ -133,7 +133,7 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
       submission = await prepareSubmission(source);
     } catch (error) {
       if (!(error instanceof SubmissionError)) throw error;
-      failAll(error.message, [{ id: 'no-server', text: 'hand in a directory with server.py, server.ts, server.js, a Dockerfile or iolab.yaml (see the exercise README)' }]);
+      failAll(error.message, [HINTS.noServer()]);
     }
     if (submission) {
       progress(`${submission.name}: ${submission.description}; preparing the ${sandbox.name} sandbox ${sandbox.id}`);

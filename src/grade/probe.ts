@@ -7,6 +7,7 @@
 // hold connections while the grader observes the server), then one JSON ProbeOutcome on stdout.
 import { connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import { raiseNofileToHard } from '../libc/index.js';
 import { formatCount } from '../report/format.js';
@@ -58,7 +59,7 @@ export function expectedReply(bytes: Buffer): Buffer {
 /** A connection and everything it received, with how (and whether) it ended. */
 class Conversation {
   private chunks: Buffer[] = [];
-  received = 0;
+  private received = 0;
   /** 'closed' when the server closed (FIN), 'reset' on RST, another error's code otherwise. */
   ended: string | null = null;
   /** how many bytes the last exchange got back */
@@ -95,7 +96,7 @@ class Conversation {
   }
 
   /** everything received so far, and forget it. */
-  take(): Buffer {
+  private take(): Buffer {
     const all = Buffer.concat(this.chunks);
     this.chunks = [];
     this.received = 0;
@@ -171,19 +172,19 @@ async function openMany(target: Target, n: number, inFlight = 100): Promise<{ op
   const opened: Conversation[] = [];
   let failed = 0;
   let firstError: string | null = null;
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      next++;
-      try {
-        opened.push(await open(target));
-      } catch (error) {
-        failed++;
-        firstError ??= (error as Error).message;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(inFlight, n) }, worker));
+  const limit = pLimit(inFlight);
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      limit(async () => {
+        try {
+          opened.push(await open(target));
+        } catch (error) {
+          failed++;
+          firstError ??= (error as Error).message;
+        }
+      }),
+    ),
+  );
   return { open: opened, failed, firstError };
 }
 
@@ -223,7 +224,7 @@ async function largeMessageProbe(target: Target, bytes: number): Promise<ProbeOu
     const message = testBytes(bytes);
     const problem = await conversation.exchange(message, LARGE_REPLY_TIMEOUT_MS);
     const received = conversation.lastReplyBytes;
-    if (problem) return outcome('large-message', false, problem, { sent: bytes, closedEarly: conversation.ended !== null, ended: conversation.ended, received });
+    if (problem) return outcome('large-message', false, problem, { sent: bytes, ended: conversation.ended, received });
     return outcome('large-message', true, `a ${formatCount(bytes)}-byte message came back whole, upper-cased`, { sent: bytes });
   } finally {
     conversation.close();
@@ -319,25 +320,22 @@ async function churnProbe(target: Target, cycles: number): Promise<ProbeOutcome>
   let done = 0;
   let failed = 0;
   let firstError: string | null = null;
-  let next = 0;
-  const worker = async () => {
-    while (next < cycles) {
-      const cycle = next++;
-      try {
-        const conversation = await open(target);
-        const problem = await conversation.exchange(Buffer.from(`cycle ${cycle}\n`));
-        conversation.close();
-        if (problem) throw new Error(problem);
-        done++;
-      } catch (error) {
-        failed++;
-        firstError ??= `cycle ${cycle + 1}: ${(error as Error).message}`;
-        // A server that stopped answering would make every remaining cycle wait for its timeout.
-        if (failed >= 20) return;
-      }
+  const limit = pLimit(4);
+  const cycle = async (index: number) => {
+    // A server that stopped answering would make every remaining cycle wait for its timeout.
+    if (failed >= 20) return;
+    try {
+      const conversation = await open(target);
+      const problem = await conversation.exchange(Buffer.from(`cycle ${index}\n`));
+      conversation.close();
+      if (problem) throw new Error(problem);
+      done++;
+    } catch (error) {
+      failed++;
+      firstError ??= `cycle ${index + 1}: ${(error as Error).message}`;
     }
   };
-  await Promise.all(Array.from({ length: 4 }, worker));
+  await Promise.all(Array.from({ length: cycles }, (_, index) => limit(cycle, index)));
   const facts = { cycles, completed: done, failed };
   if (done === cycles) return outcome('churn', true, `${formatCount(cycles)} connect / echo / close cycles all completed`, facts);
   const stopped = done + failed < cycles ? ` (stopped after ${failed} failures)` : '';

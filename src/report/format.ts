@@ -64,10 +64,10 @@ export function formatLimit(n: number | null): string {
   return formatCount(n);
 }
 
-/** "a", "a and b", "a, b and c". */
-export function joinWords(words: readonly string[]): string {
+/** "a", "a and b", "a, b and c"; with conjunction 'or', "a, b or c". */
+export function joinWords(words: readonly string[], conjunction: 'and' | 'or' = 'and'): string {
   if (words.length <= 1) return words.join('');
-  return `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
+  return `${words.slice(0, -1).join(', ')} ${conjunction} ${words[words.length - 1]}`;
 }
 
 /** "1 connection", "16 connections". */

@@ -48,8 +48,8 @@ export class DockerSandbox implements GradeSandbox {
   readonly port = SANDBOX_PORT;
   readonly limits: SandboxLimits;
   readonly docker = new Docker();
-  readonly runId = `iolab-grade-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
-  readonly id = this.runId;
+  /** the run's label value, and the prefix of its containers' and network's names. */
+  readonly id = `iolab-grade-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   private labImage: { tag: string; id: string } | null = null;
   private submission: PreparedSubmission | null = null;
   private image: string | null = null;
@@ -75,7 +75,7 @@ export class DockerSandbox implements GradeSandbox {
       throw error;
     }
     this.submission = submission;
-    const tag = `iolab-submission:${this.runId}`;
+    const tag = `iolab-submission:${this.id}`;
     let dockerfile = 'Dockerfile';
     const files = [...submission.files];
     if (submission.kind !== 'dockerfile') {
@@ -88,7 +88,7 @@ export class DockerSandbox implements GradeSandbox {
       files,
       tag,
       dockerfile,
-      labels: { [RUN_LABEL]: this.runId },
+      labels: { [RUN_LABEL]: this.id },
       buildArgs: { IOLAB_IMAGE: this.labImage.tag },
       network: 'none',
       signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
@@ -97,7 +97,7 @@ export class DockerSandbox implements GradeSandbox {
       throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
     }
     this.image = tag;
-    const network = await this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: true, Labels: { [RUN_LABEL]: this.runId } });
+    const network = await this.docker.createNetwork({ Name: this.id, Driver: 'bridge', Internal: true, Labels: { [RUN_LABEL]: this.id } });
     this.network = network.id;
   }
 
@@ -105,8 +105,8 @@ export class DockerSandbox implements GradeSandbox {
   async create(role: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
     return this.docker.createContainer({
       ...spec,
-      name: `${this.runId}-${role}-${++this.counter}`,
-      Labels: { [RUN_LABEL]: this.runId, 'iolab.role': role },
+      name: `${this.id}-${role}-${++this.counter}`,
+      Labels: { [RUN_LABEL]: this.id, 'iolab.role': role },
     });
   }
 
@@ -140,7 +140,7 @@ export class DockerSandbox implements GradeSandbox {
 
   async close(): Promise<void> {
     // the containers, the network and the submission's image: all carry the run's label
-    await removeLabelled(this.docker, this.runId).catch(() => {});
+    await removeLabelled(this.docker, this.id).catch(() => {});
     this.network = null;
     this.image = null;
   }
@@ -162,12 +162,17 @@ class DockerServer implements SandboxedServer {
     await container.remove({ force: true }).catch(() => {});
   }
 
-  /** a sidecar in the server's PID namespace, with SYS_PTRACE and no network. */
-  private async sidecar(role: string, command: string[]): Promise<{ container: Docker.Container; output: ContainerOutput }> {
-    const container = await this.sandbox.create(role, sidecarSpec(this.labImage, this.container, command));
+  /** starts a container beside the server (removed with it), with its output; `what` names it in errors. */
+  private async launch(role: string, spec: Docker.ContainerCreateOptions, what: string): Promise<{ container: Docker.Container; output: ContainerOutput }> {
+    const container = await this.sandbox.create(role, spec);
     this.sidecars.add(container);
     await container.start();
-    return { container, output: new ContainerOutput(`${role} of ${this.name}`, container, this.sandbox.docker) };
+    return { container, output: new ContainerOutput(what, container, this.sandbox.docker) };
+  }
+
+  /** a sidecar in the server's PID namespace, with SYS_PTRACE and no network. */
+  private sidecar(role: string, command: string[]): Promise<{ container: Docker.Container; output: ContainerOutput }> {
+    return this.launch(role, sidecarSpec(this.labImage, this.container, command), `${role} of ${this.name}`);
   }
 
   async waitListening(timeoutMs: number): Promise<ListenerReport> {
@@ -199,16 +204,12 @@ class DockerServer implements SandboxedServer {
   }
 
   probe(request: ProbeRequest) {
-    const started = (async () => {
-      const container = await this.sandbox.create('probe', {
-        Image: this.labImage,
-        Cmd: ['iolab', 'probe', '--target', `${this.name}:${this.sandbox.port}`, '--request', JSON.stringify(request)],
-        HostConfig: { NetworkMode: this.network },
-      });
-      this.sidecars.add(container);
-      await container.start();
-      return { container, output: new ContainerOutput(`probe ${request.probe} of ${this.name}`, container, this.sandbox.docker) };
-    })();
+    const spec = {
+      Image: this.labImage,
+      Cmd: ['iolab', 'probe', '--target', `${this.name}:${this.sandbox.port}`, '--request', JSON.stringify(request)],
+      HostConfig: { NetworkMode: this.network },
+    };
+    const started = this.launch('probe', spec, `probe ${request.probe} of ${this.name}`);
     const ready = started.then(({ output }) => output.waitForLine('stderr', (l) => l === 'ready', 'its ready line', PROBE_GRACE_MS)).then(() => undefined);
     const result = started.then(async ({ container, output }) => {
       try {
