@@ -1,10 +1,10 @@
 // The `iolab` command. Expected failures print one line (a stack only with --verbose) and exit
 // with the codes documented in README.md.
 import { clearLine, cursorTo } from 'node:readline';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, RuntimeUnavailableError, UsageError } from './errors.js';
+import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, ResultsFileError, RuntimeUnavailableError, UsageError } from './errors.js';
 import type { LoadedLab } from './labs/load.js';
 import type { RunProgress } from './labs/runner.js';
 import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
@@ -14,14 +14,14 @@ import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/run
 
 function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return ExitCode.usage;
-  if (error instanceof LabFileError) return ExitCode.labFile;
+  if (error instanceof LabFileError || error instanceof ResultsFileError) return ExitCode.labFile;
   if (error instanceof RuntimeUnavailableError) return ExitCode.runtimeUnavailable;
   if (error instanceof NotGradableError) return ExitCode.notGradable;
   return ExitCode.failure;
 }
 
 function fail(error: unknown, verbose: boolean): never {
-  const known = [UsageError, LabFileError, RuntimeUnavailableError, LabRunError, ErrnoError, NotGradableError].some((type) => error instanceof type);
+  const known = [UsageError, LabFileError, ResultsFileError, RuntimeUnavailableError, LabRunError, ErrnoError, NotGradableError].some((type) => error instanceof type);
   process.stderr.write(`iolab: ${error instanceof Error ? error.message : String(error)}\n`);
   if (verbose || !known) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   process.exit(exitCodeOf(error));
@@ -84,6 +84,7 @@ async function runCommand(argv: {
 }): Promise<number> {
   const { loadAllLabs, resolveLab } = await import('./labs/load.js');
   const { runLab } = await import('./labs/runner.js');
+  const { analyse } = await import('./analysis/index.js');
   const { writeReport } = await import('./report/index.js');
   const loaded: LoadedLab[] = argv.labs.length
     ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
@@ -97,7 +98,8 @@ async function runCommand(argv: {
     if (++interrupts > 1) process.exit(ExitCode.interrupted);
     process.stderr.write(`\n${signal}: stopping every server and client; the reports keep what was measured (again to quit at once)\n`);
     abort.abort(signal);
-    void runtime.close();
+    // What this misses (a container being created right now) the close after the lab removes.
+    runtime.close().catch(() => {});
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -106,13 +108,14 @@ async function runCommand(argv: {
   try {
     for (const lab of loaded) {
       if (abort.signal.aborted) break;
-      const results = await runLab(lab, runtime, {
+      const measured = await runLab(lab, runtime, {
         durationSeconds: argv.duration,
         connections: argv.connections,
         clients: argv.clients,
         signal: abort.signal,
         onProgress: progressPrinter(),
       });
+      const results = analyse(measured);
       const written = await writeReport(results, join(resolve(argv.out), lab.lab.name));
       incomplete ||= !results.complete;
       process.stderr.write(
@@ -152,6 +155,25 @@ async function main(): Promise<void> {
             }),
         async (argv) => {
           process.exitCode = await runCommand({ ...argv, labs: argv.labs as string[], clients: argv.clients! });
+        },
+      )
+      .command(
+        'report <results>',
+        'render report.md again from a results.json (the verdicts it holds, as they were judged)',
+        (y) =>
+          y
+            .positional('results', { type: 'string', demandOption: true, describe: 'a results.json written by `iolab run`' })
+            .option('out', { type: 'string', describe: 'directory for report.md (default: beside the results file)' })
+            .option('stdout', { type: 'boolean', default: false, describe: 'print the Markdown instead of writing report.md' }),
+        async (argv) => {
+          const { readResults, renderMarkdown, writeMarkdown } = await import('./report/index.js');
+          const results = await readResults(argv.results);
+          if (argv.stdout) {
+            process.stdout.write(renderMarkdown(results));
+            return;
+          }
+          const file = await writeMarkdown(results, argv.out ?? dirname(resolve(argv.results)));
+          process.stderr.write(`${results.lab.name}: wrote ${file}\n`);
         },
       )
       .command('list', 'list the labs', {}, async () => {
@@ -230,7 +252,7 @@ async function main(): Promise<void> {
       )
       .command('clean', 'remove the containers, networks and submission images that interrupted Docker runs and gradings left behind', {}, async () => {
         const Docker = (await import('dockerode')).default;
-        const { removeLabelled } = await import('./runtime/docker.js');
+        const { removeLabelled } = await import('./runtime/containers.js');
         const removed = await removeLabelled(new Docker(), null);
         process.stdout.write(`removed ${removed.containers} container(s), ${removed.networks} network(s) and ${removed.images} image(s)\n`);
       })
@@ -293,7 +315,7 @@ async function main(): Promise<void> {
           await serveProbe(argv.request, { host: argv.target.slice(0, at), port: Number(argv.target.slice(at + 1)) });
         },
       )
-      .demandCommand(1, 'name a command: run, list, models, server, client, grade, exercises, clean')
+      .demandCommand(1, 'name a command: run, report, list, models, server, client, grade, exercises, clean')
       .strict()
       .fail((msg, error) => {
         if (error) throw error;

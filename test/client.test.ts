@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTarget, runClient, type ClientOptions } from '../src/clients/index.js';
 import { UsageError } from '../src/errors.js';
 import * as libc from '../src/libc/index.js';
-import { ClientResultSchema } from '../src/report/results.js';
+import { ClientResultSchema } from '../src/shared/results.js';
 
 interface ChildServer {
   target: string;
@@ -150,7 +150,8 @@ describe('connecting', () => {
       libc.listen(listener, 1);
       const result = await run({ target: `127.0.0.1:${libc.localPort(listener)}`, mode: 'hold', connections: 20, durationSeconds: 0.2, connectTimeoutSeconds: 0.5 });
       expect(result.connectErrors.ETIMEDOUT).toBeGreaterThan(0);
-      expect(result.connected + result.connectErrors.ETIMEDOUT).toBe(20);
+      // 20 idle connections, then the probe's: each one either connected or timed out.
+      expect(result.connected + (result.probe ? 1 : 0) + result.connectErrors.ETIMEDOUT).toBe(21);
       expect(result.notes.join('\n')).toMatch(/not established/);
     } finally {
       libc.close(listener);

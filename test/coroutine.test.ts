@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
-import type { SyscallCount } from '../src/report/results.js';
+import type { SyscallCount } from '../src/shared/results.js';
 import type { ServeOptions } from '../src/servers/model.js';
 import { connect, echo, Receiver, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';
 

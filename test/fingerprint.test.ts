@@ -1,34 +1,32 @@
-// The tracer counting a real server under real load: each multiplexing model shows its own
-// waiting call and not the others'.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SyscallCount } from '../src/report/results.js';
-import { traceUnderLoad } from './helpers.js';
+// The fingerprint contract: every model in the registry, traced under real load the way a lab
+// traces it, shows the fingerprint it declares in its own threads' calls; and what it declares
+// of itself (how it waits, what a connection costs) is what the kernel sees.
+import { describe, expect, it } from 'vitest';
+import { models } from '../src/servers/index.js';
+import { checkFingerprint } from '../src/shared/model.js';
+import { callsOf, traceUnderLoad } from './helpers.js';
 
-const calls = (syscalls: SyscallCount[], name: string) => syscalls.find((s) => s.syscall === name)?.calls ?? 0;
+const CONNECTIONS = 4;
 
-describe.each([
-  { model: 'epoll', waits: ['epoll_wait', 'epoll_pwait'], never: ['select', 'pselect6', 'poll', 'ppoll'] },
-  { model: 'select', waits: ['select', 'pselect6'], never: ['epoll_wait', 'epoll_pwait', 'poll', 'ppoll'] },
-])('strace counts of the $model server under load', ({ model, waits, never }) => {
-  let traced: { syscalls: SyscallCount[]; roundTrips: number };
-  beforeAll(async () => {
-    traced = await traceUnderLoad(model);
-  });
-  afterAll(() => {});
-
-  it(`shows ${waits.join(' or ')} and recvfrom/sendto for the round trips`, () => {
-    expect(traced.roundTrips).toBeGreaterThan(0);
-    expect(waits.reduce((sum, name) => sum + calls(traced.syscalls, name), 0)).toBeGreaterThan(0);
-    expect(calls(traced.syscalls, 'recvfrom')).toBeGreaterThanOrEqual(traced.roundTrips);
-    expect(calls(traced.syscalls, 'sendto')).toBeGreaterThanOrEqual(traced.roundTrips);
-  });
-
-  it(`never calls ${never.join(', ')}`, () => {
-    for (const name of never) expect(calls(traced.syscalls, name), name).toBe(0);
-  });
-
-  it('does not count start-up (no execve, no module loading)', () => {
-    expect(calls(traced.syscalls, 'execve')).toBe(0);
-    expect(calls(traced.syscalls, 'openat')).toBeLessThan(5);
-  });
+describe.each(models.map((model) => [model.name, model] as const))('the %s server traced under load', (_name, model) => {
+  it('shows the fingerprint it declares, in its own threads, and no start-up of its own process', async () => {
+    const traced = await traceUnderLoad(model.name, { connections: CONNECTIONS });
+    expect(traced.roundTrips, 'round trips while traced').toBeGreaterThan(0);
+    const check = checkFingerprint(model.fingerprint, traced.syscalls, traced.roundTrips);
+    expect(check.verdict, JSON.stringify({ missing: check.required.filter((r) => r.seen.length === 0), forbidden: check.forbidden.filter((f) => f.calls > 0) })).toBe('matches');
+    // Attached after the ready line: the process's own start-up is not counted.
+    expect(callsOf([...traced.syscalls, ...traced.runtime], 'execve')).toBe(0);
+    // Every call it declares it waits in was made (nonblocking declares none: it never waits).
+    if (model.fingerprint.waitsIn.length > 0) expect(callsOf(traced.syscalls, ...model.fingerprint.waitsIn), model.fingerprint.waitsIn.join(' or ')).toBeGreaterThan(0);
+    // What it declares of itself.
+    if (model.traits.waits === 'spin') {
+      const reads = traced.syscalls.filter((s) => model.fingerprint.required.flat().includes(s.syscall));
+      const eagain = reads.reduce((sum, s) => sum + (s.errnos.EAGAIN ?? 0), 0);
+      expect(eagain, 'reads failing with EAGAIN').toBeGreaterThan(traced.roundTrips / 10);
+    }
+    const clones = callsOf(traced.syscalls, 'clone', 'clone3');
+    if (model.traits.perConnection === 'thread') expect(clones, 'clone per connection').toBeGreaterThanOrEqual(CONNECTIONS);
+    else expect(clones, 'no thread per connection').toBe(0);
+    expect(traced.threads.serving, "the model's own threads").toBeGreaterThanOrEqual(1);
+  }, 60_000);
 });

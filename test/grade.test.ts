@@ -12,13 +12,13 @@ import { toGradescope, toJunit } from '../src/grade/formats.js';
 import { GradeReportSchema } from '../src/grade/report.js';
 import { EXERCISES_DIR, loadAllExercises, parseRubric } from '../src/grade/rubric.js';
 import { prepareSubmission, SubmissionError } from '../src/grade/submission.js';
-import type { SyscallCount } from '../src/report/results.js';
+import type { SyscallCount } from '../src/shared/results.js';
 import { allInterfaces, parseListeningSockets, readListeners } from '../src/tracer/listeners.js';
 import { GradescopeResultsSchema } from './gradescope.js';
 import { runIolab as iolab } from './helpers.js';
 
 const counts = (entries: [string, number, number?][]): SyscallCount[] =>
-  entries.map(([syscall, calls, errors = 0]) => ({ syscall, calls, errors, usecsPerCall: 1, seconds: 0 }));
+  entries.map(([syscall, calls, errors = 0]) => ({ syscall, calls, errors, errnos: errors ? { EAGAIN: errors } : ({} as Record<string, number>) }));
 
 describe('exercises', () => {
   it('each of the eight has its task, both starters, a reference and a valid rubric', async () => {

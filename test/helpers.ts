@@ -3,8 +3,15 @@
 import { spawn } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { analyse } from '../src/analysis/index.js';
+import { resolveLab } from '../src/labs/load.js';
+import { runLab, type RunOptions } from '../src/labs/runner.js';
+import type { Lab } from '../src/labs/schema.js';
 import { LocalRuntime } from '../src/runtime/local.js';
-import type { SyscallCount } from '../src/report/results.js';
+import type { Runtime } from '../src/runtime/runtime.js';
+import type { ClaimVerdict } from '../src/shared/verdicts.js';
+import { mergeCounts, type Results, type SyscallCount, type TraceRecord } from '../src/shared/results.js';
 import type { RunningServer, ServerSpec } from '../src/runtime/runtime.js';
 
 export interface TestServer {
@@ -90,26 +97,53 @@ export function lowercaseBytes(n: number, seed = 1): Buffer {
   return out;
 }
 
+export interface Traced {
+  /** the calls of the model's own threads, set-up and window together (what its fingerprint is checked against). */
+  syscalls: SyscallCount[];
+  /** the calls of the runtime's other threads. */
+  runtime: SyscallCount[];
+  threads: TraceRecord['threads'];
+  roundTrips: number;
+  unanswered: number;
+  wrongReplies: number;
+}
+
 /**
- * A server of `model` under echo load from the real client for 1 s, with strace attached before
- * the clients connect (so each connection's set-up is counted too): what strace counted.
+ * A server of `model` under echo load from the real client for 1 s, traced the way a lab traces
+ * it: strace attached before the clients connect (so each connection's set-up is counted too),
+ * the window started with the client's.
  */
 export async function traceUnderLoad(
   model: string,
   { connections = 4, options = {} }: { connections?: number; options?: ServerSpec['options'] } = {},
-): Promise<{ syscalls: SyscallCount[]; roundTrips: number; unanswered: number }> {
+): Promise<Traced> {
   const runtime = new LocalRuntime();
   try {
     const server = await runtime.startServer({ model, nofile: null, options });
-    const tracer = await server.startTracer();
+    const observer = await server.observe({ trace: true });
     const client = await runtime.startClient({ name: 'load', mode: 'echo', connections, messageSize: 64, durationSeconds: 1, target: server.target });
     await client.ready;
+    await observer.startWindow();
     await client.start();
     const result = await client.result;
-    return { syscalls: await tracer.stop(), roundTrips: result.roundTrips, unanswered: result.unanswered };
+    const { trace } = await observer.stop();
+    if (!trace) throw new Error('the observer traced nothing');
+    return {
+      syscalls: mergeCounts(trace.setup.serving, trace.window.serving),
+      runtime: mergeCounts(trace.setup.runtime, trace.window.runtime),
+      threads: trace.threads,
+      roundTrips: result.roundTrips,
+      unanswered: result.unanswered,
+      wrongReplies: result.wrongReplies,
+    };
   } finally {
     await runtime.close();
   }
+}
+
+/** How many calls of these names the counts hold. */
+export function callsOf(counts: readonly SyscallCount[], ...names: string[]): number {
+  return counts.filter((s) => names.includes(s.syscall)).reduce((sum, s) => sum + s.calls, 0);
 }
 
 /** Opens `count` connections one after the other (in accept order), each with its Receiver. */
@@ -160,4 +194,37 @@ export function runIolab(
     });
     child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid! }));
   });
+}
+
+/**
+ * Runs a lab of labs/ with changes (a shorter duration, fewer servers) on `runtime`, expects no
+ * run to fail, and returns the results with their analysis, as `iolab run` would write them.
+ */
+export async function runShortLab(name: string, runtime: Runtime, changes: Partial<Lab>, options: RunOptions = {}): Promise<Results> {
+  const loaded = await resolveLab(name);
+  const measured = await runLab({ ...loaded, lab: { ...loaded.lab, ...changes } }, runtime, options);
+  expect(measured.runs.filter((run) => run.error).map((run) => `${run.variant} ${run.phase}: ${run.error}`), 'runs that failed').toEqual([]);
+  return analyse(measured);
+}
+
+/** The phrase a CPU part of a verdict carries when it failed on a machine busy with something else. */
+const BUSY_MACHINE = 'a busy machine takes CPU from the server';
+
+/**
+ * A verdict that must hold. A part judged on CPU may instead be inconclusive when the machine was
+ * busy with something else during the run (a shared CI machine): the verdict says so itself.
+ */
+export function expectHolds(verdict: ClaimVerdict): void {
+  const notHolding = verdict.parts.filter((part) => part.verdict !== 'holds');
+  const excused = notHolding.every((part) => part.verdict === 'inconclusive' && part.measurement.includes(BUSY_MACHINE));
+  expect(notHolding.length === 0 || excused, `${verdict.subject}: ${verdict.verdict}: ${verdict.measurement}`).toBe(true);
+}
+
+/**
+ * A time limit for a test that runs a lab: sized by its runs (each of `seconds` of load, plus the
+ * start of a server and its clients, the warm-up and the teardown, generously for a busy machine),
+ * never by a guess of how fast this machine is.
+ */
+export function labTimeoutMs(runs: number, seconds: number, overheadSecondsPerRun = 10): number {
+  return 60_000 + runs * (seconds + overheadSecondsPerRun) * 1000;
 }

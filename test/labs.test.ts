@@ -74,6 +74,22 @@ describe('lab files', () => {
     ]);
   });
 
+  it('names a verdict rule that does not exist, and a rule without the client it measures', () => {
+    expect(problems(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: speed'))).toEqual([
+      expect.stringMatching(/^verdict: expected a verdict rule, one of: fingerprints, starvation, .* \(line 5\)$/),
+    ]);
+    expect(problems(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: starvation'))).toEqual([
+      'verdict: expected the rule and the client it measures, { rule: starvation, client: NAME }: the echo client that asks while another holds its connection (line 5)',
+    ]);
+    const named = GOOD.replace('  - mode: echo', '  - name: asker\n    mode: echo').replace('models: [epoll]', 'models: [epoll]\nverdict: { rule: busy-poll, client: asker }');
+    expect(problems(named)).toEqual([
+      'verdict.client: expected the name of one of the lab\'s hold clients (it has none): the one that holds the idle crowd and probes the latency; not "asker" (line 5)',
+    ]);
+    const lab = parseLab(named.replace('busy-poll', 'starvation'), 'labs/demo.yaml');
+    expect(lab.verdict).toEqual({ rule: 'starvation', client: 'asker' });
+    expect(parseLab(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: fingerprints'), 'labs/demo.yaml').verdict).toEqual({ rule: 'fingerprints', client: null });
+  });
+
   it('rejects a name that does not match the file, and broken YAML with its line', () => {
     expect(problems(GOOD.replace('name: demo', 'name: other'))).toEqual(['name: "other" does not match the file name (expected "demo") (line 1)']);
     expect(problems(`${GOOD}clients: [\n`)[0]).toMatch(/^YAML syntax: .*\(line \d+\)$/);

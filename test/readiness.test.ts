@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SyscallCount } from '../src/report/results.js';
+import type { SyscallCount } from '../src/shared/results.js';
 import { RECEIVE_BUFFER_SIZE } from '../src/servers/echo.js';
 import { findModel } from '../src/servers/index.js';
 import { connect, echo, expectedEcho, lowercaseBytes, openConnections, Receiver, sleep, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';

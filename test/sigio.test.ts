@@ -3,12 +3,12 @@
 // kernel falls back to a plain SIGIO without an fd and the server must still answer everyone.
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFingerprint } from '../src/report/derive.js';
-import { ClientResultSchema, type ClientResult, type SyscallCount } from '../src/report/results.js';
-import { LocalRuntime } from '../src/runtime/local.js';
+import { ClientResultSchema, type ClientResult, type SyscallCount } from '../src/shared/results.js';
+import { checkFingerprint } from '../src/shared/model.js';
 import { LineProcess } from '../src/runtime/process.js';
 import { parseReadyLine } from '../src/servers/listen.js';
 import { sigio } from '../src/servers/sigio.js';
+import { traceUnderLoad } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../bin/iolab.js', import.meta.url));
 const calls = (syscalls: SyscallCount[], name: string) => syscalls.find((s) => s.syscall === name)?.calls ?? 0;
@@ -18,18 +18,7 @@ describe('strace counts of the sigio server under load', () => {
   let syscalls: SyscallCount[];
   let roundTrips: number;
   beforeAll(async () => {
-    const runtime = new LocalRuntime();
-    try {
-      const server = await runtime.startServer({ model: 'sigio', nofile: null });
-      const tracer = await server.startTracer();
-      const client = await runtime.startClient({ name: 'load', mode: 'echo', connections: CONNECTIONS, messageSize: 64, durationSeconds: 1, target: server.target });
-      await client.ready;
-      await client.start();
-      roundTrips = (await client.result).roundTrips;
-      syscalls = await tracer.stop();
-    } finally {
-      await runtime.close();
-    }
+    ({ syscalls, roundTrips } = await traceUnderLoad('sigio', { connections: CONNECTIONS }));
   });
 
   it('waits in read(2) of its signalfd and copies with recvfrom/sendto, one pair per round trip at least', () => {

@@ -5,8 +5,8 @@
 import { readdirSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFingerprint } from '../src/report/derive.js';
-import type { SyscallCount } from '../src/report/results.js';
+import { checkFingerprint } from '../src/shared/model.js';
+import type { SyscallCount } from '../src/shared/results.js';
 import { findModel } from '../src/servers/index.js';
 import { connect, echo, Receiver, sleep, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';
 

@@ -8,10 +8,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../src/errors.js';
 import { getNofileLimit } from '../src/libc/index.js';
-import type { SyscallCount } from '../src/report/results.js';
+import type { SyscallCount } from '../src/shared/results.js';
 import { LocalRuntime } from '../src/runtime/local.js';
 import { findModel } from '../src/servers/index.js';
-import { connect, echo, Receiver, sleep, startTestServer, type TestServer } from './helpers.js';
+import { connect, echo, Receiver, sleep, startTestServer, traceUnderLoad, type TestServer } from './helpers.js';
 
 const REPOSITORY = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../bin/iolab.js', import.meta.url));
@@ -23,19 +23,9 @@ describe('uring under load, counted by strace -f', () => {
   let roundTrips: number;
   let wrongReplies: number;
   beforeAll(async () => {
-    const runtime = new LocalRuntime();
-    try {
-      const server = await runtime.startServer({ model: 'uring', nofile: null });
-      const tracer = await server.startTracer();
-      const client = await runtime.startClient({ name: 'load', mode: 'echo', connections: 8, messageSize: 64, durationSeconds: 1, target: server.target });
-      await client.ready;
-      await client.start();
-      const result = await client.result;
-      syscalls = await tracer.stop();
-      ({ roundTrips, wrongReplies } = result);
-    } finally {
-      await runtime.close();
-    }
+    const traced = await traceUnderLoad('uring', { connections: 8 });
+    ({ syscalls, roundTrips } = traced);
+    wrongReplies = traced.wrongReplies;
   });
 
   it('answers through io_uring_enter alone: no accept4, recvfrom, sendto or readiness wait', () => {
@@ -122,7 +112,9 @@ describe('uring with a full fd table', () => {
     await sleep(300);
     const waiting = receivers.filter((r) => r.received === 0).length;
     expect(waiting).toBeGreaterThan(0);
-    expect(server.server.log().some((line) => /ACCEPT refused a connection: EMFILE/.test(line))).toBe(true);
+    const events = server.server.events();
+    expect(events.counts['fd-exhausted']).toBeGreaterThanOrEqual(1);
+    expect(events.first['fd-exhausted']).toMatch(/ACCEPT refused a connection: EMFILE/);
 
     // The first 30 leave: their fds free up, and every connection still waiting is served.
     const answered = await Promise.all(replies.slice(0, 30));

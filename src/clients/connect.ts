@@ -1,6 +1,7 @@
 // Opening many connections from one thread: non-blocking connect, then epoll tells when each
 // handshake is over (the socket turns writable) and SO_ERROR tells how it went.
 import { ErrnoError, errnoCode } from '../errors.js';
+import { plural } from '../shared/format.js';
 import * as libc from '../libc/index.js';
 import type { Poller } from './poller.js';
 import { yieldToEventLoop } from './poller.js';
@@ -103,7 +104,7 @@ function abandon(inProgress: Set<number>, neverStarted: number, timeoutSeconds: 
   }
   for (let i = 0; i < neverStarted; i++) tally.connectFailed('ETIMEDOUT');
   tally.note(
-    `${inProgress.size + neverStarted} connections were not established after ${timeoutSeconds} s ` +
+    `${plural(inProgress.size + neverStarted, 'connection was', 'connections were')} not established after ${timeoutSeconds} s ` +
       '(counted as ETIMEDOUT): the server is not completing handshakes (a full listen backlog?)',
   );
 }

@@ -1,14 +1,17 @@
 // echo mode: every connection ping-pongs as fast as the server answers. One request out, wait
 // for its whole reply, check it, record the round trip, send the next: each connection has at
 // most one request in flight, so round trips per second show how many connections the server
-// serves at once, and how fast. No new request is sent after the window; the ones in flight get
-// DRAIN_MS to come back.
-import type { ClientResult } from '../report/results.js';
+// serves at once, and how fast. Before the window each connection warms up (warmup.ts); no new
+// request is sent after the window, and the ones in flight get DRAIN_MS to come back.
+//
+// A round trip is one messageSize-byte request and its reply, complete and checked.
+import type { ClientResult } from '../shared/results.js';
 import * as libc from '../libc/index.js';
 import { openConnections } from './connect.js';
 import { Exchange } from './exchange.js';
 import { Poller, yieldToEventLoop } from './poller.js';
 import { Tally, type ClientSettings } from './run.js';
+import { warmUp } from './warmup.js';
 
 /** epoll_wait sleeps at most this long, so the deadline is kept even if the server never answers. */
 const WAIT_MS = 20;
@@ -44,14 +47,24 @@ export async function runEcho(settings: ClientSettings): Promise<ClientResult> {
     const fds = await openConnections(poller, settings.address, settings.connections, settings.connectTimeoutSeconds, tally);
     for (const fd of fds) byFd[fd] = new Exchange(fd, settings.messageSize, poller);
     tally.connected = open = fds.length;
+    const scratch = Buffer.allocUnsafe(Math.min(settings.messageSize, MAX_SCRATCH_BYTES));
+    tally.warmup = await warmUp(poller, fds.map((fd) => byFd[fd]!), scratch, tally, (gone) => {
+      byFd[gone.fd] = undefined;
+      open--;
+    });
     await settings.onReady();
 
     const startedAt = performance.now();
     tally.windowStarted();
     const deadline = startedAt + settings.durationSeconds * 1000;
-    for (const fd of fds) sendNext(byFd[fd]!);
+    const answeredConnections = new Set<number>();
+    for (const exchange of byFd) {
+      if (exchange === undefined) continue;
+      // A warm-up request the server has not answered yet is the window's first request.
+      if (exchange.awaitingReply) tally.requestsSent++;
+      else sendNext(exchange);
+    }
 
-    const scratch = Buffer.allocUnsafe(Math.min(settings.messageSize, MAX_SCRATCH_BYTES));
     const drainDeadline = deadline + DRAIN_MS;
     const awaiting = () => byFd.some((exchange) => exchange?.awaitingReply);
     let now = performance.now();
@@ -73,6 +86,7 @@ export async function runEcho(settings: ClientSettings): Promise<ClientResult> {
           const progress = exchange.receive(scratch);
           if (progress === 'incomplete') continue;
           if (progress === 'complete') {
+            answeredConnections.add(exchange.fd);
             // After the window: the reply was checked, but it is not a round trip of the window.
             if (now >= deadline) {
               tally.answeredAfterWindow++;
@@ -98,6 +112,7 @@ export async function runEcho(settings: ClientSettings): Promise<ClientResult> {
 
     if (open === 0 && tally.connected > 0 && now < deadline) tally.note('every connection was closed before the end: stopped early');
     for (const exchange of byFd) if (exchange?.awaitingReply) tally.unanswered++;
+    tally.connectionsAnswered = answeredConnections.size;
     return tally.result(settings, durationSeconds);
   } finally {
     for (const exchange of byFd) if (exchange) closeConnection(exchange);

@@ -2,13 +2,16 @@
 // before they speak. Meanwhile one PROBE connection, opened after all of them, asks a small
 // request, waits for the reply, pauses PROBE_INTERVAL_MS and asks again. On a server that serves
 // one connection at a time the probe queues behind the idle crowd and is never answered; on a
-// multiplexing server it is answered at once, however large the crowd.
-import type { ClientResult } from '../report/results.js';
+// multiplexing server it is answered at once, however large the crowd. Before the window every
+// connection, the probe's too, makes one round trip (warmup.ts), so that the server has accepted
+// and set up each of them; then the crowd falls silent.
+import type { ClientResult } from '../shared/results.js';
 import * as libc from '../libc/index.js';
-import { countConnectFailure, finishConnect, openConnections, startConnect } from './connect.js';
+import { openConnections } from './connect.js';
 import { Exchange } from './exchange.js';
 import { Poller, yieldToEventLoop } from './poller.js';
 import { Tally, type ClientSettings } from './run.js';
+import { warmUp } from './warmup.js';
 
 const PROBE_INTERVAL_MS = 100;
 /** epoll_wait sleeps at most this long, so the deadline is kept even if the server never answers. */
@@ -17,10 +20,9 @@ const WAIT_MS = 20;
 export async function runHold(settings: ClientSettings): Promise<ClientResult> {
   const tally = new Tally();
   const poller = new Poller();
-  const held = new Set<number>();
+  /** The idle crowd: each connection's exchange, which carries its warm-up request. */
+  const held = new Map<number, Exchange>();
   const scratch = Buffer.allocUnsafe(Math.max(settings.messageSize, 4096));
-  /** The probe's fd while its handshake is in progress. */
-  let connectingProbeFd = -1;
   let probe: Exchange | null = null;
   let probeGone = false;
   let nextProbeAt = Infinity;
@@ -43,28 +45,29 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
 
   try {
     const fds = await openConnections(poller, settings.address, settings.connections, settings.connectTimeoutSeconds, tally);
-    for (const fd of fds) {
-      poller.add(fd, libc.EPOLLIN | libc.EPOLLRDHUP);
-      held.add(fd);
-    }
+    for (const fd of fds) held.set(fd, new Exchange(fd, settings.messageSize, poller));
     tally.connected = held.size;
+    // The probe connects after the whole crowd, as the newcomer that asks.
+    const [probeFd] = await openConnections(poller, settings.address, 1, settings.connectTimeoutSeconds, tally);
+    const probeConnected = probeFd !== undefined;
+    if (probeFd === undefined) probeGone = true;
+    else probe = new Exchange(probeFd, settings.messageSize, poller);
+    const warmed = [...held.values(), ...(probe ? [probe] : [])];
+    tally.warmup = await warmUp(poller, warmed, scratch, tally, (gone) => {
+      if (gone === probe) {
+        probe = null;
+        probeGone = true;
+      } else held.delete(gone.fd);
+    });
     await settings.onReady();
 
     const startedAt = performance.now();
     tally.windowStarted();
     const deadline = startedAt + settings.durationSeconds * 1000;
-    try {
-      const { fd, connected } = startConnect(settings.address);
-      if (connected) {
-        probe = new Exchange(fd, settings.messageSize, poller);
-        nextProbeAt = startedAt;
-      } else {
-        poller.add(fd, libc.EPOLLOUT);
-        connectingProbeFd = fd;
-      }
-    } catch (error) {
-      countConnectFailure(tally, error);
-      probeGone = true;
+    // The probe asks at once; a warm-up request still unanswered is its first request of the window.
+    if (probe !== null) {
+      if (probe.awaitingReply) tally.requestsSent++;
+      else nextProbeAt = startedAt;
     }
 
     let now = performance.now();
@@ -73,14 +76,7 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
       now = performance.now();
       for (let i = 0; i < ready; i++) {
         const fd = poller.fdAt(i);
-        if (fd === connectingProbeFd) {
-          poller.remove(fd);
-          connectingProbeFd = -1;
-          if (finishConnect(fd, tally)) {
-            probe = new Exchange(fd, settings.messageSize, poller);
-            nextProbeAt = now;
-          } else probeGone = true;
-        } else if (probe !== null && fd === probe.fd) {
+        if (probe !== null && fd === probe.fd) {
           const mask = poller.maskAt(i);
           try {
             if (mask & libc.EPOLLOUT) probe.continueSending();
@@ -101,8 +97,9 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
             tally.connectionLost(error);
             dropProbe();
           }
-        } else if (held.has(fd)) {
-          if (!stillOpen(fd, scratch, tally)) held.delete(fd);
+        } else {
+          const idle = held.get(fd);
+          if (idle !== undefined && !stillOpen(idle, scratch, tally)) held.delete(fd);
         }
       }
       if (probe !== null && !probe.awaitingReply && now >= nextProbeAt) ask(probe);
@@ -111,25 +108,34 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
     }
     const durationSeconds = (performance.now() - startedAt) / 1000;
 
-    if (connectingProbeFd !== -1) tally.note('the probe connection was still not established at the end (the server never completed its handshake)');
     if (probeGone && tally.roundTrips === 0) tally.note('the probe connection failed before it was answered');
     if (probe?.awaitingReply) tally.unanswered = 1;
     const latency = tally.latency.summary();
-    return tally.result(settings, durationSeconds, { sent: tally.requestsSent, answered: tally.roundTrips, latency });
+    // A probe that never connected asked nothing: no probe at all, rather than one of 0 requests.
+    return tally.result(settings, durationSeconds, probeConnected ? { sent: tally.requestsSent, answered: tally.roundTrips, latency } : null);
   } finally {
-    for (const fd of held) libc.close(fd);
-    if (connectingProbeFd !== -1) libc.close(connectingProbeFd);
+    for (const idle of held.values()) idle.close();
     probe?.close();
     poller.close();
   }
 }
 
 /**
- * An idle connection turned readable: the server closed it, reset it, or (against the protocol)
- * sent something, which is read and dropped. Returns false, after closing it, if it is gone.
+ * An idle connection turned readable: the late reply to its warm-up request, or the server
+ * closed it, reset it, or (against the protocol) sent something, which is read and dropped.
+ * Returns false, after closing it, if it is gone.
  */
-function stillOpen(fd: number, scratch: Buffer, tally: Tally): boolean {
+function stillOpen(idle: Exchange, scratch: Buffer, tally: Tally): boolean {
+  const fd = idle.fd;
   try {
+    if (idle.awaitingReply) {
+      const progress = idle.receive(scratch);
+      if (progress === 'incomplete' || progress === 'complete') return true;
+      if (progress === 'wrong') tally.wrongReplies++;
+      else tally.closedByServer++;
+      idle.close();
+      return false;
+    }
     for (;;) {
       const received = libc.recv(fd, scratch);
       if (received === libc.WOULD_BLOCK) return true;

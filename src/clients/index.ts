@@ -10,7 +10,7 @@
 // The caller (the CLI) prints the result; nothing here writes to stdout.
 import { lookup } from 'node:dns/promises';
 import { UsageError } from '../errors.js';
-import type { ClientResult } from '../report/results.js';
+import type { ClientResult } from '../shared/results.js';
 import { runEcho } from './echo.js';
 import { runHold } from './hold.js';
 import type { ClientSettings } from './run.js';

@@ -1,7 +1,7 @@
 // Round-trip latencies in an HDR histogram: recording costs the same whatever the value, memory
 // stays bounded however many round trips a run makes, and percentiles keep 3 significant digits.
 import { build } from 'hdr-histogram-js';
-import type { Latency } from '../report/results.js';
+import type { Latency } from '../shared/results.js';
 
 export class LatencyRecorder {
   private readonly histogram = build({ numberOfSignificantValueDigits: 3 });

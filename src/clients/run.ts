@@ -1,8 +1,9 @@
 // What one client run is given (ClientSettings, already checked and resolved) and what it counts
 // (Tally), whatever its mode. The Tally becomes the ClientResult that the CLI prints.
 import { ErrnoError } from '../errors.js';
-import type { ClientResult } from '../report/results.js';
+import type { ClientResult } from '../shared/results.js';
 import { LatencyRecorder } from './latency.js';
+import type { Warmup } from './warmup.js';
 
 export interface Address {
   ip: string;
@@ -35,6 +36,8 @@ export class Tally {
   unanswered = 0;
   wrongReplies = 0;
   closedByServer = 0;
+  connectionsAnswered = 0;
+  warmup: Warmup = { connections: 0, answered: 0, seconds: 0 };
   readonly connectErrors: Record<string, number> = {};
   readonly latency = new LatencyRecorder();
   private readonly notes = new Set<string>();
@@ -75,6 +78,7 @@ export class Tally {
       target: settings.target,
       connectionsRequested: settings.connections,
       connected: this.connected,
+      warmup: this.warmup,
       durationSeconds: Math.round(durationSeconds * 1000) / 1000,
       messageSize: settings.messageSize,
       requestsSent: this.requestsSent,
@@ -82,6 +86,7 @@ export class Tally {
       answeredAfterWindow: this.answeredAfterWindow,
       unanswered: this.unanswered,
       wrongReplies: this.wrongReplies,
+      connectionsAnswered: this.connectionsAnswered,
       closedByServer: this.closedByServer,
       connectErrors: this.connectErrors,
       latency: this.latency.summary(),

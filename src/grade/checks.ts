@@ -2,9 +2,9 @@
 // judges what it saw, in the course's terms and with the numbers behind the verdict. The model
 // fingerprints are the ones the lab servers declare (src/servers/MODEL.ts): a student's select
 // server must show what iolab's own select server shows.
-import { checkFingerprint } from '../report/derive.js';
-import { formatCount, formatShare, joinWords } from '../report/format.js';
-import type { SyscallCount } from '../report/results.js';
+import { formatCount, formatShare, joinWords } from '../shared/format.js';
+import { checkFingerprint } from '../shared/model.js';
+import { allCalls, type SyscallCount } from '../shared/results.js';
 import { findModel, models } from '../servers/index.js';
 import type { ServerModel } from '../servers/model.js';
 import type { ProbeOutcome, ProbeRequest } from './probe.js';
@@ -252,11 +252,11 @@ async function fingerprint(context: CheckContext, spec: Extract<CheckSpec, { che
   const observed = await observer.stop().catch(() => null);
   const state = await server.state();
   if (!state.running) return exitedDuring(state);
-  const counts = observed?.syscalls ?? [];
+  const counts = observed?.trace ? allCalls(observed.trace) : [];
   context.syscalls = counts;
   const roundTrips = Number(outcome.facts.roundTrips ?? 0);
   const evidence = [
-    `strace -f -c while ${spec.connections} connection(s) echoed for ${spec.seconds} s beside ${spec.idle} idle ones (${formatCount(roundTrips)} round trips): ${topCalls(counts) || 'no calls'}`,
+    `strace -f while ${spec.connections} connection(s) echoed for ${spec.seconds} s beside ${spec.idle} idle ones (${formatCount(roundTrips)} round trips): ${topCalls(counts) || 'no calls'}`,
   ];
   const judged = judgeFingerprint(context.exercise.rubric.model, counts, spec.eagainStorm);
   if (roundTrips === 0) {

@@ -61,8 +61,8 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
 
   if (argv.runtime === 'local') process.stderr.write(`${LOCAL_WARNING}\n`);
   const sandboxes = new Set<GradeSandbox>();
-  const { DockerSandbox } = await import('../runtime/docker-sandbox.js');
-  const { LocalSandbox } = await import('../runtime/local-sandbox.js');
+  const { DockerSandbox } = await import('./docker-sandbox.js');
+  const { LocalSandbox } = await import('./local-sandbox.js');
   const newSandbox = (): GradeSandbox => {
     const sandbox =
       argv.runtime === 'local'

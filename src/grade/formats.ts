@@ -2,7 +2,7 @@
 // results.json (https://gradescope-autograders.readthedocs.io/en/latest/specs/), JUnit XML for a
 // CI, and the grade itself as JSON.
 import { create } from 'xmlbuilder2';
-import { table } from '../report/markdown.js';
+import { table } from '../shared/format.js';
 import type { GradeReport, Hint } from './report.js';
 
 export const FORMATS = ['markdown', 'gradescope', 'junit', 'json'] as const;

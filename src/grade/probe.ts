@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { raiseNofileToHard } from '../libc/index.js';
-import { formatCount } from '../report/format.js';
+import { formatCount } from '../shared/format.js';
 import { upperCaseInPlace } from '../servers/echo.js';
 
 export const ProbeRequestSchema = z.discriminatedUnion('probe', [

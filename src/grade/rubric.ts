@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { LabFileError, UsageError } from '../errors.js';
 import { LABS_DIR } from '../labs/load.js';
-import { parseYamlFile } from '../labs/yaml-file.js';
+import { parseYamlFile } from '../shared/yaml-file.js';
 import { models } from '../servers/index.js';
 
 export const EXERCISES_DIR = join(LABS_DIR, 'exercises');

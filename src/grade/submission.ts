@@ -12,7 +12,7 @@ import { basename, join, relative } from 'node:path';
 import ts from 'typescript';
 import { z } from 'zod';
 import { LabFileError } from '../errors.js';
-import { parseYamlFile } from '../labs/yaml-file.js';
+import { parseYamlFile } from '../shared/yaml-file.js';
 
 /** The submission cannot be run as handed in: the student's mistake, graded as such. */
 export class SubmissionError extends Error {

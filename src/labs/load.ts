@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabFileError, UsageError } from '../errors.js';
 import { type Lab, LabSchema } from './schema.js';
-import { parseYamlFile } from './yaml-file.js';
+import { parseYamlFile } from '../shared/yaml-file.js';
 
 /** labs/ at the top of the package (this file is src/labs/ or dist/labs/). */
 export const LABS_DIR = fileURLToPath(new URL('../../labs/', import.meta.url));

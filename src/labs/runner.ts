@@ -2,20 +2,26 @@
 // under load) are:
 //   1. start the server; wait for its ready line; read its limits and its idle baseline
 //   2. trace phase only: attach strace (after start-up, so module loading is not counted)
-//   3. start the clients in order, each one's connections established before the next starts
-//   4. start the /proc probe and every client's measured window at once; wait for the results
+//   3. start the clients in order, each one's connections established and warmed up (one round
+//      trip each, see src/clients/warmup.ts) before the next starts
+//   4. start the /proc probe, the host sample and every client's measured window at once; wait
+//      for the results
 //   5. stop the probe and the tracer; stop the clients and the server
 // Measured runs (no tracer) are interleaved across models, repetition by repetition, so that a
-// noisy moment of the machine does not fall on one model only; then one traced run per model.
+// noisy moment of the machine does not fall on one model only; then the traced runs, likewise.
 // A failing run is recorded with its error and the lab goes on; an abort (Ctrl-C) stops it. Either
-// way the results hold every run measured so far, marked incomplete.
+// way the results hold every run measured so far, marked incomplete. The analysis of what was
+// measured is not made here (src/analysis/).
 import { hostname, cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { RESULTS_SCHEMA_VERSION, type ClientRecord, type Results, type RunRecord } from '../report/results.js';
+import { DEFAULT_SERVE_OPTIONS, declarationOf, findModel } from '../servers/index.js';
+import { NO_SERVER_EVENTS } from '../shared/server-events.js';
+import { RESULTS_SCHEMA_VERSION, type ClientRecord, type LabRecord, type Measurement, type RunRecord, type VariantRecord } from '../shared/results.js';
 import type { RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
+import { startHostSample } from '../tracer/host.js';
 import type { Observer } from '../tracer/observe.js';
 import type { LoadedLab } from './load.js';
-import { variantsOf, type Lab, type Variant } from './schema.js';
+import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
 
 const SERVER_LOG_LINES = 50;
 /** How much longer than the lab's duration a hold client holds its connections. */
@@ -74,7 +80,7 @@ function plan(lab: Lab): Step[] {
     for (const sweepValue of sweepValues) for (const variant of variants) steps.push({ variant, sweepValue, phase, repetition });
   };
   for (let repetition = 0; repetition < lab.repetitions; repetition++) round('measure', repetition);
-  if (lab.trace) round('trace', 0);
+  for (let repetition = 0; repetition < traceRunsOf(lab); repetition++) round('trace', repetition);
   return steps;
 }
 
@@ -82,6 +88,32 @@ interface Overrides {
   connections?: number;
   /** client processes (containers) per client of the lab. */
   clients: number;
+}
+
+/** The lab's clients as one run starts them: names filled in, --connections and the sweep applied. */
+function clientsOfRun(lab: Lab, sweepValue: number | null, overrides: Pick<Overrides, 'connections'>): LabRecord['clients'] {
+  return lab.clients.map((client, index) => ({
+    name: client.name ?? `${client.mode}-${index + 1}`,
+    mode: client.mode,
+    connections:
+      lab.sweep?.client === client.name && sweepValue !== null
+        ? sweepValue
+        : client.mode === 'echo' && overrides.connections !== undefined
+          ? overrides.connections
+          : client.connections,
+    messageSize: client.messageSize,
+  }));
+}
+
+/** A server of the lab as results.json records it: its options with defaults, and what its model declares. */
+function variantRecord(variant: Variant): VariantRecord {
+  return {
+    label: variant.label,
+    model: variant.model,
+    nofile: variant.nofile,
+    options: { ...DEFAULT_SERVE_OPTIONS, ...variant.options },
+    declared: declarationOf(findModel(variant.model)),
+  };
 }
 
 async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides): Promise<RunRecord> {
@@ -94,36 +126,28 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     startedAt: new Date().toISOString(),
     durationSeconds,
     serverPid: null,
+    serverRuntime: null,
     clients: [],
     proc: null,
     baseline: null,
     limits: null,
-    syscalls: null,
+    trace: null,
+    host: null,
+    events: NO_SERVER_EVENTS,
     serverLog: [],
     error: null,
   };
   let server: RunningServer | null = null;
   let observer: Observer | null = null;
   const clients: RunningClient[] = [];
-  const clientSpecs = lab.clients.flatMap((client, index) => {
-    const name = client.name ?? `${client.mode}-${index + 1}`;
-    const connections =
-      lab.sweep?.client === client.name && step.sweepValue !== null
-        ? step.sweepValue
-        : client.mode === 'echo' && overrides.connections !== undefined
-          ? overrides.connections
-          : client.connections;
+  const clientSpecs = clientsOfRun(lab, step.sweepValue, overrides).flatMap((client) =>
     // --clients N: N client processes (containers) for each of the lab's clients, in order.
-    return Array.from({ length: overrides.clients }, (_, copy) => ({
-      name: overrides.clients > 1 ? `${name}-${copy + 1}` : name,
-      mode: client.mode,
-      connections,
-      messageSize: client.messageSize,
-    }));
-  });
+    Array.from({ length: overrides.clients }, (_, replica) => ({ ...client, replica })),
+  );
   try {
     server = await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
     record.serverPid = server.pid;
+    record.serverRuntime = server.runtime;
     observer = await server.observe({ trace: step.phase === 'trace' });
     record.limits = observer.limits;
     record.baseline = observer.baseline;
@@ -134,7 +158,8 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
         copies.map((spec) => {
           // Hold clients outlast the others: an idle crowd that left early would free the server.
           const clientSeconds = spec.mode === 'hold' ? durationSeconds + HOLD_MARGIN_SECONDS : durationSeconds;
-          return runtime.startClient({ ...spec, durationSeconds: clientSeconds, target: server!.target });
+          const name = overrides.clients > 1 ? `${spec.name}-${spec.replica + 1}` : spec.name;
+          return runtime.startClient({ ...spec, name, durationSeconds: clientSeconds, target: server!.target });
         }),
       );
       const started = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
@@ -143,15 +168,17 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
       if (failedToStart) throw failedToStart.reason;
       await Promise.all(started.map((client) => client.ready));
     }
+    const host = await startHostSample();
     await observer.startWindow();
     await Promise.all(clients.map((client) => client.start()));
     // The window ends with the clients that measure; hold clients only keep the server busy.
     const measuring = clients.filter((_, i) => clientSpecs[i].mode !== 'hold');
     await Promise.allSettled((measuring.length ? measuring : clients).map((client) => client.result));
+    record.host = await host.stop();
     const observed = await observer.stop();
     observer = null;
     record.proc = observed.proc;
-    record.syscalls = observed.syscalls;
+    record.trace = observed.trace;
     const outcomes = await Promise.allSettled(clients.map((client) => client.result));
     record.clients = clientSpecs.map((spec, i): ClientRecord => {
       const outcome = outcomes[i];
@@ -160,7 +187,8 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
         : { ...spec, result: null, error: message(outcome.reason) };
     });
     const failed = record.clients.filter((client) => client.error);
-    if (failed.length) record.error = failed.map((client) => `client ${client.name}: ${client.error}`).join('; ');
+    const nameOf = (client: ClientRecord) => (overrides.clients > 1 ? `${client.name}-${client.replica + 1}` : client.name);
+    if (failed.length) record.error = failed.map((client) => `client ${nameOf(client)}: ${client.error}`).join('; ');
     if (!server.alive()) record.error ??= `server ${step.variant.label} (model=${step.variant.model}) exited during the run`;
   } catch (error) {
     record.error = message(error);
@@ -174,12 +202,13 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
       const observed = await observer.stop().catch(() => null);
       if (observed) {
         record.proc = observed.proc;
-        record.syscalls = observed.syscalls;
+        record.trace = observed.trace;
       } else observer.kill();
     }
     await Promise.all(clients.map((client) => client.stop()));
     if (server) {
       record.serverLog = server.log().slice(0, SERVER_LOG_LINES);
+      record.events = server.events();
       await server.stop();
     }
   }
@@ -192,16 +221,22 @@ function echoRate(record: RunRecord): number | null {
   return echo.reduce((sum, client) => sum + client.result!.roundTrips / Math.max(client.result!.durationSeconds, 1e-9), 0);
 }
 
-export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOptions = {}): Promise<Results> {
+/**
+ * Runs every step of the lab (measured runs, then traced ones) on `runtime` and returns what was
+ * measured, complete or not: a failed run is recorded and the lab goes on; an abort stops it.
+ * Throws only when the runtime cannot start at all (RuntimeUnavailableError).
+ */
+export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOptions = {}): Promise<Measurement> {
   const { lab, file } = loaded;
   const durationSeconds = options.durationSeconds ?? lab.duration;
   const startedAt = new Date().toISOString();
   const runs: RunRecord[] = [];
   let incompleteReason: string | null = null;
   const steps = plan(lab);
-  const tracerName = lab.trace ? await runtime.tracer() : null;
+  const traceRuns = traceRunsOf(lab);
+  const tracerName = traceRuns > 0 ? await runtime.tracer() : null;
   const facts = await runtime.facts();
-  if (lab.trace && !tracerName) incompleteReason = `no tracer available on the ${runtime.name} runtime (strace missing): syscall counts were not taken`;
+  if (traceRuns > 0 && !tracerName) incompleteReason = `no tracer available on the ${runtime.name} runtime (strace missing): syscall counts were not taken`;
 
   for (const [index, step] of steps.entries()) {
     if (options.signal?.aborted) {
@@ -233,13 +268,15 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       name: lab.name,
       title: lab.title,
       claim: lab.claim,
+      description: lab.description ?? null,
       file,
-      models: [...new Set(variantsOf(lab).map((variant) => variant.model))],
-      variants: variantsOf(lab),
+      variants: variantsOf(lab).map(variantRecord),
+      clients: clientsOfRun(lab, null, { connections: options.connections }),
       sweep: lab.sweep ?? null,
       verdict: lab.verdict ?? null,
       durationSeconds,
       repetitions: lab.repetitions,
+      traceRuns,
       nofile: lab.nofile ?? null,
     },
     environment: {

@@ -1,8 +1,8 @@
 // The lab file: which models, under which clients, for how long, with which limits. YAML on disk
 // (labs/NAME.yaml), validated here; a bad file names the field and what was expected.
 import { z } from 'zod';
-import { claimRules } from '../report/claims.js';
 import { models } from '../servers/index.js';
+import { isVerdictRule, VERDICT_RULE_NAMES, VERDICT_RULES } from '../shared/verdicts.js';
 
 const modelNames = models.map((model) => model.name);
 
@@ -64,17 +64,25 @@ export const LabSchema = z
       })
       .strict()
       .optional(),
-    /** the rule in src/report/claims.ts that turns the measurements into a verdict on the claim. */
+    /**
+     * the rule in src/analysis/claims.ts that turns the measurements into a verdict on the claim,
+     * and the client it measures: `{ rule: starvation, client: asker }`, or just the rule's name
+     * for a rule that measures no client in particular (fingerprints).
+     */
     verdict: z
-      .string()
-      .refine((name) => name in claimRules, { message: `a verdict rule, one of: ${Object.keys(claimRules).join(', ')}` })
+      .union([z.string(), z.object({ rule: z.string(), client: z.string() }).strict()])
+      .transform((verdict) => (typeof verdict === 'string' ? { rule: verdict, client: null } : verdict))
       .optional(),
     /** seconds of load per run. */
     duration: z.number().positive().max(3600).default(3),
     /** measured runs per model, interleaved (A B C, A B C, ...); the report quotes medians. */
     repetitions: z.number().int().min(1).max(50).default(1),
-    /** one more run per model with strace attached, for the syscall counts. */
-    trace: z.boolean().default(true),
+    /**
+     * runs per model with strace attached, for the syscall counts, after the measured ones: true
+     * is one, false none; a number, for a lab whose verdict compares syscall counts (a comparison
+     * needs several runs per server to know the spread).
+     */
+    trace: z.union([z.boolean(), z.number().int().min(1).max(20)]).default(true),
     /** RLIMIT_NOFILE (soft = hard) of the server process; unset: the runtime's default. */
     nofile: z.number().int().min(16).max(1_048_576).optional(),
     /** started in order; each one's connections are established before the next starts. */
@@ -91,9 +99,48 @@ export const LabSchema = z
     if (lab.sweep && !lab.clients.some((client) => client.name === lab.sweep!.client)) {
       context.addIssue({ code: 'custom', path: ['sweep', 'client'], message: `the name of one of the lab's clients, not "${lab.sweep.client}"` });
     }
+    if (lab.verdict) checkVerdict(lab.verdict, lab.clients, context);
   });
 
+/** The verdict names a rule that exists and, when the rule measures a client, a client of the lab in the mode it needs. */
+function checkVerdict(verdict: { rule: string; client: string | null }, clients: ClientSpec[], context: z.RefinementCtx): void {
+  if (!isVerdictRule(verdict.rule)) {
+    const path = verdict.client === null ? ['verdict'] : ['verdict', 'rule'];
+    context.addIssue({ code: 'custom', path, message: `a verdict rule, one of: ${VERDICT_RULE_NAMES.join(', ')}` });
+    return;
+  }
+  const needs = VERDICT_RULES[verdict.rule].client;
+  const modeClients = (mode: string) => clients.filter((c) => c.mode === mode && c.name).map((c) => c.name!);
+  if (needs === null) {
+    if (verdict.client !== null) context.addIssue({ code: 'custom', path: ['verdict', 'client'], message: `no client: the rule ${verdict.rule} measures none` });
+    return;
+  }
+  const candidates = modeClients(needs.mode);
+  const example = candidates[0] ?? 'NAME';
+  if (verdict.client === null) {
+    context.addIssue({
+      code: 'custom',
+      path: ['verdict'],
+      message: `the rule and the client it measures, { rule: ${verdict.rule}, client: ${example} }: the ${needs.mode} client that ${needs.role}`,
+    });
+    return;
+  }
+  const client = clients.find((c) => c.name === verdict.client);
+  if (!client || client.mode !== needs.mode) {
+    context.addIssue({
+      code: 'custom',
+      path: ['verdict', 'client'],
+      message: `the name of one of the lab's ${needs.mode} clients (${candidates.length ? candidates.join(', ') : 'it has none'}): the one that ${needs.role}; not "${verdict.client}"`,
+    });
+  }
+}
+
 export type Lab = z.infer<typeof LabSchema>;
+
+/** How many traced runs per server a lab asks for (its `trace`). */
+export function traceRunsOf(lab: Pick<Lab, 'trace'>): number {
+  return lab.trace === true ? 1 : lab.trace === false ? 0 : lab.trace;
+}
 export type Variant = { label: string; model: string; nofile: number | null; options: z.infer<typeof VariantSchema>['options'] };
 
 /** The lab's servers as variants: a plain model name is the model with the lab's settings. */

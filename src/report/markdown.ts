@@ -1,8 +1,8 @@
-// The lab report as Markdown: what was claimed, what was measured and how, the figures, and what
-// they show. Sections in reading order: a student reads the claim and the verdicts first, the
-// method before the numbers, and the raw strace tables last.
-import { markdownTable } from 'markdown-table';
-import { deriveFigures, INTERESTING_SYSCALLS, syscallOf, type LabFigures, type ModelFigures } from './derive.js';
+// The lab report as Markdown, rendered from results.json alone: the lab, the environment and the
+// stored analysis (figures, verdicts, observations). Nothing here computes a figure or judges a
+// claim, so the same results.json always renders the same report, byte for byte. Sections in
+// reading order: the claim and its verdicts first, the method before the numbers, and the raw
+// syscall tables last. Every column has one unit; what was not measured is a dash or words.
 import {
   formatCount,
   formatKibibytesAsMebibytes,
@@ -12,28 +12,35 @@ import {
   formatQuantity,
   formatSeconds,
   formatShare,
+  joinWords,
   plural,
-} from './format.js';
-import { judgeClaim } from './claims.js';
-import { claimVerdicts, observe, type Observation } from './observations.js';
-import type { Results } from './results.js';
+  table,
+} from '../shared/format.js';
+import type { ClientFigures, Results, Spread, SubjectFigures, SyscallFigures } from '../shared/results.js';
 
 const NONE = '—';
-/** Below this many calls per round trip, a call is per connection, not per request. */
-const RARE_PER_ROUND_TRIP = 0.01;
+/** The calls whose per-round-trip figures tell the models apart, in this order, when seen. */
+const TELLING_CALLS = [
+  'accept4', 'accept', 'recvfrom', 'read', 'sendto', 'write', 'writev', 'select', 'pselect6', 'poll', 'ppoll',
+  'epoll_wait', 'epoll_pwait', 'epoll_ctl', 'io_uring_enter', 'fcntl', 'clone', 'clone3', 'futex',
+];
 
 /** A cell or a line of text from the outside world (error messages): one line, no table breaks. */
 function clean(text: string): string {
   return text.replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
 }
 
-/** First column left, numbers right (or all left, for text). */
-export function table(header: string[], rows: string[][], align: 'numbers' | 'text' = 'numbers'): string {
-  return markdownTable([header, ...rows], { align: header.map((_, i) => (i === 0 || align === 'text' ? 'l' : 'r')) });
+function orNone<T>(value: T | null | undefined, format: (value: T) => string): string {
+  return value === null || value === undefined ? NONE : format(value);
 }
 
-function bullets(observations: readonly Observation[]): string {
-  return observations.map((o) => `- ${clean(o.text)}`).join('\n');
+function spreadCell(spread: Spread | null, format: (n: number) => string): string {
+  if (!spread) return NONE;
+  return spread.values.length > 1 ? `${format(spread.median)} [${format(spread.min)}–${format(spread.max)}]` : format(spread.median);
+}
+
+function bullets(lines: readonly string[]): string {
+  return lines.map((line) => `- ${clean(line)}`).join('\n');
 }
 
 function incompleteBanner(results: Results): string | null {
@@ -42,29 +49,55 @@ function incompleteBanner(results: Results): string | null {
   return `> **INCOMPLETE**${reason}. The figures below are what was measured before the lab stopped; failed runs are listed at the end.`;
 }
 
-function claimSection(results: Results, figures: LabFigures): string {
-  const judged = judgeClaim(results, figures);
-  const verdictTable = judged.length
-    ? `${table(['subject', 'verdict', 'measurement'], judged.map((v) => [v.subject, v.verdict === 'holds' ? 'holds' : `**${v.verdict}**`, v.measurement]), 'text')}\n\nVerdicts by the rule \`${results.lab.verdict}\` (src/report/claims.ts), from the figures below.`
-    : null;
-  // With a verdict rule, the per-model sentences move to the observations.
-  const verdicts = judged.length ? [] : claimVerdicts(results, figures);
-  const shows = verdicts.length ? `What the measurement shows:\n\n${bullets(verdicts)}` : null;
-  const body = [verdictTable, shows].filter((part) => part !== null).join('\n\n') || 'No verdict rule applies to this lab yet: read the figures below.';
-  return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${body}`;
+function busyBanner(results: Results): string | null {
+  const machine = results.analysis.machine;
+  if (machine.busyRuns === 0 || !machine.worst) return null;
+  const worst = machine.worst;
+  return (
+    `> **A BUSY MACHINE**: in ${machine.busyRuns} of ${plural(machine.runs, 'measured run')} other processes used a large part of the CPUs beside the server and its clients ` +
+    `(the most: ${formatPercent(worst.otherPercent)} of a core, steal ${formatPercent(worst.stealPercent)}, load average ${formatQuantity(worst.loadAverage)} on ${plural(worst.cpus, 'CPU')}, during ${clean(worst.subject)} repetition ${worst.repetition + 1}). ` +
+    'Figures of time and CPU may be distorted; a CPU verdict that fails on such a run is inconclusive.'
+  );
+}
+
+function claimSection(results: Results): string {
+  const verdicts = results.analysis.verdicts;
+  const rule = results.lab.verdict;
+  if (!rule || verdicts.length === 0) {
+    const why = rule ? `The rule \`${rule.rule}\` found no server to judge: read the figures below.` : 'This lab names no verdict rule: read the figures below.';
+    return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${why}`;
+  }
+  const rows = verdicts.map((v) => [clean(v.subject), v.verdict === 'holds' ? 'holds' : `**${v.verdict}**`, clean(v.measurement)]);
+  const measures = rule.client ? `, measuring the client \`${rule.client}\`` : '';
+  const note =
+    `Verdicts by the rule \`${rule.rule}\`${measures} (src/analysis/claims.ts), judged once when the lab ended and kept in results.json. ` +
+    'A claim of several parts holds only when every part holds. A difference between servers counts only when the ranges of their repetitions do not overlap, with enough repetitions that this would happen by chance at most 5% of the time; otherwise it is inconclusive.';
+  return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${table(['subject', 'verdict', 'measurement'], rows, 'text')}\n\n${note}`;
+}
+
+function serverRuntime(results: Results): string | null {
+  return results.runs.find((run) => run.serverRuntime !== null)?.serverRuntime ?? null;
 }
 
 function environmentSection(results: Results): string {
   const env = results.environment;
+  const machine = results.analysis.machine;
   const rows = [
     ['runtime', env.runtime],
     ['kernel', env.kernel],
-    ['node', env.node],
+    ['servers ran on', serverRuntime(results) ?? 'not announced'],
+    ['controller', `node ${env.node}`],
     ['CPUs', String(env.cpus)],
     ['host', env.hostname],
     ['tracer', env.tracer ?? 'none (no syscall counts)'],
     ...(env.container ? [['image', `${env.container.image} (${env.container.imageId.slice(0, 19)})`], ['engine', env.container.engine]] : []),
     ...(env.clientReplicas > 1 ? [['client processes', `${env.clientReplicas} per client of the lab`]] : []),
+    [
+      'the machine',
+      machine.worst
+        ? `other processes used at most ${formatPercent(machine.worst.otherPercent)} of a core beside a server and its clients (${machine.busyRuns} of ${plural(machine.runs, 'measured run')} busy)`
+        : 'not measured',
+    ],
     ['iolab', env.iolabVersion],
     ['started', results.startedAt],
     ['finished', results.finishedAt],
@@ -72,108 +105,147 @@ function environmentSection(results: Results): string {
   return `## Environment\n\n${table(['', ''], rows.map(([k, v]) => [k, clean(v)]), 'text')}`;
 }
 
-function clientsLine(results: Results): string {
-  const run = results.runs[0];
-  if (!run) return '- No run started, so no client ran.';
-  return `- Clients, started in this order: ${run.clients.map((c) => `${c.name} (${c.mode}, ${plural(c.connections, 'connection')})`).join(', ')}.`;
+function connectionsLine(results: Results): string {
+  const lab = results.lab;
+  const sweep = lab.sweep;
+  const each = lab.clients.map((client) => {
+    const count = sweep?.client === client.name ? `${sweep.connections.map(formatCount).join(', ')} (one value per run)` : formatCount(client.connections);
+    return client.mode === 'echo'
+      ? `\`${client.name}\`: ${count} echo connections, each sending ${formatCount(client.messageSize)}-byte requests one at a time`
+      : `\`${client.name}\`: ${count} idle connections, then 1 probe connection that sends a ${formatCount(client.messageSize)}-byte request every 100 ms`;
+  });
+  return `- Connections, opened in this order in every run: ${each.join('; ')}.`;
+}
+
+function nofileLine(results: Results): string {
+  const limits = new Map(results.analysis.subjects.map((s) => [s.variant, s.limits?.nofileSoft ?? null]));
+  const each = results.lab.variants.map((v) => {
+    if (v.nofile !== null) return `${v.label} ${formatCount(v.nofile)}`;
+    const seen = limits.get(v.label);
+    return `${v.label} as the runtime gave it (${seen === undefined || seen === null ? 'not read' : formatCount(seen)})`;
+  });
+  return `- Each server's open-file limit (RLIMIT_NOFILE, soft = hard): ${each.join(', ')}.`;
 }
 
 function methodSection(results: Results): string {
   const lab = results.lab;
+  const sizes = [...new Set(lab.clients.filter((c) => c.mode === 'echo').map((c) => c.messageSize))];
+  const roundTrip = `- A round trip is one request of ${sizes.length ? joinWords(sizes.map((n) => formatCount(n)), 'or') : formatCount(lab.clients[0]?.messageSize ?? 64)} bytes and its whole reply, checked byte for byte (the server must send the same bytes back with a-z upper-cased). "Answered" counts the replies of the window and of the 250 ms after it, in every table and sentence alike.`;
   const lines = [
-    clientsLine(results),
-    `- The lab runs each model ${plural(lab.repetitions, 'time')} for ${formatSeconds(lab.durationSeconds)} with no tracer attached ("measure" runs, interleaved across models). The tables give the median over those runs, and for throughput also [lowest–highest].`,
-    '- Throughput: echo round trips per second, all echo clients together. Latency: in each run, the echo clients\' percentiles weighted by their round trips (max: the largest client maximum), then the median over the runs.',
-    results.environment.tracer
-      ? `- Syscall counts come from a separate run of each model with ${results.environment.tracer} attached ("trace" run): strace stops the server at every system call, which slows a syscall-heavy server up to ~100×, so that run gives counts only, never timings. "Per round trip" divides by the round trips the clients completed while it was traced.`
+    roundTrip,
+    connectionsLine(results),
+    '- Warm-up: before its window, every connection makes one round trip (not counted), so that the window measures a server that has accepted and set up each connection; it ends when every connection is answered, or when no new reply came for 2 s (before the first) or 0.5 s (after one): a server that serves one client at a time never answers the rest.',
+    nofileLine(results),
+    `- The lab runs each server ${plural(lab.repetitions, 'time')} for ${formatSeconds(lab.durationSeconds)} with no tracer attached ("measure" runs, interleaved across servers). The tables give the median over those runs and, where there are several, [lowest–highest].`,
+    lab.traceRuns > 0 && results.environment.tracer
+      ? `- Syscall counts come from ${plural(lab.traceRuns, 'separate run')} of each server with ${results.environment.tracer} attached ("trace" runs). strace stops the server at every call, so a traced run's pace says nothing about the model: those runs give counts only, never timings. Calls before the window (connecting, warming up) are set-up, counted per connection; calls in the window are counted per round trip of that same window. The model's calls are those of the threads that run its code (each names itself \`iolab:…\`); the language runtime's own threads are counted apart.`
       : '- No tracer was attached: no syscall counts.',
-    `- The server's open-file limit (RLIMIT_NOFILE) was ${lab.nofile === null ? 'left as inherited' : `set to ${formatCount(lab.nofile)}`}.`,
+    '- Each run also records how busy the machine was during its window (/proc/stat), to tell when other processes took CPU from the server.',
     '- A run that failed is left out of every figure and listed at the end.',
   ];
-  return `## Method\n\n${lines.join('\n')}`;
+  const description = lab.description ? `${clean(lab.description)}\n\n` : '';
+  return `## Method\n\n${description}${lines.join('\n')}`;
 }
 
-function errorsCell(model: ModelFigures): string {
-  const errors = model.measure?.errors;
-  if (!errors) return NONE;
-  const connects = Object.values(errors.connectErrors).reduce((sum, n) => sum + n, 0);
-  const parts = [
-    [errors.unanswered, 'unanswered'],
-    [errors.wrongReplies, 'wrong'],
-    [errors.closedByServer, 'closed by server'],
-    [connects, 'connect failed'],
-  ]
-    .filter(([n]) => (n as number) > 0)
-    .map(([n, what]) => `${formatCount(n as number)} ${what}`);
-  return parts.length ? parts.join(', ') : 'none';
-}
-
-function orNone<T>(value: T | null | undefined, format: (value: T) => string): string {
-  return value === null || value === undefined ? NONE : format(value);
-}
-
-function summarySection(figures: LabFigures): string {
-  const withProbe = figures.models.some((m) => m.measure?.probe);
-  const header = ['model', 'runs', 'round trips/s', 'p50', 'p90', 'p99', 'max', 'errors', 'CPU', 'client CPU', 'threads', 'peak fds', 'peak RSS'];
-  if (withProbe) header.push('hold probe answered');
-  const rows = figures.models.map((model) => {
-    const m = model.measure;
+function summarySection(subjects: readonly SubjectFigures[]): string {
+  const header = ['server', 'runs', 'round trips/s', 'p50', 'p90', 'p99', 'max', 'server CPU', 'client CPU', 'threads', 'peak fds', 'peak RSS'];
+  const rows = subjects.map((subject) => {
+    const m = subject.measure;
     const latency = m?.latency;
-    const row = [
-      model.model,
+    return [
+      subject.subject,
       String(m?.repetitions ?? 0),
-      orNone(m?.throughput, (t) => `${formatCount(t.median)} [${formatCount(t.min)}–${formatCount(t.max)}]`),
+      spreadCell(m?.throughput ?? null, formatCount),
       orNone(latency?.p50Us, formatMicroseconds),
       orNone(latency?.p90Us, formatMicroseconds),
       orNone(latency?.p99Us, formatMicroseconds),
       orNone(latency?.maxUs, formatMicroseconds),
-      errorsCell(model),
-      orNone(m?.cpuPercent, formatPercent),
+      spreadCell(m?.cpuPercent ?? null, formatPercent),
       orNone(m?.clientCpuPercent, formatPercent),
       orNone(m?.threadsPeak, formatCount),
       orNone(m?.fdsPeak, formatCount),
       orNone(m?.peakRssKb, formatKibibytesAsMebibytes),
     ];
-    if (withProbe) row.push(orNone(m?.probe, (p) => `${formatCount(p.answered)} of ${formatCount(p.sent)}`));
-    return row;
   });
   const note =
-    'Medians over the measure runs; CPU: the server\'s, in percent of one core (median); client CPU: the busiest echo client\'s own (near 100%, the load generator may be what limits throughput); threads, fds and RSS the peak of all runs; errors summed over all runs.';
+    'Round trips per second of every echo client together; latency of their round trips (each run\'s percentiles weighted by round trips, then the median over runs). Server CPU in percent of one core; client CPU: the busiest echo client\'s own (near 100%, the load generator may be what limits throughput). Threads, fds and RSS: the peak of all runs.';
   return `## Results\n\n${table(header, rows)}\n\n${note}`;
 }
 
-/** One row per model, one column per telling call: the models side by side. */
-function perRoundTripSection(figures: LabFigures): string | null {
-  const traced = figures.models.filter((m) => m.trace);
+function clientRow(subject: string, client: ClientFigures): string[] {
+  const echo = client.mode === 'echo';
+  return [
+    subject,
+    client.name,
+    formatCount(client.connections),
+    echo ? formatCount(client.connectionsAnswered) : NONE,
+    echo ? formatCount(client.requests.sent) : NONE,
+    echo ? formatCount(client.requests.answered) : NONE,
+    echo ? formatCount(client.requests.unanswered) : NONE,
+    formatCount(client.closedByServer),
+    client.probe ? `${formatCount(client.probe.answered)} of ${formatCount(client.probe.sent)}` : NONE,
+    client.probe ? orNone(client.probe.p50Us, formatMicroseconds) : NONE,
+  ];
+}
+
+function clientsSection(subjects: readonly SubjectFigures[]): string {
+  const header = ['server', 'client', 'connections', 'connections answered', 'requests', 'answered', 'unanswered', 'closed by server', 'probe answered', 'probe p50'];
+  const rows = subjects.flatMap((subject) => (subject.measure?.clients ?? []).map((client) => clientRow(subject.subject, client)));
+  const note =
+    'Per client of the lab: connections and connections answered are medians over the runs; requests are summed over them. A hold client\'s connections sit idle after the warm-up; its probe asks every 100 ms.';
+  return `## Clients\n\n${rows.length ? table(header, rows) : 'No client completed a run.'}\n\n${note}`;
+}
+
+function tellingColumns(rows: readonly SyscallFigures[][]): string[] {
+  return TELLING_CALLS.filter((name) => rows.some((list) => list.some((s) => s.syscall === name)));
+}
+
+function failedCell(rows: readonly SyscallFigures[]): string {
+  const failing = rows.filter((s) => s.errors > 0 && s.errors / s.calls >= 0.01);
+  return failing.length ? failing.map((s) => `${s.syscall} ${formatShare(s.errors / s.calls)}`).join(', ') : NONE;
+}
+
+function perRoundTripSection(subjects: readonly SubjectFigures[]): string | null {
+  const traced = subjects.filter((s) => s.trace && s.trace.roundTrips > 0);
   if (traced.length === 0) return null;
-  const columns = INTERESTING_SYSCALLS.filter((name) => traced.some((m) => syscallOf(m, name)));
-  const header = ['model', 'round trips traced', 'all syscalls', ...columns];
-  const rows = traced.map((model) => {
-    const trace = model.trace!;
+  const columns = tellingColumns(traced.map((s) => s.trace!.window.serving));
+  const header = ['server', 'round trips', 'all its calls', ...columns, 'failed'];
+  const rows = traced.map((subject) => {
+    const trace = subject.trace!;
+    const of = (name: string) => trace.window.serving.find((s) => s.syscall === name);
     return [
-      model.model,
+      subject.subject,
       formatCount(trace.roundTrips),
-      orNone(trace.syscallsPerRoundTrip, formatQuantity),
-      ...columns.map((name) => {
-        const s = syscallOf(model, name);
-        if (!s) return '';
-        // A call made once per connection (accept4, epoll_ctl) is clearer as its count than as 0.0053.
-        const rare = s.callsPerRoundTrip === null || s.callsPerRoundTrip < RARE_PER_ROUND_TRIP;
-        const perRoundTrip = rare ? plural(s.calls, 'call') : formatQuantity(s.callsPerRoundTrip!);
-        return s.errors > 0 ? `${perRoundTrip} (${formatShare(s.failedShare)} failed)` : perRoundTrip;
-      }),
+      formatQuantity(trace.window.servingCalls / trace.roundTrips),
+      ...columns.map((name) => orNone(of(name)?.perRoundTrip, formatQuantity)),
+      failedCell(trace.window.serving),
     ];
   });
   const note =
-    'Calls per round trip in the traced run; a call made less than once per 100 round trips (or in a run without round trips) is shown as its count. "failed" is strace\'s errors column: on a non-blocking socket, EAGAIN.';
-  return `## Calls per round trip (under strace)\n\n${table(header, rows)}\n\n${note}`;
+    'Calls per round trip made by the model\'s own threads in the traced windows (the runtime\'s threads are counted apart, see Syscalls). "failed": the share of those calls that returned an error (on a non-blocking socket, mostly EAGAIN: nothing there yet).';
+  return `## Calls per round trip\n\n${table(header, rows)}\n\n${note}`;
 }
 
-function limitsSection(figures: LabFigures): string {
-  const rows = figures.models.map((model) => {
-    const l = model.limits;
+function perConnectionSection(subjects: readonly SubjectFigures[]): string | null {
+  const traced = subjects.filter((s) => s.trace && s.trace.connections > 0);
+  if (traced.length === 0) return null;
+  const columns = tellingColumns(traced.map((s) => s.trace!.setup.serving));
+  const header = ['server', 'connections', ...columns];
+  const rows = traced.map((subject) => {
+    const trace = subject.trace!;
+    const of = (name: string) => trace.setup.serving.find((s) => s.syscall === name);
+    return [subject.subject, formatCount(trace.connections), ...columns.map((name) => orNone(of(name)?.perConnection, formatQuantity))];
+  });
+  const note =
+    'Calls per connection made by the model\'s own threads before the window: accepting each connection, starting its thread, registering it, and its warm-up round trip.';
+  return `## Calls per connection (set-up)\n\n${table(header, rows)}\n\n${note}`;
+}
+
+function limitsSection(subjects: readonly SubjectFigures[]): string {
+  const rows = subjects.map((subject) => {
+    const l = subject.limits;
     return [
-      model.model,
+      subject.subject,
       orNone(l, (x) => formatLimit(x.nofileSoft)),
       orNone(l, (x) => formatLimit(x.nofileHard)),
       orNone(l, (x) => formatLimit(x.fdSetSize)),
@@ -181,78 +253,89 @@ function limitsSection(figures: LabFigures): string {
       orNone(l, (x) => formatLimit(x.fileMax)),
     ];
   });
-  const header = ['model', 'nofile soft', 'nofile hard', 'FD_SETSIZE', 'fs.nr_open', 'fs.file-max'];
-  return `## Limits\n\n${table(header, rows)}\n\nnofile: the server's RLIMIT_NOFILE; FD_SETSIZE: the fds glibc's select can watch (below it); fs.nr_open: the largest nofile a process may get; fs.file-max: open files system-wide.`;
+  const header = ['server', 'nofile soft', 'nofile hard', 'FD_SETSIZE', 'fs.nr_open', 'fs.file-max'];
+  return `## Limits\n\n${table(header, rows)}\n\nnofile: the server's RLIMIT_NOFILE as /proc/PID/limits showed it; FD_SETSIZE: the fds glibc's select can watch (below it); fs.nr_open: the largest nofile a process may get; fs.file-max: open files system-wide.`;
 }
 
-function observationsSection(results: Results, figures: LabFigures): string {
-  const observations = [...(judgeClaim(results, figures).length ? claimVerdicts(results, figures) : []), ...observe(results, figures)];
-  return `## Observations\n\n${observations.length ? bullets(observations) : 'Nothing stands out.'}`;
+function observationsSection(results: Results): string {
+  const observations = results.analysis.observations;
+  return `## Observations\n\n${observations.length ? bullets(observations.map((o) => o.text)) : 'Nothing stands out.'}`;
 }
 
-function straceTable(model: ModelFigures): string {
-  const trace = model.trace!;
-  const untraced = model.measure?.throughput?.median;
-  const rate = trace.roundTripsPerSecondUnderStrace;
-  const speed =
-    rate === null
-      ? ''
-      : `: ${formatQuantity(rate)}/s under strace${untraced === undefined ? '' : ` (untraced median: ${formatQuantity(untraced)}/s)`}`;
-  const intro = `Traced ${formatSeconds(trace.durationSeconds)}, ${plural(trace.roundTrips, 'round trip')}${speed}. Fingerprint: ${trace.fingerprint?.verdict ?? 'none known'}.`;
-  const perRoundTrip = (n: number | null) => orNone(n, formatQuantity);
-  const rows = trace.syscalls.map((s) => [
-    s.syscall,
-    formatCount(s.calls),
-    s.errors > 0 ? `${formatCount(s.errors)} (${formatShare(s.failedShare)})` : '',
-    formatCount(s.usecsPerCall),
-    perRoundTrip(s.callsPerRoundTrip),
-  ]);
-  rows.push([
-    'total',
-    formatCount(trace.totalCalls),
-    trace.totalErrors > 0 ? formatCount(trace.totalErrors) : '',
-    '',
-    perRoundTrip(trace.syscallsPerRoundTrip),
-  ]);
-  return `### ${model.model}\n\n${intro}\n\n${table(['syscall', 'calls', 'failed', 'usecs/call', 'per round trip'], rows)}`;
+function callRows(rows: readonly SyscallFigures[], setup: readonly SyscallFigures[], withRate: boolean): string[][] {
+  const names = [...new Set([...setup.map((s) => s.syscall), ...rows.map((s) => s.syscall)])];
+  const inWindow = (name: string) => rows.find((s) => s.syscall === name);
+  const inSetup = (name: string) => setup.find((s) => s.syscall === name);
+  return names
+    .sort((a, b) => (inWindow(b)?.calls ?? 0) - (inWindow(a)?.calls ?? 0) || (inSetup(b)?.calls ?? 0) - (inSetup(a)?.calls ?? 0) || a.localeCompare(b))
+    .map((name) => {
+      const w = inWindow(name);
+      const s = inSetup(name);
+      const errnos = { ...(s?.errnos ?? {}) };
+      for (const [code, n] of Object.entries(w?.errnos ?? {})) errnos[code] = (errnos[code] ?? 0) + n;
+      const failed = Object.entries(errnos).sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
+      const row = [name, s ? formatCount(s.calls) : '0', w ? formatCount(w.calls) : '0', failed || NONE];
+      if (withRate) row.push(orNone(w?.perRoundTrip, formatQuantity));
+      return row;
+    });
 }
 
-function syscallsSection(figures: LabFigures): string | null {
-  const traced = figures.models.filter((m) => m.trace);
+function syscallTable(subject: SubjectFigures, runtime: string | null): string {
+  const trace = subject.trace!;
+  const intro =
+    `${plural(trace.runs, 'traced run')}: ${plural(trace.connections, 'connection')} set up, ${plural(trace.roundTrips, 'round trip')} in ${formatSeconds(trace.windowSeconds)} of window. ` +
+    `The model's threads: ${formatCount(trace.threads.serving)}; the runtime's: ${formatCount(trace.threads.runtime)}. Fingerprint: ${trace.fingerprint.verdict}.`;
+  const serving = table(['syscall', 'set-up calls', 'window calls', 'failed (errno)', 'per round trip'], callRows(trace.window.serving, trace.setup.serving, true));
+  if (trace.window.runtime.length === 0 && trace.setup.runtime.length === 0) return `### ${subject.subject}\n\n${intro}\n\n${serving}`;
+  const who =
+    runtime?.startsWith('node')
+      ? "Node's own threads: V8's platform workers (garbage collection and compilation: futex, mprotect, madvise, munmap) and, while a new thread starts, Node loading modules and running that thread's event loop (statx, openat, read, epoll_pwait) before the thread names itself."
+      : "The runtime's own threads (those that never named themselves as the model's).";
+  const runtimeTable = table(['syscall', 'set-up calls', 'window calls', 'failed (errno)'], callRows(trace.window.runtime, trace.setup.runtime, false));
+  return `### ${subject.subject}\n\n${intro}\n\nThe model's threads:\n\n${serving}\n\n${who}\n\n${runtimeTable}`;
+}
+
+function syscallsSection(results: Results): string | null {
+  const traced = results.analysis.subjects.filter((s) => s.trace);
   if (traced.length === 0) return null;
-  return `## Syscalls per model (strace -c)\n\n${traced.map(straceTable).join('\n\n')}`;
+  return `## Syscalls per server (strace -f)\n\n${traced.map((s) => syscallTable(s, serverRuntime(results))).join('\n\n')}`;
 }
 
-function failedRunsSection(results: Results, figures: LabFigures): string | null {
-  if (figures.failedRuns.length === 0) return null;
-  const lines = figures.failedRuns.map((run) => {
+function failedRunsSection(results: Results): string | null {
+  const failed = results.analysis.failedRuns;
+  if (failed.length === 0) return null;
+  const lines = failed.map((run) => {
     // results.json counts repetitions from 0; people count from 1.
-    const which = run.phase === 'trace' ? 'trace run' : `measure run ${run.repetition + 1} of ${results.lab.repetitions}`;
+    const which = run.phase === 'trace' ? `trace run ${run.repetition + 1} of ${results.lab.traceRuns}` : `measure run ${run.repetition + 1} of ${results.lab.repetitions}`;
     // The runner copies a client's error into the run's; don't say it twice.
     const clients = run.clientErrors
       .filter((c) => !run.error?.includes(c.error))
       .map((c) => `\n  - client ${c.client}: ${clean(c.error)}`)
       .join('');
-    return `- ${run.model}, ${which}: ${clean(run.error ?? 'a client has no result')}${clients}`;
+    return `- ${clean(run.subject)}, ${which}: ${clean(run.error ?? 'a client has no result')}${clients}`;
   });
   return `## Failed runs\n\nLeft out of every figure above.\n\n${lines.join('\n')}`;
 }
 
+/** report.md for results that carry their analysis. Pure: the same results give the same text. */
 export function renderMarkdown(results: Results): string {
-  const figures = deriveFigures(results);
+  const subjects = results.analysis.subjects;
   const sections = [
     `# ${clean(results.lab.title)}`,
     incompleteBanner(results),
-    `Lab \`${results.lab.name}\` (${results.lab.file}): ${formatCount(results.runs.length)} runs, ${results.startedAt} to ${results.finishedAt}.`,
-    claimSection(results, figures),
-    environmentSection(results),
+    busyBanner(results),
+    `Lab \`${results.lab.name}\` (${results.lab.file}): ${plural(results.runs.length, 'run')}, ${results.startedAt} to ${results.finishedAt}.`,
+    claimSection(results),
     methodSection(results),
-    summarySection(figures),
-    perRoundTripSection(figures),
-    limitsSection(figures),
-    observationsSection(results, figures),
-    syscallsSection(figures),
-    failedRunsSection(results, figures),
+    environmentSection(results),
+    summarySection(subjects),
+    clientsSection(subjects),
+    perRoundTripSection(subjects),
+    perConnectionSection(subjects),
+    limitsSection(subjects),
+    observationsSection(results),
+    syscallsSection(results),
+    failedRunsSection(results),
   ];
   return `${sections.filter((s): s is string => s !== null).join('\n\n')}\n`;
 }

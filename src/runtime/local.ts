@@ -3,16 +3,14 @@
 // nofile is applied with prlimit(1) before the server's first instruction. strace attaches to the
 // server's pid; the probe reads /proc/PID. The embedded default where no Docker engine answers.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { RuntimeUnavailableError } from '../errors.js';
 import { parseReadyLine } from '../servers/listen.js';
+import { ServerEventTally } from '../shared/server-events.js';
 import { observeProcess, type Observer } from '../tracer/observe.js';
 import { ProcProbe } from '../tracer/proc.js';
-import { startStrace, type StraceSession } from '../tracer/strace.js';
 import { LineProcess, readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
 
@@ -41,17 +39,15 @@ export function serverOptionArguments(options: ServerSpec['options'] = {}): stri
   return args;
 }
 
-/** A local server also offers its parts separately, for tests that need only one of them. */
+/** A local server also offers its /proc probe alone, for tests that need only that. */
 export interface LocalServer extends RunningServer {
   startProbe(): Promise<ProcProbe>;
-  startTracer(): Promise<StraceSession>;
 }
 
 export class LocalRuntime implements Runtime {
   readonly name = 'local';
   private readonly processes = new Set<LineProcess>();
   private readonly cleanups = new Set<() => Promise<void>>();
-  private workDir: string | null = null;
 
   async facts(): Promise<RuntimeFacts> {
     return { kernel: release(), container: null };
@@ -72,10 +68,6 @@ export class LocalRuntime implements Runtime {
     return process;
   }
 
-  private async scratch(): Promise<string> {
-    this.workDir ??= await mkdtemp(join(tmpdir(), 'iolab-'));
-    return this.workDir;
-  }
 
   async startServer(spec: ServerSpec): Promise<LocalServer> {
     const serverArgs = [CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0', ...serverOptionArguments(spec.options)];
@@ -87,7 +79,8 @@ export class LocalRuntime implements Runtime {
       args = [`--nofile=${spec.nofile}:${spec.nofile}`, '--', process.execPath, ...serverArgs];
     }
     const description = `server model=${spec.model}`;
-    const server = this.track(new LineProcess(description, command, args));
+    const events = new ServerEventTally();
+    const server = this.track(new LineProcess(description, command, args, {}, (line) => events.line(line)));
     let ready;
     try {
       const line = await server.waitForLine('stdout', (l) => parseReadyLine(l) !== null, "its ready line ('listening on HOST:PORT ...')", READY_TIMEOUT_MS);
@@ -97,7 +90,6 @@ export class LocalRuntime implements Runtime {
       throw error;
     }
     const pid = ready.pid;
-    const scratch = await this.scratch();
     const observers = new Set<Observer>();
     const killObservers = async () => {
       for (const observer of observers) observer.kill();
@@ -107,7 +99,9 @@ export class LocalRuntime implements Runtime {
       model: spec.model,
       pid,
       target: `127.0.0.1:${ready.port}`,
-      log: () => [...server.stderr],
+      runtime: ready.runtime,
+      log: () => server.stderr.filter((line) => !line.startsWith('{"event":')),
+      events: () => events.snapshot(),
       alive: () => server.running,
       observe: async (options) => {
         const observer = await observeProcess(pid, options);
@@ -115,7 +109,6 @@ export class LocalRuntime implements Runtime {
         return { ...observer, stop: () => observer.stop().finally(() => observers.delete(observer)) };
       },
       startProbe: () => ProcProbe.start(pid),
-      startTracer: () => startStrace(pid, { outputFile: join(scratch, `strace-${pid}-${Date.now()}.txt`) }),
       stop: async () => {
         this.cleanups.delete(killObservers);
         await killObservers();
@@ -143,7 +136,5 @@ export class LocalRuntime implements Runtime {
     await Promise.all([...this.cleanups].map((cleanup) => cleanup().catch(() => {})));
     this.cleanups.clear();
     await Promise.all([...this.processes].map((p) => p.stop(1000)));
-    if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
-    this.workDir = null;
   }
 }

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { LabRunError } from '../errors.js';
-import { ClientResultSchema, type ClientResult } from '../report/results.js';
+import { ClientResultSchema, type ClientResult } from '../shared/results.js';
 
 const KEPT_LINES = 200;
 
@@ -18,6 +18,8 @@ export abstract class LineSource {
   constructor(
     /** how errors name this source, e.g. "server model=epoll". */
     readonly description: string,
+    /** sees every stderr line as it comes, before only the last ones are kept (server events). */
+    private readonly onStderrLine?: (line: string) => void,
   ) {}
 
   get running(): boolean {
@@ -27,6 +29,7 @@ export abstract class LineSource {
   protected readLines(stream: Readable, into: 'stdout' | 'stderr'): void {
     const lines = this[into];
     createInterface({ input: stream }).on('line', (line) => {
+      if (into === 'stderr') this.onStderrLine?.(line);
       lines.push(line);
       if (lines.length > KEPT_LINES) lines.splice(0, lines.length - KEPT_LINES);
       this.notify();
@@ -84,8 +87,14 @@ export class LineProcess extends LineSource {
   /** resolves with the exit code (or the signal's name) once the process is gone. */
   readonly exited: Promise<number | string>;
 
-  constructor(description: string, command: string, args: string[], options: Pick<SpawnOptions, 'cwd' | 'env' | 'detached'> = {}) {
-    super(description);
+  constructor(
+    description: string,
+    command: string,
+    args: string[],
+    options: Pick<SpawnOptions, 'cwd' | 'env' | 'detached'> = {},
+    onStderrLine?: (line: string) => void,
+  ) {
+    super(description, onStderrLine);
     this.child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.child.on('error', (error) => {

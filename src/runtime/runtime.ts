@@ -2,7 +2,8 @@
 // /proc probe, strace), start clients and collect their results, tear everything down. It never
 // analyses anything; the lab runner and the report do. local.ts runs processes on this machine;
 // a Docker runtime sits beside it behind the same interface.
-import type { ClientResult } from '../report/results.js';
+import type { ClientResult } from '../shared/results.js';
+import type { ServerEventCounts } from '../shared/server-events.js';
 import type { ObserveOptions, Observer } from '../tracer/observe.js';
 import type { ServeOptions } from '../servers/model.js';
 
@@ -20,11 +21,15 @@ export interface RunningServer {
   readonly pid: number;
   /** host:port at which the runtime's clients reach the server. */
   readonly target: string;
-  /** lines the server wrote on stderr so far. */
+  /** the server's language runtime as its ready line announced it ("node v18.19.0"), or null. */
+  readonly runtime: string | null;
+  /** lines the server wrote on stderr so far, other than events (the last ones only). */
   log(): string[];
+  /** the server's events so far (src/shared/server-events.ts), every one counted. */
+  events(): ServerEventCounts;
   /** false once the server process has exited. */
   alive(): boolean;
-  /** reads its limits and idle baseline and, when tracing, attaches strace (see tracer/observe.ts). */
+  /** reads its limits and idle baseline and, when tracing, attaches strace (see src/tracer/observe.ts). */
   observe(options: ObserveOptions): Promise<Observer>;
   /** stops the server (and whatever observes it). Idempotent. */
   stop(): Promise<void>;

@@ -13,8 +13,16 @@ import type { ServerModel } from './model.js';
 export const blocking: ServerModel = {
   name: 'blocking',
   summary: 'one thread; accept, then serve that client until it leaves, then the next',
-  concurrency: 'one',
+  traits: {
+    waits: 'blocking-call',
+    perConnection: 'none',
+    concurrency: 'one',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: null,
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['accept4', 'recvfrom'],
     required: [['accept4'], ['recvfrom'], ['sendto']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'clone', 'clone3'],
   },

@@ -55,8 +55,16 @@ function* acceptForever(scheduler: Scheduler, listener: number, buffer: Buffer, 
 export const coroutine: ServerModel = {
   name: 'coroutine',
   summary: 'green threads on one thread: generator handlers yield where they would block, a scheduler resumes them from epoll',
-  concurrency: 'all',
+  traits: {
+    waits: 'ready-list',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: 'edge',
+    coroutines: true,
+  },
   fingerprint: {
+    waitsIn: ['epoll_wait', 'epoll_pwait'],
     required: [['epoll_wait', 'epoll_pwait'], ['epoll_ctl'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll'],
   },

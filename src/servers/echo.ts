@@ -4,7 +4,7 @@
 // ends only its own connection.
 import { ErrnoError, errnoCode } from '../errors.js';
 import * as libc from '../libc/index.js';
-import { log, OnceLogger } from './log.js';
+import { log, OnceReporter } from './log.js';
 
 /** One receive buffer per server thread: the kernel copies into it, we send from it. */
 export const RECEIVE_BUFFER_SIZE = 64 * 1024;
@@ -39,7 +39,7 @@ export function closeQuietly(fd: number): void {
   }
 }
 
-const acceptRefusals = new OnceLogger('accept4 refused a connection');
+const acceptRefusals = new OnceReporter();
 
 /**
  * accept4(2) one connection: its fd, or WOULD_BLOCK when none is queued on a non-blocking
@@ -54,7 +54,11 @@ export function acceptConnection(listener: number, flags = 0): number {
   } catch (error) {
     if (error instanceof ErrnoError && (error.code === 'EMFILE' || error.code === 'ENFILE')) {
       const limit = libc.getNofileLimit();
-      acceptRefusals.happened(`${error.code} (no free fd: RLIMIT_NOFILE soft=${limit.soft} hard=${limit.hard})`);
+      acceptRefusals.happened({
+        event: 'fd-exhausted',
+        errno: error.code,
+        message: `accept4 refused a connection: ${error.code} (no free fd: RLIMIT_NOFILE soft=${limit.soft} hard=${limit.hard})`,
+      });
       return libc.WOULD_BLOCK;
     }
     if (error instanceof ErrnoError && error.code === 'ECONNABORTED') return libc.WOULD_BLOCK;

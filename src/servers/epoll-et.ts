@@ -31,8 +31,16 @@ function drain(connection: Connection, buffer: Buffer): void {
 export const epollEdgeTriggered: ServerModel = {
   name: 'epoll-et',
   summary: 'epoll, edge-triggered: each fd registered once for in and out, drained until EAGAIN on every event',
-  concurrency: 'all',
+  traits: {
+    waits: 'ready-list',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: 'edge',
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['epoll_wait', 'epoll_pwait'],
     required: [['epoll_wait', 'epoll_pwait'], ['epoll_ctl'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll'],
   },

@@ -17,8 +17,16 @@ const MAX_EVENTS = 256;
 export const epoll: ServerModel = {
   name: 'epoll',
   summary: 'epoll, level-triggered: interest list registered once, epoll_wait returns ready fds',
-  concurrency: 'all',
+  traits: {
+    waits: 'ready-list',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: 'level',
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['epoll_wait', 'epoll_pwait'],
     required: [['epoll_wait', 'epoll_pwait'], ['epoll_ctl'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll'],
   },

@@ -22,10 +22,10 @@
 // that blocks or computes for long stalls every connection.
 import { createServer, type Socket } from 'node:net';
 import { upperCaseInPlace } from './echo.js';
-import { OnceLogger } from './log.js';
+import { log, OnceReporter } from './log.js';
 import type { ServerModel } from './model.js';
 
-const acceptFailures = new OnceLogger('eventloop: accept failed');
+const acceptFailures = new OnceReporter();
 
 function echo(socket: Socket): void {
   socket.on('data', (chunk: Buffer) => {
@@ -42,8 +42,16 @@ function echo(socket: Socket): void {
 export const eventloop: ServerModel = {
   name: 'eventloop',
   summary: "Node's net module: libuv's event loop (level-triggered epoll_pwait, read/write)",
-  concurrency: 'all',
+  traits: {
+    waits: 'runtime-loop',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: null,
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['epoll_pwait', 'epoll_wait'],
     required: [['epoll_pwait', 'epoll_wait'], ['epoll_ctl'], ['read'], ['write', 'writev']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'recvfrom', 'sendto'],
   },
@@ -51,7 +59,11 @@ export const eventloop: ServerModel = {
     const server = createServer(echo);
     server.on('connection', () => acceptFailures.cleared());
     // libuv reports an accept that failed (EMFILE: no free fd) as an error of the server.
-    server.on('error', (error: NodeJS.ErrnoException) => acceptFailures.happened(error.code ?? error.message));
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      const message = `eventloop: accept failed: ${error.code ?? error.message}`;
+      if (error.code === 'EMFILE' || error.code === 'ENFILE') acceptFailures.happened({ event: 'fd-exhausted', errno: error.code, message });
+      else log(message);
+    });
     server.listen({ fd: listener });
   },
 };

@@ -15,7 +15,7 @@ import { threaded } from './threaded.js';
 import { uring } from './uring.js';
 import { UsageError } from '../errors.js';
 
-export { DEFAULT_SERVE_OPTIONS, type Fingerprint, type ServeOptions, type ServerModel } from './model.js';
+export { declarationOf, DEFAULT_SERVE_OPTIONS, type Fingerprint, type ServeOptions, type ServerModel } from './model.js';
 
 /** In the order the course teaches them. */
 export const models: readonly ServerModel[] = [

@@ -1,13 +1,10 @@
 // What every IO-model server provides. A model gets a listening socket and serves the echo
 // protocol on it forever; everything else (the socket, the ready line, the echo itself) is shared.
+// What a model declares about itself (its traits and fingerprint) is defined in
+// src/shared/model.ts, where every later stage can read it.
+import type { ModelDeclaration } from '../shared/model.js';
 
-/** The system calls a model must and must not show in steady state, as `strace -c` names them. */
-export interface Fingerprint {
-  /** Each entry is satisfied by any one of its names (glibc may use select or pselect6). */
-  required: string[][];
-  /** Calls whose presence means the server is not this model. */
-  forbidden: string[];
-}
+export { SERVING_THREAD_PREFIX, type Fingerprint, type ModelDeclaration, type ModelTraits } from '../shared/model.js';
 
 /** Knobs some models take (each model ignores the others); `iolab server` has a flag for each. */
 export interface ServeOptions {
@@ -28,16 +25,7 @@ export interface ServeOptions {
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = { threads: 4, blockingCallMs: 0, drain: true };
 
-export interface ServerModel {
-  name: string;
-  /** One line: how the model waits for data. */
-  summary: string;
-  fingerprint: Fingerprint;
-  /**
-   * How many clients it serves at the same time: 'one' (blocking), 'threads' (as many as its
-   * pool has threads), 'all' (every connection, up to its fd limit).
-   */
-  concurrency: 'one' | 'threads' | 'all';
+export interface ServerModel extends ModelDeclaration {
   /** The model calls io_uring_setup/io_uring_enter, which newer Docker seccomp profiles block. */
   needsIoUring?: boolean;
   /**
@@ -50,4 +38,9 @@ export interface ServerModel {
    * it never returns, or it returns once Node's event loop (or worker threads) carry the serving.
    */
   serve(listener: number, options: ServeOptions): void | Promise<void>;
+}
+
+/** What results.json records of a model: its declaration, without the code. */
+export function declarationOf(model: ModelDeclaration): ModelDeclaration {
+  return { name: model.name, summary: model.summary, traits: model.traits, fingerprint: model.fingerprint };
 }

@@ -15,8 +15,16 @@ import type { ServerModel } from './model.js';
 export const nonblocking: ServerModel = {
   name: 'nonblocking',
   summary: 'O_NONBLOCK sockets and a busy loop over accept and every recv (EAGAIN storm)',
-  concurrency: 'all',
+  traits: {
+    waits: 'spin',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: null,
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: [],
     required: [['accept4'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait'],
   },

@@ -23,8 +23,16 @@ const INITIAL_ENTRIES = 64;
 export const poll: ServerModel = {
   name: 'poll',
   summary: 'poll(2) over an array of pollfd kept between calls; no FD_SETSIZE limit, still a linear scan',
-  concurrency: 'all',
+  traits: {
+    waits: 'scan-all-fds',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: 'level',
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['poll', 'ppoll'],
     required: [['poll', 'ppoll'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'epoll_wait', 'epoll_pwait'],
   },

@@ -46,8 +46,16 @@ async function startThreads(count: number): Promise<FdQueue> {
 export const pool: ServerModel = {
   name: 'pool',
   summary: 'K threads started up front take accepted fds from a queue; the (K+1)-th client waits',
-  concurrency: 'threads',
+  traits: {
+    waits: 'blocking-call',
+    perConnection: 'none',
+    concurrency: 'pool',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: null,
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['accept4', 'recvfrom'],
     required: [['accept4'], ['recvfrom'], ['sendto'], ['futex']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'clone', 'clone3'],
   },

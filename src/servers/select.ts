@@ -15,14 +15,22 @@
 // Limits: fds < 1024; cost linear in watched fds; with one connection, two calls per request.
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as libc from '../libc/index.js';
-import { log } from './log.js';
+import { report } from './log.js';
 import type { ServerModel } from './model.js';
 
 export const select: ServerModel = {
   name: 'select',
   summary: 'select(2) over fd_set bitmaps rebuilt every call; fds must be < FD_SETSIZE (1024)',
-  concurrency: 'all',
+  traits: {
+    waits: 'scan-all-fds',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'FD_SETSIZE',
+    triggering: 'level',
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['select', 'pselect6'],
     required: [['select', 'pselect6'], ['recvfrom']],
     forbidden: ['poll', 'ppoll', 'epoll_wait', 'epoll_pwait'],
   },
@@ -48,7 +56,12 @@ export const select: ServerModel = {
       if (libc.fdSet.has(readable, listener)) {
         const client = acceptConnection(listener, libc.SOCK_NONBLOCK);
         if (client >= libc.FD_SETSIZE) {
-          log(`select: refused connection on fd ${client}: an fd_set holds fds < FD_SETSIZE=${libc.FD_SETSIZE}`);
+          report({
+            event: 'refused',
+            fd: client,
+            limit: 'FD_SETSIZE',
+            message: `select: refused connection on fd ${client}: an fd_set holds fds < FD_SETSIZE=${libc.FD_SETSIZE}`,
+          });
           libc.close(client);
         } else if (client >= 0) {
           connections.set(client, new Connection(client));

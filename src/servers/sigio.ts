@@ -40,7 +40,7 @@
 // already closed or reused. Rarely used in practice: epoll gives the same news without signals.
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as signals from '../libc/signals.js';
-import { OnceLogger } from './log.js';
+import { OnceReporter } from './log.js';
 import type { ServerModel } from './model.js';
 
 /** Records one read of a signalfd may return: one per queued signal. */
@@ -54,8 +54,16 @@ const OVERFLOW_QUIET_MS = 1000;
 export const sigio: ServerModel = {
   name: 'sigio',
   summary: 'signal-driven: O_ASYNC + F_SETSIG queue a realtime signal per ready fd, read from a signalfd',
-  concurrency: 'all',
+  traits: {
+    waits: 'signal',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: 'edge',
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['read'],
     required: [['read'], ['fcntl'], ['recvfrom']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait'],
   },
@@ -73,9 +81,8 @@ export const sigio: ServerModel = {
       signals.setOwnerThread(fd, thisThread);
       signals.setAsyncNonBlocking(fd);
     };
-    const overflows = new OnceLogger(
-      `sigio: realtime signal queue full (RLIMIT_SIGPENDING=${signals.pendingSignalsLimit()}), the kernel sent a plain SIGIO without an fd instead`,
-    );
+    const overflows = new OnceReporter();
+    const overflow = `sigio: realtime signal queue full (RLIMIT_SIGPENDING=${signals.pendingSignalsLimit()}), the kernel sent a plain SIGIO without an fd instead`;
 
     const buffer = Buffer.alloc(RECEIVE_BUFFER_SIZE);
     const records = Buffer.alloc(MAX_RECORDS * signals.SIGNALFD_SIGINFO_SIZE);
@@ -112,7 +119,7 @@ export const sigio: ServerModel = {
       for (let i = 0; i < count; i++) {
         if (signals.siginfoSignal(records, i) === signals.SIGIO) {
           // Some events were dropped and SIGIO does not say whose: every fd is a suspect.
-          overflows.happened(`rescanning the listener and ${connections.size} connections`);
+          overflows.happened({ event: 'signal-queue-overflow', message: `${overflow}: rescanning the listener and ${connections.size} connections` });
           lastOverflow = Date.now();
           listenerReady = true;
           for (const connection of connections.values()) ready.add(connection);

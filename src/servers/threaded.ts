@@ -27,7 +27,7 @@
 // never frees its per-isolate state: RSS creeps by about 30 KB per ended connection.)
 import { Worker } from 'node:worker_threads';
 import { acceptConnection } from './echo.js';
-import { log } from './log.js';
+import { report } from './log.js';
 import type { ServerModel } from './model.js';
 
 const CONNECTION_THREAD = new URL('./threaded-worker.js', import.meta.url);
@@ -48,8 +48,16 @@ const oneLoopTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 export const threaded: ServerModel = {
   name: 'threaded',
   summary: 'a new thread per connection (a worker_thread: OS thread + V8 isolate), blocking recv/send in each',
-  concurrency: 'all',
+  traits: {
+    waits: 'blocking-call',
+    perConnection: 'thread',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: null,
+    coroutines: false,
+  },
   fingerprint: {
+    waitsIn: ['accept4', 'recvfrom'],
     required: [['accept4'], ['recvfrom'], ['sendto'], ['clone', 'clone3'], ['futex']],
     forbidden: ['select', 'pselect6', 'poll', 'ppoll'],
   },
@@ -58,7 +66,7 @@ export const threaded: ServerModel = {
       const client = acceptConnection(listener);
       if (client >= 0) {
         const thread = new Worker(CONNECTION_THREAD, { workerData: { fd: client }, resourceLimits: CONNECTION_THREAD_LIMITS });
-        thread.on('error', (error) => log(`threaded: the thread serving fd ${client} failed: ${error.message}`));
+        thread.on('error', (error) => report({ event: 'connection-failed', message: `threaded: the thread serving fd ${client} failed: ${error.message}` }));
       }
       // A finished thread is joined (its stack freed) and its Worker released only when this
       // loop runs: blocking in accept4 for ever kept about 60 KB per closed connection here.

@@ -33,7 +33,7 @@ import { errnoCode, ErrnoError, RuntimeUnavailableError } from '../errors.js';
 import { MSG_NOSIGNAL, SOCK_CLOEXEC } from '../libc/index.js';
 import { BuffersByFd, IORING_OP_ACCEPT, IORING_OP_CLOSE, IORING_OP_RECV, IORING_OP_SEND, Ring } from '../libc/uring.js';
 import { isPeerGoneErrno, upperCaseInPlace } from './echo.js';
-import { log, OnceLogger } from './log.js';
+import { log, OnceReporter, report } from './log.js';
 import type { ServerModel } from './model.js';
 
 /** SQEs one turn may write before io_uring_enter; a turn with more submits midway (Ring.prepare). */
@@ -72,9 +72,17 @@ let preparedRing: Ring | null = null;
 export const uring: ServerModel = {
   name: 'uring',
   summary: 'io_uring, completion-based: the kernel accepts, receives into our buffer and sends, then posts a completion',
-  concurrency: 'all',
+  traits: {
+    waits: 'completion',
+    perConnection: 'none',
+    concurrency: 'all',
+    fdCeiling: 'RLIMIT_NOFILE',
+    triggering: null,
+    coroutines: false,
+  },
   needsIoUring: true,
   fingerprint: {
+    waitsIn: ['io_uring_enter'],
     required: [['io_uring_enter']],
     forbidden: ['recvfrom', 'sendto', 'accept4', 'epoll_wait', 'epoll_pwait', 'select', 'pselect6', 'poll', 'ppoll'],
   },
@@ -87,7 +95,7 @@ export const uring: ServerModel = {
     const ring = preparedRing ?? openRing();
     const buffers = new BuffersByFd(BUFFER_SIZE);
     const connections: (Connection | undefined)[] = [];
-    const acceptRefusals = new OnceLogger('uring: ACCEPT refused a connection');
+    const acceptRefusals = new OnceReporter();
     /** The fd table was full: ACCEPT again once a CLOSE has freed an fd, not in a busy loop. */
     let acceptWaitsForFd = false;
 
@@ -100,7 +108,9 @@ export const uring: ServerModel = {
       ring.prepare(IORING_OP_CLOSE, fd, 0, 0, 0, userData(IORING_OP_CLOSE, fd));
     };
     const fail = (fd: number, operation: string, result: number) => {
-      if (!isPeerGoneErrno(-result)) log(`uring: ${operation} on fd ${fd} failed: ${errnoCode(-result)}; closing that connection`);
+      if (!isPeerGoneErrno(-result)) {
+        report({ event: 'connection-failed', message: `uring: ${operation} on fd ${fd} failed: ${errnoCode(-result)}; closing that connection` });
+      }
       close(fd);
     };
 
@@ -118,7 +128,11 @@ export const uring: ServerModel = {
           }
           const code = errnoCode(-result);
           if (code === 'EMFILE' || code === 'ENFILE') {
-            acceptRefusals.happened(`${code} (the connection waits in the listen queue until a connection closes)`);
+            acceptRefusals.happened({
+              event: 'fd-exhausted',
+              errno: code,
+              message: `uring: ACCEPT refused a connection: ${code} (the connection waits in the listen queue until a connection closes)`,
+            });
             acceptWaitsForFd = true;
           } else if (code === 'ECONNABORTED' || code === 'EINTR') accept();
           else throw new ErrnoError('io_uring ACCEPT', -result);

@@ -5,19 +5,25 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Limits, ProcWindow, SyscallCount } from '../report/results.js';
-import { ProcProbe, readLimits } from './proc.js';
+import { SERVING_THREAD_PREFIX } from '../shared/model.js';
+import type { Limits, ProcWindow, TraceRecord } from '../shared/results.js';
+import { ProcProbe, readLimits, readThreadNames } from './proc.js';
 import { startStrace, type StraceSession } from './strace.js';
+import { countStraceLog } from './strace-log.js';
 
 export interface ObserveOptions {
-  /** attach strace for the syscall counts (slows the server: only for traced runs). */
+  /**
+   * attach strace for the syscall counts (slows the server: only for traced runs). Calls before
+   * startWindow() are the set-up; calls from then until stop() (the clients' windows and the
+   * drain of the requests still in flight) are the window.
+   */
   trace: boolean;
 }
 
 export interface Observed {
   proc: ProcWindow;
   /** null when not traced. */
-  syscalls: SyscallCount[] | null;
+  trace: TraceRecord | null;
 }
 
 export interface Observer {
@@ -37,24 +43,36 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
   const baseline = await (await ProcProbe.start(pid)).stop();
   let scratch: string | null = null;
   let strace: StraceSession | null = null;
+  let namesAtAttach = new Map<number, string>();
   if (options.trace) {
     scratch = await mkdtemp(join(tmpdir(), 'iolab-strace-'));
-    strace = await startStrace(pid, { outputFile: join(scratch, 'summary.txt') });
+    strace = await startStrace(pid, { outputFile: join(scratch, 'calls.log') });
+    // Once attached, every thread that exists is traced; the ones born later are seen being born.
+    namesAtAttach = await readThreadNames(pid);
   }
   let probe: ProcProbe | null = null;
+  let windowStart: number | null = null;
   const removeScratch = () => (scratch ? rm(scratch, { recursive: true, force: true }) : Promise.resolve());
   return {
     limits,
     baseline,
     async startWindow() {
+      windowStart = Date.now() / 1000;
       probe = await ProcProbe.start(pid);
     },
     async stop() {
       try {
         // A window that never started (a client failed first) still reports the server as it is.
         const proc = await (probe ?? (await ProcProbe.start(pid))).stop();
-        const syscalls = strace ? await strace.stop() : null;
-        return { proc, syscalls };
+        if (!strace) return { proc, trace: null };
+        const windowEnd = Date.now() / 1000;
+        const log = await strace.stop();
+        const counted = countStraceLog(log, { namesAtAttach, servingPrefix: SERVING_THREAD_PREFIX, windowStart, windowEnd });
+        const windowSeconds = windowStart === null ? 0 : windowEnd - windowStart;
+        return {
+          proc,
+          trace: { setup: counted.setup, window: counted.window, windowSeconds: Math.round(windowSeconds * 1000) / 1000, threads: counted.threads },
+        };
       } finally {
         await removeScratch();
       }
@@ -71,9 +89,10 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
 export const OBSERVER_SIGNALS = { startWindow: 'SIGUSR2', stop: 'SIGTERM' } as const;
 
 /**
- * `iolab observe --pid N [--trace]`, the sidecar's side: one JSON line on stdout once observing
- * (and tracing) has begun ({limits, baseline}), one when the window starts ({window: "started"})
- * on SIGUSR2, and one with what was observed ({proc, syscalls}) on SIGTERM; then it exits.
+ * `iolab observe --pid N [--trace]`, the sidecar's side: one JSON line on
+ * stdout once observing (and tracing) has begun ({limits, baseline}), one when the window starts
+ * ({window: "started"}) on SIGUSR2, and one with what was observed ({proc, trace}) on SIGTERM;
+ * then it exits.
  */
 export async function serveObserver(pid: number, options: ObserveOptions): Promise<void> {
   const say = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);

@@ -11,7 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { LabRunError } from '../errors.js';
 import { clockTicksPerSecond, FD_SETSIZE } from '../libc/index.js';
-import type { Limits, ProcWindow } from '../report/results.js';
+import type { Limits, ProcWindow } from '../shared/results.js';
 
 const DEFAULT_PROC_ROOT = '/proc';
 const DEFAULT_INTERVAL_MS = 100;
@@ -110,6 +110,27 @@ export function parseProcLimits(text: string): NofileLimit {
     return number;
   };
   return { soft: limit(match[1]), hard: limit(match[2]) };
+}
+
+/**
+ * Every thread's name (/proc/PID/task/TID/comm: what prctl PR_SET_NAME set, or the program's
+ * name), by tid. Threads that end while being read are left out.
+ */
+export async function readThreadNames(pid: number, procRoot = DEFAULT_PROC_ROOT): Promise<Map<number, string>> {
+  const names = new Map<number, string>();
+  let tids: string[];
+  try {
+    tids = await readdir(`${procRoot}/${pid}/task`);
+  } catch (error) {
+    throw new LabRunError(`cannot list the threads of pid ${pid}: ${(error as Error).message}`);
+  }
+  await Promise.all(
+    tids.map(async (tid) => {
+      const name = await readFile(`${procRoot}/${pid}/task/${tid}/comm`, 'utf8').catch(() => null);
+      if (name !== null) names.set(Number(tid), name.trimEnd());
+    }),
+  );
+  return names;
 }
 
 /** The limits that decide how many connections the process can hold. */

@@ -1,13 +1,23 @@
-// Parses the summary table that `strace -c` writes: one row per system call, then a `total` row.
+// Parses the summary table that `strace -c` writes: one row per system call, then a `total` row:
+// what a student pastes from a terminal, or a summary saved by hand. (The labs count from
+// strace's per-call log instead, which tells threads and phases apart: strace-log.ts.)
 //
 // The parser reads the column order from the table's own header, so it takes both the default
-// layout (`% time  seconds  usecs/call  calls  errors syscall`) and the one iolab asks for with
-// `-U name,calls,errors,avg-time,total-time`. strace sizes its columns to fit, so rows are split
+// layout (`% time  seconds  usecs/call  calls  errors syscall`) and the one
+// `-U name,calls,errors,avg-time,total-time` gives. strace sizes its columns to fit, so rows are split
 // on whitespace rather than at fixed offsets. Only the errors cell is ever blank (no failed call).
 //
 // An strace that counted no calls at all writes nothing, so empty text is an empty summary.
-import type { SyscallCount } from '../report/results.js';
+/** One row of an `strace -c` summary. Its time columns are system CPU time, not time spent waiting. */
+export interface StraceSummaryRow {
+  syscall: string;
+  calls: number;
+  errors: number;
+  usecsPerCall: number;
+  seconds: number;
+}
 
+type SyscallCount = StraceSummaryRow;
 type Field = keyof SyscallCount;
 
 /** Header words of `strace -c` and the field each one fills. Other columns are read past. */

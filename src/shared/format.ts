@@ -1,6 +1,7 @@
 // Numbers for people: thousands separators, units that fit the size, and no more digits than the
 // measurement can carry. The machines are noisy: "99.4271%" would claim a precision we don't have.
-// Shared by the observations (sentences) and the Markdown writer (tables).
+// Shared by the analysis (sentences), the Markdown writer and the grader's feedback (tables).
+import { markdownTable } from 'markdown-table';
 
 const wholeNumber = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
@@ -73,4 +74,9 @@ export function joinWords(words: readonly string[], conjunction: 'and' | 'or' = 
 /** "1 connection", "16 connections". */
 export function plural(n: number, singular: string, pluralForm = `${singular}s`): string {
   return `${formatCount(n)} ${n === 1 ? singular : pluralForm}`;
+}
+
+/** A Markdown table: the first column left-aligned, the others right (numbers) or left (text). */
+export function table(header: string[], rows: string[][], align: 'numbers' | 'text' = 'numbers'): string {
+  return markdownTable([header, ...rows], { align: header.map((_, i) => (i === 0 || align === 'text' ? 'l' : 'r')) });
 }

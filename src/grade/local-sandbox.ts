@@ -7,12 +7,12 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NotGradableError } from '../errors.js';
-import { runProbe } from '../grade/probe.js';
-import { clipOutputLine, type GradeSandbox, type SandboxedServer, type ServerState } from '../grade/sandbox.js';
-import type { PreparedSubmission } from '../grade/submission.js';
+import { runProbe } from './probe.js';
+import { clipOutputLine, type GradeSandbox, type SandboxedServer, type ServerState } from './sandbox.js';
+import type { PreparedSubmission } from './submission.js';
 import { processIds, waitForListener } from '../tracer/listeners.js';
 import { observeProcess } from '../tracer/observe.js';
-import { LineProcess } from './process.js';
+import { LineProcess } from '../runtime/process.js';
 
 const KEPT_LINES = 40;
 /** node_modules of this package: what `import koffi from 'koffi'` in a TypeScript submission finds. */

@@ -14,13 +14,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { NotGradableError, RuntimeUnavailableError } from '../errors.js';
-import { ProbeOutcomeSchema, type ProbeRequest } from '../grade/probe.js';
-import { clipOutputLine, DEFAULT_LIMITS, SANDBOX_PORT, type GradeSandbox, type SandboxLimits, type SandboxedServer, type ServerState } from '../grade/sandbox.js';
-import type { PreparedSubmission } from '../grade/submission.js';
+import { ContainerOutput, message, newRunId, observerCommand, RUN_LABEL, RunContainers, sidecarObserver, sidecarSpec } from '../runtime/containers.js';
+import { buildImage, engineAvailable, ensureImage } from '../runtime/docker-image.js';
 import type { ListenerReport } from '../tracer/listeners.js';
-import type { Observer } from '../tracer/observe.js';
-import { ContainerOutput, message, RUN_LABEL, removeLabelled, sidecarObserver, sidecarSpec } from './docker.js';
-import { buildImage, engineAvailable, ensureImage } from './docker-image.js';
+import type { ObserveOptions, Observer } from '../tracer/observe.js';
+import { ProbeOutcomeSchema, type ProbeRequest } from './probe.js';
+import { clipOutputLine, DEFAULT_LIMITS, SANDBOX_PORT, type GradeSandbox, type SandboxLimits, type SandboxedServer, type ServerState } from './sandbox.js';
+import type { PreparedSubmission } from './submission.js';
 
 const GENERATED_DOCKERFILE = '.iolab-submission.Dockerfile';
 const BUILD_TIMEOUT_MS = 180_000;
@@ -49,12 +49,13 @@ export class DockerSandbox implements GradeSandbox {
   readonly limits: SandboxLimits;
   readonly docker = new Docker();
   /** the run's label value, and the prefix of its containers' and network's names. */
-  readonly id = `iolab-grade-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  readonly id = newRunId('iolab-grade');
+  /** every container, the network and the submission's image of this grading carry its label. */
+  readonly run = new RunContainers(this.docker, this.id);
   private labImage: { tag: string; id: string } | null = null;
   private submission: PreparedSubmission | null = null;
   private image: string | null = null;
   private network: string | null = null;
-  private counter = 0;
 
   constructor(private readonly options: DockerSandboxOptions = {}) {
     this.limits = options.limits ?? DEFAULT_LIMITS;
@@ -97,23 +98,13 @@ export class DockerSandbox implements GradeSandbox {
       throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
     }
     this.image = tag;
-    const network = await this.docker.createNetwork({ Name: this.id, Driver: 'bridge', Internal: true, Labels: { [RUN_LABEL]: this.id } });
-    this.network = network.id;
-  }
-
-  /** creates a container of this grading run; `role` names it. */
-  async create(role: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
-    return this.docker.createContainer({
-      ...spec,
-      name: `${this.id}-${role}-${++this.counter}`,
-      Labels: { [RUN_LABEL]: this.id, 'iolab.role': role },
-    });
+    this.network = await this.run.network({ internal: true });
   }
 
   async start(): Promise<SandboxedServer> {
     if (!this.image || !this.submission || !this.labImage) throw new NotGradableError('the Docker sandbox was started before a submission was prepared');
     const limits = this.limits;
-    const container = await this.create('student-server', {
+    const container = await this.run.create('student-server', {
       Image: this.image,
       ...(this.submission.command && { Cmd: this.submission.command, WorkingDir: '/submission' }),
       Env: [`PORT=${this.port}`, 'PYTHONUNBUFFERED=1', 'PYTHONDONTWRITEBYTECODE=1', 'HOME=/tmp'],
@@ -140,7 +131,7 @@ export class DockerSandbox implements GradeSandbox {
 
   async close(): Promise<void> {
     // the containers, the network and the submission's image: all carry the run's label
-    await removeLabelled(this.docker, this.id).catch(() => {});
+    await this.run.close().catch(() => {});
     this.network = null;
     this.image = null;
   }
@@ -159,15 +150,14 @@ class DockerServer implements SandboxedServer {
 
   private async remove(container: Docker.Container): Promise<void> {
     this.sidecars.delete(container);
-    await container.remove({ force: true }).catch(() => {});
+    await this.sandbox.run.remove(container);
   }
 
   /** starts a container beside the server (removed with it), with its output; `what` names it in errors. */
   private async launch(role: string, spec: Docker.ContainerCreateOptions, what: string): Promise<{ container: Docker.Container; output: ContainerOutput }> {
-    const container = await this.sandbox.create(role, spec);
-    this.sidecars.add(container);
-    await container.start();
-    return { container, output: new ContainerOutput(what, container, this.sandbox.docker) };
+    const started = await this.sandbox.run.start(role, spec, what);
+    this.sidecars.add(started.container);
+    return started;
   }
 
   /** a sidecar in the server's PID namespace, with SYS_PTRACE and no network. */
@@ -198,8 +188,8 @@ class DockerServer implements SandboxedServer {
     }
   }
 
-  async observe(pid: number, { trace }: { trace: boolean }): Promise<Observer> {
-    const { container, output } = await this.sidecar('observer', ['iolab', 'observe', '--pid', String(pid), ...(trace ? ['--trace'] : [])]);
+  async observe(pid: number, options: ObserveOptions): Promise<Observer> {
+    const { container, output } = await this.sidecar('observer', observerCommand(pid, options));
     return sidecarObserver(output, container, (c) => this.remove(c));
   }
 
@@ -242,6 +232,6 @@ class DockerServer implements SandboxedServer {
 
   async stop(): Promise<void> {
     await Promise.all([...this.sidecars].map((c) => this.remove(c)));
-    await this.container.remove({ force: true }).catch(() => {});
+    await this.sandbox.run.remove(this.container);
   }
 }

@@ -1,0 +1,521 @@
+// Verdicts on the course's claims: the one place where a claim is judged. A lab names its rule and
+// the client the rule measures (`verdict: { rule: starvation, client: asker }`); the rule reads
+// what each server's model declared (its traits: how it waits, what a connection costs, how many
+// clients it serves at once, its fd ceiling; its fingerprint) and the figures of analysis/figures.ts,
+// never a model's name or a label. A claim of several parts (a fingerprint AND a busy core) holds
+// only when every part holds; the verdict lists each part with its numbers.
+//
+// Numbers that vary from run to run are judged by analysis/compare.ts: a difference counts only
+// beyond the spread of the repetitions, otherwise the part is inconclusive. A claim that does not
+// hold on this kernel says so: that is a finding, not a failure of the lab. Every threshold below
+// is a named constant with the reason for its value; none is a timing the tests assert.
+import { formatCount, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
+import { servesAtOnce } from '../shared/model.js';
+import type { Measurement, RunRecord, SubjectFigures } from '../shared/results.js';
+import { eventCount } from '../shared/server-events.js';
+import { combineVerdicts, type ClaimPart, type ClaimVerdict, type Verdict, type VerdictRuleName } from '../shared/verdicts.js';
+import { againstLine, compare, formatRatio, type Judged } from './compare.js';
+import { answeredOf, connectionsOf, cpuPerRoundTrip, grown, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
+import { busyRuns, describeBusy } from './machine.js';
+
+/** What a rule is given: the measurement, the figures of each row, and the client the lab names. */
+export interface RuleContext {
+  results: Measurement;
+  rows: Subject[];
+  figures: ReadonlyMap<string, SubjectFigures>;
+  /** the client the lab's `verdict:` names; null for a rule that measures none. */
+  client: string | null;
+}
+
+export type ClaimRule = (context: RuleContext) => ClaimVerdict[];
+
+// ---- thresholds ----------------------------------------------------------------------------
+
+/**
+ * A core "burnt" by busy polling: at least this much of one. On a quiet machine the loop takes
+ * all of it (~100%); a shared machine takes part of it away, so the line sits well below 100 and
+ * far above a server that sleeps in a call.
+ */
+const BUSY_CPU_PERCENT = 60;
+/** A server that sleeps in a readiness call with only idle clients stays below this much of a core. */
+const IDLE_CPU_PERCENT = 20;
+/**
+ * The EAGAIN storm: at least this share of a busy-polling server's reads (the calls its
+ * fingerprint requires) fail with EAGAIN. In the models lab half the connections are idle, and
+ * under strace every busy one has a request waiting, so about half of them fail; a blocking or
+ * readiness-driven server fails almost none (an edge-triggered one: one per drained event, but
+ * this part is asked of busy-polling models only).
+ */
+const EAGAIN_SHARE = 0.25;
+/** "Grows": the cost at the largest size at least this many times that at the smallest; "does not grow": below it. */
+const GROWTH = 1.5;
+/** A thread per connection: at least this share of the connections show up as threads. */
+const THREADS_PER_CONNECTION_SHARE = 0.9;
+/** A pool: fewer new threads than this share of the connections. */
+const FIXED_THREADS_SHARE = 0.1;
+/** Beyond the idle server, a server with no thread per connection may add this many threads (Node's own helpers start lazily)... */
+const FEW_THREADS = 4;
+/** ... or this share of its connections, whichever is more. */
+const NO_THREADS_SHARE = 0.01;
+/** A reader that does not drain strands the rest of a message: fewer round trips than this in a whole run. */
+const STRANDED_ROUND_TRIPS = 10;
+/** A stalled coroutine cuts the others' round trips to at most this share of the same server's without the call. */
+const STALL_THROUGHPUT_SHARE = 0.5;
+/** ... and makes some of their requests (p99) wait at least this share of the blocking call. */
+const STALL_SHARE = 0.5;
+
+// ---- building verdicts -----------------------------------------------------------------------
+
+function part(claim: string, judged: Judged): ClaimPart {
+  return { claim, verdict: judged.verdict, measurement: judged.text };
+}
+
+function verdict(rule: VerdictRuleName, subject: string, parts: ClaimPart[], figures: ClaimVerdict['figures']): ClaimVerdict {
+  return {
+    rule,
+    subject,
+    verdict: combineVerdicts(parts.map((p) => p.verdict)),
+    measurement: parts.map((p) => (parts.length > 1 ? `${p.claim}: ${p.measurement}` : p.measurement)).join('; '),
+    parts,
+    figures,
+  };
+}
+
+/** A count that must hold in every repetition: holds when it does, does not hold when it never does. */
+function everyRun(flags: readonly boolean[], text: string): Judged {
+  if (flags.length === 0) return { verdict: 'inconclusive', text: 'not measured' };
+  if (flags.every(Boolean)) return { verdict: 'holds', text };
+  if (!flags.some(Boolean)) return { verdict: 'does not hold here', text };
+  return { verdict: 'inconclusive', text: `${text}: in ${flags.filter(Boolean).length} of ${flags.length} repetitions` };
+}
+
+/** A part judged on CPU: when it fails on a machine busy with something else, it is inconclusive, not a finding. */
+function mindTheMachine(judged: Judged, runs: readonly RunRecord[]): Judged {
+  if (judged.verdict !== 'does not hold here') return judged;
+  const busy = busyRuns(runs);
+  if (busy.length === 0) return judged;
+  return { verdict: 'inconclusive', text: `${judged.text}; but ${describeBusy(busy, runs.length)}: a busy machine takes CPU from the server` };
+}
+
+/** The rows of one server across the sweep, in sweep order (one row when the lab does not sweep). */
+function byVariant(context: RuleContext): Subject[][] {
+  const rows = new Map<string, Subject[]>();
+  for (const row of context.rows) rows.set(row.variant.label, [...(rows.get(row.variant.label) ?? []), row]);
+  return [...rows.values()].map((list) => [...list].sort((a, b) => (a.sweepValue ?? 0) - (b.sweepValue ?? 0)));
+}
+
+function figuresOf(context: RuleContext, row: Subject): SubjectFigures {
+  const figures = context.figures.get(row.subject);
+  if (!figures) throw new Error(`no figures for ${row.subject}`);
+  return figures;
+}
+
+function measured(context: RuleContext, row: Subject): RunRecord[] {
+  return runsOf(context.results, row, 'measure');
+}
+
+function requireClient(context: RuleContext): string {
+  if (context.client === null) throw new Error('this rule measures a client, and the lab names none');
+  return context.client;
+}
+
+const sum = (values: readonly number[]) => values.reduce((total, v) => total + v, 0);
+const perCent = (n: number) => formatPercent(n);
+const micro = (us: number) => formatMicroseconds(us);
+const rate = (n: number) => `${formatCount(n)}/s`;
+
+/** The calls a model's fingerprint requires that read (its reads and accepts), failing with EAGAIN in the traced window. */
+function eagainStorm(figures: SubjectFigures, required: readonly string[]): Judged & { share: number | null } {
+  const reads = (figures.trace?.window.serving ?? []).filter((s) => required.includes(s.syscall));
+  const calls = sum(reads.map((s) => s.calls));
+  const failed = sum(reads.map((s) => s.errnos.EAGAIN ?? 0));
+  if (!figures.trace) return { verdict: 'inconclusive', text: 'no traced run', share: null };
+  if (calls === 0) return { verdict: 'inconclusive', text: `no ${joinWords(required, 'or')} call in the traced window`, share: null };
+  const share = failed / calls;
+  const shown = `${formatShare(share)} of its ${formatCount(calls)} ${joinWords(reads.map((s) => s.syscall))} calls failed with EAGAIN`;
+  return { verdict: share >= EAGAIN_SHARE ? 'holds' : 'does not hold here', text: share >= EAGAIN_SHARE ? shown : `${shown}, not ${formatShare(EAGAIN_SHARE)}`, share };
+}
+
+// ---- the rules, one per lab claim -----------------------------------------------------------
+
+/**
+ * The models side by side: each shows its own fingerprint in its own threads' calls. A model
+ * that busy-polls (waits: spin) must also show the EAGAIN storm and keep a core busy.
+ */
+export const fingerprints: ClaimRule = (context) =>
+  context.rows.map((row) => {
+    const figures = figuresOf(context, row);
+    const declared = row.variant.declared;
+    const parts: ClaimPart[] = [];
+    const check = figures.trace?.fingerprint ?? null;
+    const claim = `shows the ${declared.name} fingerprint`;
+    if (!check) parts.push({ claim, verdict: 'inconclusive', measurement: 'no traced run' });
+    else {
+      const seen = check.required.flatMap((r) => r.seen.map((s) => `${s.syscall} ${formatCount(s.calls)}`));
+      const missing = check.required.filter((r) => r.seen.length === 0).map((r) => joinWords(r.anyOf, 'or'));
+      const forbidden = check.forbidden.filter((f) => f.calls > 0).map((f) => `${f.syscall} ${formatCount(f.calls)}`);
+      const clauses = [
+        seen.length ? `its threads called ${joinWords(seen)}` : 'its threads called none of its required calls',
+        ...(missing.length ? [`never ${joinWords(missing, 'or')}`] : []),
+        forbidden.length ? `but also ${joinWords(forbidden)}, which ${declared.name} never calls` : `none of ${joinWords(check.forbidden.map((f) => f.syscall), 'or')}`,
+      ];
+      const verdictOfCheck: Verdict = check.verdict === 'matches' ? 'holds' : check.verdict === 'inconclusive' ? 'inconclusive' : 'does not hold here';
+      const why = check.verdict === 'inconclusive' ? ' (no round trip while traced: a server blocked in one call makes no calls to count)' : '';
+      parts.push({ claim, verdict: verdictOfCheck, measurement: `${clauses.join('; ')}${why}` });
+    }
+    if (declared.traits.waits === 'spin') {
+      parts.push(part('its calls on idle sockets fail with EAGAIN', eagainStorm(figures, declared.fingerprint.required.flat())));
+      const runs = measured(context, row);
+      const cpu = againstLine(runs.flatMap((r) => (r.proc ? [r.proc.cpuPercent] : [])), 'at least', BUSY_CPU_PERCENT, perCent, 'server CPU');
+      parts.push(part(`it burns a core (at least ${perCent(BUSY_CPU_PERCENT)} of one)`, mindTheMachine(cpu, runs)));
+    }
+    return verdict('fingerprints', row.subject, parts, {
+      servingCallsPerRoundTrip: figures.trace?.servingPerRoundTrip?.median ?? null,
+      cpuPercent: figures.measure?.cpuPercent?.values ?? null,
+    });
+  });
+
+/**
+ * Starvation: some clients hold connections, then the named echo client asks. A server that serves
+ * K clients at once (1 for blocking, its threads for a pool) must leave the asker unanswered when
+ * K connections or more are open ahead of it, and answer it otherwise.
+ */
+export const starvation: ClaimRule = (context) => {
+  const asker = requireClient(context);
+  const ahead = context.results.lab.clients.slice(0, context.results.lab.clients.findIndex((c) => c.name === asker));
+  return context.rows.flatMap((row) => {
+    const runs = measured(context, row);
+    if (runs.length === 0) return [];
+    const capacity = servesAtOnce(row.variant.declared.traits, row.variant.options.threads);
+    const openAhead = (run: RunRecord) => sum(ahead.flatMap((c) => resultsOf(run, c.name).map(connectionsOf)));
+    const heldAhead = Math.min(...runs.map(openAhead));
+    const starves = heldAhead >= capacity;
+    const answered = runs.map((run) => sum(resultsOf(run, asker).map(answeredOf)));
+    const sent = sum(runs.map((run) => sum(resultsOf(run, asker).map((r) => r.requestsSent))));
+    const capacityText = capacity === Infinity ? 'it serves every connection at once' : `it serves ${plural(capacity, 'client')} at a time`;
+    const aheadText = `${plural(heldAhead, 'connection')} open ahead of it (${joinWords(ahead.map((c) => c.name))}); ${capacityText}`;
+    const got = `${asker} got ${formatCount(sum(answered))} of ${plural(sent, 'request')} answered`;
+    let judged: Judged;
+    if (sent === 0) judged = { verdict: 'inconclusive', text: `${asker} sent no request` };
+    else if (starves) {
+      judged = answered.every((n) => n === 0)
+        ? { verdict: 'holds', text: `${got}, with ${aheadText}` }
+        : answered.every((n) => n > 0)
+          ? { verdict: 'does not hold here', text: `${got}, with ${aheadText}: it should have got none` }
+          : { verdict: 'inconclusive', text: `${got}, in ${answered.filter((n) => n > 0).length} of ${runs.length} repetitions, with ${aheadText}` };
+    } else {
+      judged = answered.every((n) => n > 0)
+        ? { verdict: 'holds', text: `${got}, with ${aheadText}` }
+        : answered.every((n) => n === 0)
+          ? { verdict: 'does not hold here', text: `${got}, with ${aheadText}: it should have been answered` }
+          : { verdict: 'inconclusive', text: `${got}, none in ${answered.filter((n) => n === 0).length} of ${runs.length} repetitions, with ${aheadText}` };
+    }
+    const claim = starves ? `${asker} starves behind ${plural(heldAhead, 'open connection')}` : `${asker} is answered`;
+    return [verdict('starvation', row.subject, [part(claim, judged)], { sent, answered, heldAhead, servesAtOnce: capacity === Infinity ? null : capacity })];
+  });
+};
+
+/**
+ * The fd ceiling: a model whose ceiling is FD_SETSIZE (select) stops there whatever RLIMIT_NOFILE
+ * allows; the others stop only at RLIMIT_NOFILE. For each server: where it should stop (the smaller
+ * of the two for select), and whether it held connections up to there, not beyond, and refused
+ * the rest (refused events, or EMFILE).
+ */
+export const fdCeiling: ClaimRule = (context) => {
+  const crowd = requireClient(context);
+  return byVariant(context).flatMap((rows) => {
+    const runs = rows.flatMap((row) => measured(context, row));
+    if (runs.length === 0) return [];
+    const all = rows.map((row) => figuresOf(context, row));
+    const limits = all.find((f) => f.limits)?.limits ?? null;
+    const nofile = limits?.nofileSoft ?? null;
+    const fdSetSize = limits?.fdSetSize ?? 1024;
+    const bySelect = rows[0].variant.declared.traits.fdCeiling === 'FD_SETSIZE';
+    const ceiling = Math.min(nofile ?? Infinity, bySelect ? fdSetSize : Infinity);
+    const fdsPeak = Math.max(...runs.map((run) => run.proc?.fdsPeak ?? 0));
+    const mostAsked = Math.max(...rows.map((row) => row.sweepValue ?? context.results.lab.clients.find((c) => c.name === crowd)?.connections ?? 0));
+    const held = Math.max(...runs.map((run) => grown(run, 'fdsPeak') ?? 0));
+    const refusals = sum(all.map((f) => eventCount(f.events, 'refused')));
+    const exhaustion = sum(all.map((f) => eventCount(f.events, 'fd-exhausted')));
+    const baseline = runs[0].baseline?.fdsPeak ?? 0;
+    const reachesCeiling = mostAsked + baseline >= ceiling;
+    const how = refusals
+      ? `refused ${plural(refusals, 'connection')} past fd ${formatCount(fdSetSize - 1)} (FD_SETSIZE)`
+      : exhaustion
+        ? 'accept4 failed with EMFILE (RLIMIT_NOFILE)'
+        : 'refused nothing';
+    const limitsText = `nofile ${nofile === null ? 'unlimited' : formatCount(nofile)}${bySelect ? `, FD_SETSIZE ${formatCount(fdSetSize)}` : ''}`;
+    const measurement = `${crowd} asked for up to ${plural(mostAsked, 'connection')}: the server held ${formatCount(held)} (its fds peaked at ${formatCount(fdsPeak)}; ${limitsText}); ${how}`;
+    // At the ceiling: a few fds below it are Node's own (stdio, its event loop, the listener), and
+    // select's refused connection holds fd 1024 for the moment between accept4 and close.
+    const stoppedAtCeiling = fdsPeak <= ceiling + 1 && fdsPeak >= ceiling - 8 && (refusals > 0 || exhaustion > 0);
+    const heldAll = held >= mostAsked && refusals === 0 && exhaustion === 0;
+    const which = bySelect && ceiling === fdSetSize ? 'FD_SETSIZE' : 'RLIMIT_NOFILE';
+    const claim = reachesCeiling ? `stops at ${which} (${formatCount(ceiling)})` : 'no ceiling below its nofile';
+    const judged: Judged = { verdict: (reachesCeiling ? stoppedAtCeiling : heldAll) ? 'holds' : 'does not hold here', text: measurement };
+    return [
+      verdict('fd-ceiling', `${rows[0].variant.label}: ${claim}`, [part(claim, judged)], {
+        asked: mostAsked,
+        held,
+        fdsPeak,
+        ceiling: Number.isFinite(ceiling) ? ceiling : null,
+        refusals,
+        exhaustion,
+      }),
+    ];
+  });
+};
+
+/**
+ * Idle connections: a model that scans every watched fd on each call (select, poll) costs more per
+ * round trip as idle connections grow; one that keeps a ready list (epoll) does not. Cost: the
+ * server's CPU time per round trip of the named busy client, at the smallest and the largest crowd,
+ * compared over the repetitions.
+ */
+export const idleScan: ClaimRule = (context) => {
+  const active = requireClient(context);
+  return byVariant(context).flatMap((rows) => {
+    const waits = rows[0].variant.declared.traits.waits;
+    if (rows.length < 2 || (waits !== 'scan-all-fds' && waits !== 'ready-list')) return [];
+    const [smallest, largest] = [rows[0], rows[rows.length - 1]];
+    const costs = (row: Subject) => measured(context, row).flatMap((run) => cpuPerRoundTrip(run, active) ?? []);
+    const grows = waits === 'scan-all-fds';
+    const names = { a: `${formatCount(largest.sweepValue ?? 0)} idle`, b: `${formatCount(smallest.sweepValue ?? 0)} idle` };
+    const judged = compare(costs(largest), costs(smallest), grows ? 'above' : 'below', GROWTH, names, micro);
+    const refused = eventCount(figuresOf(context, largest).events, 'refused');
+    const capped = refused > 0 ? `; past FD_SETSIZE it refused ${plural(refused, 'connection')}, so it watched fewer than asked` : '';
+    const claim = `server CPU per round trip ${grows ? 'grows' : 'does not grow'} with idle connections (${grows ? 'at least' : 'below'} ${formatRatio(GROWTH)})`;
+    return [
+      verdict('idle-scan', `${rows[0].variant.label}: cost ${grows ? 'grows' : 'does not grow'} with idle connections`, [part(claim, { ...judged, text: `${judged.text}${capped}` })], {
+        cpuPerRoundTripSmallUs: costs(smallest),
+        cpuPerRoundTripLargeUs: costs(largest),
+        growth: judged.ratio,
+      }),
+    ];
+  });
+};
+
+/**
+ * One connection: multiplexing makes two calls per read (the wait, then recvfrom) where blocking IO
+ * makes one, so with a single client it makes more calls per round trip and is slower. Compared
+ * with the lab's server that serves one client at a time and waits in a blocking call: the
+ * serving threads' calls per round trip (traced runs) and the named client's round trips per
+ * second (measured runs), each over the repetitions.
+ */
+export const oneConnection: ClaimRule = (context) => {
+  const single = requireClient(context);
+  const blocking = context.rows.find((row) => row.variant.declared.traits.concurrency === 'one' && row.variant.declared.traits.waits === 'blocking-call');
+  if (!blocking) return [];
+  const callsPerRoundTrip = (row: Subject) =>
+    runsOf(context.results, row, 'trace').flatMap((run) => {
+      const roundTrips = runAnswered(run, single);
+      return run.trace && roundTrips > 0 ? [sum(run.trace.window.serving.map((s) => s.calls)) / roundTrips] : [];
+    });
+  const throughput = (row: Subject) => measured(context, row).flatMap((run) => resultsOf(run, single).map((r) => (r.durationSeconds > 0 ? r.roundTrips / r.durationSeconds : 0)));
+  return context.rows
+    .filter((row) => row !== blocking && ['scan-all-fds', 'ready-list'].includes(row.variant.declared.traits.waits))
+    .map((row) => {
+      const names = { a: row.variant.label, b: blocking.variant.label };
+      const calls = compare(callsPerRoundTrip(row), callsPerRoundTrip(blocking), 'above', 1, names, formatQuantity, 'calls per round trip');
+      const speed = compare(throughput(row), throughput(blocking), 'below', 1, names, formatCount, 'round trips/s');
+      return verdict(
+        'one-connection',
+        `${row.variant.label} vs ${blocking.variant.label}`,
+        [part('more system calls per round trip', calls), part('fewer round trips per second', speed)],
+        { callsPerRoundTrip: callsPerRoundTrip(row), blockingCallsPerRoundTrip: callsPerRoundTrip(blocking), roundTripsPerSecond: throughput(row), blockingRoundTripsPerSecond: throughput(blocking) },
+      );
+    });
+};
+
+/**
+ * Threads against events: a thread per connection adds a thread per connection; a pool adds a
+ * fixed K and serves only K connections at once; an event loop or coroutines add none and serve
+ * every connection. Figures: threads beyond the idle server and connections answered, of the
+ * named client; RSS per connection, context switches and CPU per round trip are reported.
+ */
+export const threadsVsEvents: ClaimRule = (context) => {
+  const crowd = requireClient(context);
+  return context.rows.flatMap((row) => {
+    const runs = measured(context, row);
+    if (runs.length === 0) return [];
+    const traits = row.variant.declared.traits;
+    const connections = (run: RunRecord) => sum(resultsOf(run, crowd).map((r) => r.connected));
+    const answered = (run: RunRecord) => sum(resultsOf(run, crowd).map((r) => r.connectionsAnswered));
+    const added = (run: RunRecord) => grown(run, 'threadsPeak') ?? NaN;
+    const perConnection = runs.flatMap((run) => (connections(run) > 0 && Number.isFinite(added(run)) ? [added(run) / connections(run)] : []));
+    const addedText = `${joinWords(runs.map((run) => formatCount(added(run))))} threads added for ${joinWords(runs.map((run) => formatCount(connections(run))))} connections`;
+    const answeredText = `${joinWords(runs.map((run) => formatCount(answered(run))))} of ${joinWords(runs.map((run) => formatCount(connections(run))))} connections answered`;
+    const parts: ClaimPart[] = [];
+    let expectation: string;
+    if (traits.perConnection === 'thread') {
+      expectation = 'a thread per connection';
+      parts.push(part(expectation, againstLine(perConnection, 'at least', THREADS_PER_CONNECTION_SHARE, (n) => n.toFixed(2), `${addedText}: threads per connection`)));
+    } else if (traits.concurrency === 'pool') {
+      expectation = 'a fixed pool: a few threads, only as many clients served at once';
+      const threads = row.variant.options.threads;
+      parts.push(part(`a few threads (fewer than ${formatShare(FIXED_THREADS_SHARE)} of the connections)`, againstLine(perConnection, 'below', FIXED_THREADS_SHARE, (n) => n.toFixed(2), `${addedText}: threads per connection`)));
+      parts.push(part(`at most ${plural(threads, 'connection')} served at once`, everyRun(runs.map((run) => answered(run) <= threads), answeredText)));
+    } else {
+      expectation = 'no thread per connection';
+      const allowed = (run: RunRecord) => Math.max(FEW_THREADS, Math.floor(NO_THREADS_SHARE * connections(run)));
+      parts.push(part(`at most ${FEW_THREADS} threads added (or ${formatShare(NO_THREADS_SHARE)} of the connections)`, everyRun(runs.map((run) => added(run) <= allowed(run)), addedText)));
+      parts.push(part('every connection answered', everyRun(runs.map((run) => answered(run) === connections(run)), answeredText)));
+    }
+    const figures = figuresOf(context, row).measure;
+    const rss = figures?.rssAddedKb ?? null;
+    const medianConnections = figures?.clients.find((c) => c.name === crowd)?.connections ?? 0;
+    return [
+      verdict('threads-vs-events', `${row.subject}: ${expectation}`, parts, {
+        connections: medianConnections,
+        threadsAdded: figures?.threadsAdded ?? null,
+        rssPerConnectionKb: rss !== null && medianConnections > 0 ? rss / medianConnections : null,
+        switchesPerRoundTrip: figures?.switchesPerRoundTrip ?? null,
+        cpuPerRoundTripUs: figures?.cpuPerRoundTripUs?.median ?? null,
+      }),
+    ];
+  });
+};
+
+/**
+ * Level- against edge-triggered readiness: level-triggered reports an fd again while unread data
+ * remains, so it wakes more often per message than edge-triggered; edge-triggered reports a
+ * change once, so a reader that does not drain (the `drain: false` option) strands the rest of a
+ * message until the next event. Figures: the calls each model waits in, per round trip (traced
+ * runs), and the named client's requests answered and round trips.
+ */
+export const levelVsEdge: ClaimRule = (context) => {
+  const large = requireClient(context);
+  const drains = (row: Subject) => !(row.variant.declared.traits.triggering === 'edge' && row.variant.options.drain === false);
+  const wakeups = (row: Subject) =>
+    runsOf(context.results, row, 'trace').flatMap((run) => {
+      const roundTrips = runAnswered(run, large);
+      const waits = row.variant.declared.fingerprint.waitsIn;
+      return run.trace && roundTrips > 0 ? [sum(run.trace.window.serving.filter((s) => waits.includes(s.syscall)).map((s) => s.calls)) / roundTrips] : [];
+    });
+  const level = context.rows.find((row) => row.variant.declared.traits.triggering === 'level');
+  const edge = context.rows.find((row) => row.variant.declared.traits.triggering === 'edge' && drains(row));
+  const comparison =
+    level && edge
+      ? [
+          verdict(
+            'lt-vs-et',
+            `${level.variant.label} wakes more often per message than ${edge.variant.label}`,
+            [part('more waits per round trip', compare(wakeups(level), wakeups(edge), 'above', 1, { a: level.variant.label, b: edge.variant.label }, (n) => n.toFixed(2), 'waits per round trip'))],
+            { levelTriggered: wakeups(level), edgeTriggered: wakeups(edge) },
+          ),
+        ]
+      : [];
+  const each = context.rows.flatMap((row) => {
+    const runs = measured(context, row);
+    if (runs.length === 0) return [];
+    const roundTrips = runs.map((run) => runRoundTrips(run, large));
+    const unanswered = runs.map((run) => sum(resultsOf(run, large).map((r) => r.unanswered)));
+    const text = `${large}: ${joinWords(roundTrips.map(formatCount))} round trips and ${joinWords(unanswered.map(formatCount))} requests left unanswered per repetition`;
+    const served = roundTrips.map((n, i) => n > 0 && unanswered[i] === 0);
+    const stranded = roundTrips.map((n, i) => n < STRANDED_ROUND_TRIPS && unanswered[i] > 0);
+    const outcome = (wanted: boolean[]): Verdict => (wanted.every(Boolean) ? 'holds' : wanted.some(Boolean) ? 'inconclusive' : 'does not hold here');
+    return [
+      drains(row)
+        ? verdict('lt-vs-et', `${row.subject}: every message answered`, [{ claim: 'every message answered', verdict: outcome(served), measurement: text }], { roundTrips, unanswered })
+        : verdict('lt-vs-et', `${row.subject}: a reader that does not drain strands data`, [{ claim: `fewer than ${STRANDED_ROUND_TRIPS} round trips, requests left waiting`, verdict: outcome(stranded), measurement: text }], { roundTrips, unanswered }),
+    ];
+  });
+  return [...comparison, ...each];
+};
+
+/**
+ * Busy polling: with only idle clients the non-blocking loop still keeps a core busy, its reads
+ * fail with EAGAIN, and the named hold client's probe waits longer as the sockets swept grow. A
+ * model that waits in a call sleeps instead, and its probe's latency does not grow.
+ */
+export const busyPoll: ClaimRule = (context) =>
+  byVariant(context).flatMap((rows) => {
+    const runs = rows.flatMap((row) => measured(context, row));
+    if (runs.length === 0) return [];
+    const declared = rows[0].variant.declared;
+    const spins = declared.traits.waits === 'spin';
+    const cpu = runs.flatMap((run) => (run.proc ? [run.proc.cpuPercent] : []));
+    const probeP50 = (row: Subject) => measured(context, row).flatMap((run) => resultsOf(run, requireClient(context)).flatMap((r) => (r.probe && r.probe.latency.count > 0 ? [r.probe.latency.p50Us] : [])));
+    const [smallest, largest] = [rows[0], rows[rows.length - 1]];
+    const names = { a: `${formatCount(largest.sweepValue ?? 0)} idle`, b: `${formatCount(smallest.sweepValue ?? 0)} idle` };
+    const parts: ClaimPart[] = [];
+    if (spins) {
+      parts.push(part(`burns a core with idle clients (at least ${perCent(BUSY_CPU_PERCENT)})`, mindTheMachine(againstLine(cpu, 'at least', BUSY_CPU_PERCENT, perCent, 'server CPU'), runs)));
+      const storm = rows.map((row) => eagainStorm(figuresOf(context, row), declared.fingerprint.required.flat()));
+      parts.push({ claim: 'its reads fail with EAGAIN', verdict: combineVerdicts(storm.map((s) => s.verdict)), measurement: storm.map((s, i) => `${names.a.replace(/^[\d,]+/, formatCount(rows[i].sweepValue ?? 0))}: ${s.text}`).join('; ') });
+      if (rows.length > 1) parts.push(part(`the probe waits longer as the sockets grow (at least ${formatRatio(GROWTH)})`, compare(probeP50(largest), probeP50(smallest), 'above', GROWTH, names, micro)));
+    } else {
+      parts.push(part(`sleeps with idle clients (at most ${perCent(IDLE_CPU_PERCENT)})`, againstLine(cpu, 'at most', IDLE_CPU_PERCENT, perCent, 'server CPU')));
+      if (rows.length > 1) parts.push(part(`the probe's wait does not grow (below ${formatRatio(GROWTH)})`, compare(probeP50(largest), probeP50(smallest), 'below', GROWTH, names, micro)));
+    }
+    return [verdict('busy-poll', `${rows[0].variant.label}: ${spins ? 'spins' : 'sleeps'} with idle clients`, parts, { cpuPercent: cpu, probeP50SmallUs: probeP50(smallest), probeP50LargeUs: probeP50(largest) })];
+  });
+
+/**
+ * Coroutines: many connections on one thread, switching where a handler would block; a handler
+ * that makes a real blocking call (one the scheduler cannot see: the `blockingCallMs` option)
+ * stalls all the others. Figures: the named client's round trips, against the same model without
+ * the call, and its p99 latency; threads beyond the idle server. p50 is no verdict here: between
+ * two stalls the scheduler may serve the others several times.
+ */
+export const coroutines: ClaimRule = (context) => {
+  const others = requireClient(context);
+  const throughput = (row: Subject) => measured(context, row).flatMap((run) => resultsOf(run, others).map((r) => (r.durationSeconds > 0 ? r.roundTrips / r.durationSeconds : 0)));
+  const p99 = (row: Subject) => measured(context, row).flatMap((run) => resultsOf(run, others).flatMap((r) => (r.latency.count > 0 ? [r.latency.p99Us] : [])));
+  return context.rows.flatMap((row): ClaimVerdict[] => {
+    const runs = measured(context, row);
+    if (runs.length === 0) return [];
+    const blockingCallMs = row.variant.options.blockingCallMs;
+    const threads = runs.map((run) => grown(run, 'threadsPeak') ?? NaN).filter(Number.isFinite);
+    const figures = { othersRoundTripsPerSecond: throughput(row), othersP99Us: p99(row), threadsAdded: threads, blockingCallMs };
+    const oneThread = row.variant.declared.traits.coroutines ? 'coroutines: concurrency on one thread' : 'events: concurrency on one thread';
+    if (blockingCallMs === 0) {
+      return [
+        verdict('coroutines', `${row.subject}: ${oneThread}`, [
+          part(`${others} answered`, againstLine(throughput(row), 'at least', 1, rate, `${others}'s round trips per second`)),
+          part('no thread added', againstLine(threads, 'below', 2, formatCount, 'threads added')),
+        ], figures),
+      ];
+    }
+    const plain = context.rows.find((other) => other.variant.model === row.variant.model && other.variant.options.blockingCallMs === 0);
+    const parts = [
+      plain
+        ? part(
+            `${others}'s round trips fall to at most ${formatShare(STALL_THROUGHPUT_SHARE)} of ${plain.variant.label}'s`,
+            compare(throughput(row), throughput(plain), 'below', STALL_THROUGHPUT_SHARE, { a: row.variant.label, b: plain.variant.label }, formatCount, 'round trips/s'),
+          )
+        : { claim: `${others}'s round trips fall`, verdict: 'inconclusive' as const, measurement: `no ${row.variant.model} server without the blocking call in this lab to compare with` },
+      part(
+        `some of ${others}'s requests wait a whole blocking call (p99 at least ${micro(blockingCallMs * 1000 * STALL_SHARE)})`,
+        againstLine(p99(row), 'at least', blockingCallMs * 1000 * STALL_SHARE, micro, 'p99'),
+      ),
+    ];
+    return [verdict('coroutines', `${row.subject}: one blocking call (${blockingCallMs} ms) stalls every connection`, parts, figures)];
+  });
+};
+
+export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
+  fingerprints,
+  starvation,
+  'fd-ceiling': fdCeiling,
+  'idle-scan': idleScan,
+  'one-connection': oneConnection,
+  'threads-vs-events': threadsVsEvents,
+  'lt-vs-et': levelVsEdge,
+  'busy-poll': busyPoll,
+  coroutines,
+};
+
+/** The verdicts of the lab's rule on its figures; none when the lab names no rule. */
+export function judgeClaim(results: Measurement, figures: readonly SubjectFigures[]): ClaimVerdict[] {
+  if (!results.lab.verdict) return [];
+  const rule = CLAIM_RULES[results.lab.verdict.rule as VerdictRuleName];
+  if (!rule) throw new Error(`results name the verdict rule ${JSON.stringify(results.lab.verdict.rule)}, which this iolab does not have`);
+  return rule({
+    results,
+    rows: subjectsOf(results),
+    figures: new Map(figures.map((f) => [f.subject, f])),
+    client: results.lab.verdict.client,
+  });
+}
+

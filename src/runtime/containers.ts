@@ -1,0 +1,198 @@
+// The containers and network of one run, all labelled with its id, so that they are created,
+// tracked and removed together: what the lab runtime (docker.ts) and the grading sandbox
+// (src/grade/docker-sandbox.ts) both start. Also the pieces both need: a container's output as
+// lines, the observer sidecar's spec and protocol, and `iolab clean`'s sweep.
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import { LabRunError } from '../errors.js';
+import { OBSERVER_SIGNALS, type Observed, type Observer } from '../tracer/observe.js';
+import { LineSource } from './process.js';
+
+/** The label every container, network and submission image of a run carries; its value is the run id. */
+export const RUN_LABEL = 'iolab.run';
+/** How often the removal of a run's network is tried while containers still hang on it. */
+const NETWORK_REMOVE_ATTEMPTS = 5;
+/** How long a sidecar may take to say it is observing, that its window started, or what it saw. */
+const SIDECAR_TIMEOUT_MS = 30_000;
+
+export function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A run id: the prefix, the time in base 36 and 4 random characters ("iolab-mx2h9k-3f0a"). */
+export function newRunId(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** A container's output, demultiplexed into stdout and stderr lines. */
+export class ContainerOutput extends LineSource {
+  readonly exited: Promise<number | string>;
+
+  constructor(
+    description: string,
+    readonly container: Docker.Container,
+    docker: Docker,
+    onStderrLine?: (line: string) => void,
+  ) {
+    super(description, onStderrLine);
+    this.exited = (async () => {
+      const stream = await container.logs({ follow: true, stdout: true, stderr: true });
+      // The log stream ends once the container has exited and every line is through.
+      const streamEnded = new Promise((resolve) => stream.on('end', resolve).on('close', resolve).on('error', resolve));
+      const out = new PassThrough();
+      const err = new PassThrough();
+      this.readLines(out, 'stdout');
+      this.readLines(err, 'stderr');
+      docker.modem.demuxStream(stream, out, err);
+      const result = (await container.wait()) as { StatusCode: number };
+      // Let the last log lines through before anyone reads "it has ended".
+      await streamEnded;
+      out.end();
+      err.end();
+      await new Promise((resolve) => setImmediate(resolve));
+      this.ended(result.StatusCode);
+      return result.StatusCode;
+    })().catch((error: Error) => {
+      this.stderr.push(`docker: ${error.message}`);
+      this.ended('gone');
+      return 'gone';
+    });
+  }
+}
+
+/** The containers and the network of one run (lab or grading), created and removed together. */
+export class RunContainers {
+  private readonly containers = new Set<Docker.Container>();
+  private counter = 0;
+  private networkId: string | null = null;
+
+  constructor(
+    readonly docker: Docker,
+    /** the label's value and the prefix of every name. */
+    readonly runId: string,
+  ) {}
+
+  /** The run's bridge network, created on first use; internal: no route out of the machine. */
+  async network(options: { internal: boolean }): Promise<string> {
+    if (this.networkId === null) {
+      const network = await this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: options.internal, Labels: { [RUN_LABEL]: this.runId } });
+      this.networkId = network.id;
+    }
+    return this.networkId;
+  }
+
+  /** Creates a container of the run, named RUN-ROLE-N and labelled with the run and its role. */
+  async create(role: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+    const container = await this.docker.createContainer({
+      ...spec,
+      name: `${this.runId}-${role}-${++this.counter}`,
+      Labels: { ...spec.Labels, [RUN_LABEL]: this.runId, 'iolab.role': role },
+    });
+    this.containers.add(container);
+    return container;
+  }
+
+  /** Creates and starts a container and follows its output; `description` names it in errors. */
+  async start(
+    role: string,
+    spec: Docker.ContainerCreateOptions,
+    description: string,
+    onStderrLine?: (line: string) => void,
+  ): Promise<{ container: Docker.Container; output: ContainerOutput }> {
+    const container = await this.create(role, spec);
+    await container.start();
+    return { container, output: new ContainerOutput(description, container, this.docker, onStderrLine) };
+  }
+
+  /** Runs a short container to its end, removes it and returns its output. */
+  async runToEnd(role: string, spec: Docker.ContainerCreateOptions): Promise<ContainerOutput> {
+    const { container, output } = await this.start(role, spec, role);
+    await output.exited;
+    await this.remove(container);
+    return output;
+  }
+
+  async remove(container: Docker.Container): Promise<void> {
+    this.containers.delete(container);
+    await container.remove({ force: true }).catch(() => {});
+  }
+
+  /** Removes every container, network and image that carries the run's label. */
+  async close(): Promise<void> {
+    await removeLabelled(this.docker, this.runId);
+    this.containers.clear();
+    this.networkId = null;
+  }
+}
+
+/** A sidecar in `target`'s PID namespace, with SYS_PTRACE and no network: what observes a server. */
+export function sidecarSpec(image: string, target: Docker.Container, command: string[]): Docker.ContainerCreateOptions {
+  return { Image: image, Cmd: command, HostConfig: { PidMode: `container:${target.id}`, CapAdd: ['SYS_PTRACE'], NetworkMode: 'none' } };
+}
+
+/** The `iolab observe` command line for a sidecar: see src/tracer/observe.ts. */
+export function observerCommand(pid: number, options: { trace: boolean }): string[] {
+  return ['iolab', 'observe', '--pid', String(pid), ...(options.trace ? ['--trace'] : [])];
+}
+
+/** The Docker side of the `iolab observe` protocol: JSON lines on stdout, driven by signals. */
+export async function sidecarObserver(
+  output: ContainerOutput,
+  sidecar: Docker.Container,
+  remove: (container: Docker.Container) => Promise<void>,
+): Promise<Observer> {
+  const json = (line: string) => line.startsWith('{');
+  const first = JSON.parse(await output.waitForLine('stdout', json, 'its limits and baseline', SIDECAR_TIMEOUT_MS));
+  return {
+    limits: first.limits,
+    baseline: first.baseline,
+    startWindow: async () => {
+      await sidecar.kill({ signal: OBSERVER_SIGNALS.startWindow });
+      await output.waitForLine('stdout', (line) => line.includes('"window"'), 'the start of its window', SIDECAR_TIMEOUT_MS);
+    },
+    stop: async (): Promise<Observed> => {
+      await sidecar.kill({ signal: OBSERVER_SIGNALS.stop }).catch(() => {});
+      const line = await output.waitForLine('stdout', (l) => l.includes('"proc"'), 'what it observed', SIDECAR_TIMEOUT_MS);
+      await output.exited;
+      await remove(sidecar);
+      return JSON.parse(line) as Observed;
+    },
+    kill: () => void remove(sidecar),
+  };
+}
+
+/**
+ * Removes the containers, networks and images (a graded submission's) of one run (runId) or of
+ * every run (null): what `iolab clean` does after a run that was killed before it could clean
+ * up. Returns what it removed.
+ */
+export async function removeLabelled(docker: Docker, runId: string | null): Promise<{ containers: number; networks: number; images: number }> {
+  const label = runId === null ? RUN_LABEL : `${RUN_LABEL}=${runId}`;
+  const removeContainers = async () => {
+    const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
+    await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((error: Error) => {
+      if (!/No such container|is already in progress/.test(error.message)) throw new LabRunError(`cannot remove container ${c.Names[0]}: ${message(error)}`);
+    })));
+    return containers.length;
+  };
+  let containers = await removeContainers();
+  const networks = await docker.listNetworks({ filters: { label: [label] } });
+  for (const network of networks) {
+    // A run stopped in its middle (Ctrl-C) may still be creating a container on the network:
+    // remove what appeared meanwhile and try again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      const failure = await docker.getNetwork(network.Id).remove().then(() => null, (error: Error) => error);
+      if (failure === null || /not found|No such network/.test(failure.message)) break;
+      if (!/active endpoints/.test(failure.message) || attempt === NETWORK_REMOVE_ATTEMPTS) {
+        throw new LabRunError(`cannot remove network ${network.Name}: ${message(failure)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      containers += await removeContainers();
+    }
+  }
+  const images = await docker.listImages({ filters: { label: [label] } });
+  await Promise.all(images.map((i) => docker.getImage(i.Id).remove({ force: true }).catch((error: Error) => {
+    if (!/No such image|image is being used|conflict/i.test(error.message)) throw new LabRunError(`cannot remove image ${i.RepoTags?.[0] ?? i.Id}: ${message(error)}`);
+  })));
+  return { containers, networks: networks.length, images: images.length };
+}

@@ -1,0 +1,453 @@
+// results.json: everything one lab run measured, what each server declared, and the analysis
+// (figures, verdicts, observations) computed from it once, when the lab ended. The report is
+// rendered from this file alone; it never reaches into a runtime and never judges again, so a
+// results.json re-rendered by a later iolab keeps the verdicts it was written with.
+//
+// Versions (RESULTS_SCHEMA_VERSION; bump it on any change an old reader would misread):
+//   1  the runs only; the report derived figures and verdicts when it was rendered.
+//   2  the analysis is stored (analysis: figures, verdicts with the figures they rest on,
+//      observations); each server's declaration (traits, fingerprint); the lab's description and
+//      clients; syscall counts per phase (connection set-up, measured window) and per thread
+//      group (the model's threads, the runtime's), with errnos; each run's host load and server
+//      events; each client's warm-up and connections answered.
+// A reader takes version 2 and later versions it knows how to read; version 1 has no verdicts
+// to keep, so it is refused with that reason.
+import { z } from 'zod';
+import { ModelDeclarationSchema } from './model.js';
+import { ServerEventCountsSchema } from './server-events.js';
+import { ClaimVerdictSchema } from './verdicts.js';
+
+export const RESULTS_SCHEMA_VERSION = 2;
+
+const count = () => z.number().int().nonnegative();
+
+/** One system call of a traced thread group: how often it was made, how often it failed, and with which errno. */
+export const SyscallCountSchema = z.object({
+  syscall: z.string(),
+  calls: count(),
+  /** calls that returned -1 (an errno). */
+  errors: count(),
+  /** the errors by errno code, e.g. { EAGAIN: 41230 }. */
+  errnos: z.record(z.string(), count()),
+});
+export type SyscallCount = z.infer<typeof SyscallCountSchema>;
+
+/**
+ * The calls of one phase of a traced run, split by the thread that made them:
+ *   serving  the threads that run the model's code (a thread names itself `iolab:...` when it
+ *            starts serving; a server that names no thread has all its threads counted here)
+ *   runtime  the language runtime's other threads (Node: V8's platform workers, a new thread's
+ *            start-up before it serves)
+ */
+export const CallTableSchema = z.object({
+  serving: z.array(SyscallCountSchema),
+  runtime: z.array(SyscallCountSchema),
+});
+export type CallTable = z.infer<typeof CallTableSchema>;
+
+/** Adds several lists of counts into one, a row per syscall (errnos added too), in first-seen order. */
+export function mergeCounts(...lists: readonly (readonly SyscallCount[])[]): SyscallCount[] {
+  const bySyscall = new Map<string, SyscallCount>();
+  for (const row of lists.flat()) {
+    const sum = bySyscall.get(row.syscall) ?? { syscall: row.syscall, calls: 0, errors: 0, errnos: {} };
+    sum.calls += row.calls;
+    sum.errors += row.errors;
+    for (const [errno, n] of Object.entries(row.errnos)) sum.errnos[errno] = (sum.errnos[errno] ?? 0) + n;
+    bySyscall.set(row.syscall, sum);
+  }
+  return [...bySyscall.values()];
+}
+
+/** What the tracer counted in one run. */
+export const TraceRecordSchema = z.object({
+  /** from attaching (after the server's ready line) to the start of the measured window: connecting, warming up. */
+  setup: CallTableSchema,
+  /** the measured window and the drain after it: steady state, the requests the clients' windows sent. */
+  window: CallTableSchema,
+  /** how long the window counted, in seconds (the clients' windows, and their drain). */
+  windowSeconds: z.number().nonnegative(),
+  /** threads seen while tracing, by group. */
+  threads: z.object({ serving: count(), runtime: count() }),
+});
+export type TraceRecord = z.infer<typeof TraceRecordSchema>;
+
+/** Every call of a traced run, whatever its phase and thread: what `strace -f -c` would have counted. */
+export function allCalls(trace: TraceRecord): SyscallCount[] {
+  return mergeCounts(trace.setup.serving, trace.setup.runtime, trace.window.serving, trace.window.runtime);
+}
+
+/**
+ * The machine around one run's window, from /proc/stat and /proc/loadavg (proc(5)): what else
+ * competed for the CPUs while the server and its clients were measured.
+ */
+export const HostLoadSchema = z.object({
+  cpus: count(),
+  /** every CPU's busy time (user, nice, system, irq, softirq, steal) over the window, in percent of one core. */
+  busyPercent: z.number().nonnegative(),
+  /** time the hypervisor gave this machine's CPUs to others, in percent of one core. */
+  stealPercent: z.number().nonnegative(),
+  /** the 1-minute load average at the window's end. */
+  loadAverage: z.number().nonnegative(),
+});
+export type HostLoad = z.infer<typeof HostLoadSchema>;
+
+/** What the /proc probe saw of the server process over the measured window. */
+export const ProcWindowSchema = z.object({
+  wallSeconds: z.number().nonnegative(),
+  cpuUserSeconds: z.number().nonnegative(),
+  cpuSystemSeconds: z.number().nonnegative(),
+  /** (user + system) / wall, in percent of one core; above 100 with several busy threads. */
+  cpuPercent: z.number().nonnegative(),
+  threadsPeak: z.number().int().nonnegative(),
+  fdsPeak: z.number().int().nonnegative(),
+  peakRssKb: z.number().int().nonnegative(),
+  voluntaryContextSwitches: z.number().int().nonnegative(),
+  involuntaryContextSwitches: z.number().int().nonnegative(),
+  samples: z.number().int().nonnegative(),
+});
+export type ProcWindow = z.infer<typeof ProcWindowSchema>;
+
+/** The limits that decide how many connections a server can hold. */
+export const LimitsSchema = z.object({
+  nofileSoft: z.number().nullable(),
+  nofileHard: z.number().nullable(),
+  /** glibc's fd_set size: select(2) through the C library watches fds below it only. */
+  fdSetSize: z.number().int(),
+  nrOpen: z.number().int().nullable(),
+  fileMax: z.number().nullable(),
+});
+export type Limits = z.infer<typeof LimitsSchema>;
+
+export const LatencySchema = z.object({
+  count: z.number().int().nonnegative(),
+  meanUs: z.number().nonnegative(),
+  p50Us: z.number().nonnegative(),
+  p90Us: z.number().nonnegative(),
+  p99Us: z.number().nonnegative(),
+  maxUs: z.number().nonnegative(),
+});
+export type Latency = z.infer<typeof LatencySchema>;
+
+/** The one JSON line a client prints on stdout when it ends. */
+export const ClientResultSchema = z.object({
+  mode: z.enum(['echo', 'hold']),
+  target: z.string(),
+  connectionsRequested: count(),
+  /** connections that completed the TCP handshake (hold: the idle crowd, without the probe). */
+  connected: count(),
+  /**
+   * Before its window each connection sent one request and waited for the reply (not counted
+   * below), so that the window measures a server that has accepted and is serving every
+   * connection. It ends when every connection was answered, or when no new one was for a while
+   * (a server that serves one client at a time never answers the rest).
+   */
+  warmup: z.object({ connections: count(), answered: count(), seconds: z.number().nonnegative() }),
+  durationSeconds: z.number().nonnegative(),
+  messageSize: count(),
+  /** requests of the window: those sent in it, and warm-up requests still unanswered when it started. */
+  requestsSent: count(),
+  /** replies received complete and correct within the window. */
+  roundTrips: count(),
+  /** requests in flight when the window ended whose reply came in the short drain after it. */
+  answeredAfterWindow: count(),
+  /** requests still waiting for (part of) their reply when the client stopped. */
+  unanswered: count(),
+  /** replies whose bytes differed from the expected echo. */
+  wrongReplies: count(),
+  /** echo: connections that got at least one reply in the window or its drain (hold: 0). */
+  connectionsAnswered: count(),
+  /** connections the server closed or reset while the client was using them. */
+  closedByServer: count(),
+  /** failed connects by errno code, e.g. { ECONNREFUSED: 3 }. */
+  connectErrors: z.record(z.string(), z.number().int()),
+  latency: LatencySchema,
+  /** hold: a separate probe connection, opened after the crowd, that asks every 100 ms. */
+  probe: z
+    .object({
+      sent: count(),
+      answered: count(),
+      latency: LatencySchema,
+    })
+    .nullable(),
+  /** the client's own CPU over its window, in percent of one core: near 100, it may be what limits the measurement. */
+  cpuPercent: z.number().nonnegative(),
+  /** free-text problems worth showing (first occurrences only). */
+  notes: z.array(z.string()),
+});
+export type ClientResult = z.infer<typeof ClientResultSchema>;
+
+export const ClientRecordSchema = z.object({
+  /** the lab's name for the client. */
+  name: z.string(),
+  /** with --clients N, which of the N processes (containers) of this client: 0 to N-1. */
+  replica: count(),
+  mode: z.enum(['echo', 'hold']),
+  connections: z.number().int(),
+  messageSize: count(),
+  result: ClientResultSchema.nullable(),
+  /** why there is no result (the client crashed, timed out, printed no JSON). */
+  error: z.string().nullable(),
+});
+export type ClientRecord = z.infer<typeof ClientRecordSchema>;
+
+/** One server started, loaded by the lab's clients and stopped. */
+export const RunRecordSchema = z.object({
+  model: z.string(),
+  /** the lab's name for this server: the model's name, or a variant's label (epoll-nofile-1024). */
+  variant: z.string(),
+  /** in a lab with a sweep: the swept client's connections in this run. */
+  sweepValue: z.number().int().nullable(),
+  /** measure: no tracer attached (timings, CPU). trace: strace attached (syscall counts). */
+  phase: z.enum(['measure', 'trace']),
+  repetition: count(),
+  startedAt: z.string(),
+  durationSeconds: z.number().nonnegative(),
+  serverPid: z.number().int().nullable(),
+  /** the server's language runtime as it announced itself ("node v18.19.0"); null when it did not. */
+  serverRuntime: z.string().nullable(),
+  clients: z.array(ClientRecordSchema),
+  proc: ProcWindowSchema.nullable(),
+  /** the idle server right after its ready line, before any client: threads, fds and RSS to subtract. */
+  baseline: ProcWindowSchema.nullable(),
+  limits: LimitsSchema.nullable(),
+  /** trace runs: what the tracer counted; null in measure runs. */
+  trace: TraceRecordSchema.nullable(),
+  /** the machine during the window; null when the window never started. */
+  host: HostLoadSchema.nullable(),
+  /** the server's events (refused connections, fd exhaustion), every one counted. */
+  events: ServerEventCountsSchema,
+  /** lines the server wrote on stderr other than events, the first 50. */
+  serverLog: z.array(z.string()),
+  /** why the run is incomplete, when it is. */
+  error: z.string().nullable(),
+});
+export type RunRecord = z.infer<typeof RunRecordSchema>;
+
+/** One server of a lab: a model with its options and nofile, and what the model declares. */
+export const VariantRecordSchema = z.object({
+  label: z.string(),
+  model: z.string(),
+  nofile: z.number().int().nullable(),
+  /** the model's options with their defaults filled in (pool threads, coroutine blocking call, epoll-et drain). */
+  options: z.object({ threads: z.number().int(), blockingCallMs: z.number().int(), drain: z.boolean() }),
+  declared: ModelDeclarationSchema,
+});
+export type VariantRecord = z.infer<typeof VariantRecordSchema>;
+
+export const LabRecordSchema = z.object({
+  name: z.string(),
+  title: z.string(),
+  claim: z.string(),
+  description: z.string().nullable(),
+  file: z.string(),
+  /** the servers compared, in the lab's order. */
+  variants: z.array(VariantRecordSchema),
+  /** the clients as they ran (after command-line overrides), in the order they were started. */
+  clients: z.array(z.object({ name: z.string(), mode: z.enum(['echo', 'hold']), connections: count(), messageSize: count() })),
+  /** the client whose connections took each value in turn, when the lab sweeps. */
+  sweep: z.object({ client: z.string(), connections: z.array(z.number().int()) }).nullable(),
+  /** the rule that judges the claim (src/analysis/claims.ts) and the client it measures. */
+  verdict: z.object({ rule: z.string(), client: z.string().nullable() }).nullable(),
+  durationSeconds: z.number(),
+  repetitions: z.number().int(),
+  /** traced runs per server (0: no tracer). */
+  traceRuns: count(),
+  nofile: z.number().int().nullable(),
+});
+export type LabRecord = z.infer<typeof LabRecordSchema>;
+
+export const EnvironmentSchema = z.object({
+  runtime: z.string(),
+  iolabVersion: z.string(),
+  /** the controller's Node.js (process.version). */
+  node: z.string(),
+  kernel: z.string(),
+  hostname: z.string(),
+  cpus: z.number().int(),
+  tracer: z.string().nullable(),
+  /** the Docker runtime's image and engine; null on the local runtime. */
+  container: z.object({ image: z.string(), imageId: z.string(), engine: z.string() }).nullable(),
+  /** client processes (containers) per client of the lab (--clients). */
+  clientReplicas: z.number().int().positive(),
+});
+export type Environment = z.infer<typeof EnvironmentSchema>;
+
+/** What a lab measured, before the analysis: what the runner returns. */
+export const MeasurementSchema = z.object({
+  schemaVersion: z.literal(RESULTS_SCHEMA_VERSION),
+  lab: LabRecordSchema,
+  environment: EnvironmentSchema,
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  /** false when the lab stopped early (a failure, Ctrl-C): the runs below are what it measured. */
+  complete: z.boolean(),
+  incompleteReason: z.string().nullable(),
+  runs: z.array(RunRecordSchema),
+});
+export type Measurement = z.infer<typeof MeasurementSchema>;
+
+// ---- the analysis: computed once from the runs above (src/analysis/), rendered by src/report/ ----
+
+/** One figure over the repetitions of a server: the median, the lowest and highest, and how many. */
+export const SpreadSchema = z.object({ median: z.number(), min: z.number(), max: z.number(), values: z.array(z.number()) });
+export type Spread = z.infer<typeof SpreadSchema>;
+
+/** Latency percentiles in microseconds, each the median over the repetitions. */
+export const LatencyFiguresSchema = z.object({ p50Us: z.number(), p90Us: z.number(), p99Us: z.number(), maxUs: z.number() });
+export type LatencyFigures = z.infer<typeof LatencyFiguresSchema>;
+
+/** One of the lab's clients against one server, over that server's measure runs. */
+export const ClientFiguresSchema = z.object({
+  name: z.string(),
+  mode: z.enum(['echo', 'hold']),
+  /** connections established (hold: the idle crowd; the probe is counted under probe), median over runs. */
+  connections: z.number(),
+  /** echo: connections that got at least one reply in the window, median over runs. */
+  connectionsAnswered: z.number(),
+  /** connections answered during the warm-up, out of those warmed up, medians over runs. */
+  warmup: z.object({ connections: z.number(), answered: z.number() }),
+  /**
+   * echo requests, summed over runs. answered = the window's round trips + the replies of the
+   * drain after it: one definition everywhere (sent = answered + unanswered + wrong + lost with
+   * a closed connection).
+   */
+  requests: z.object({ sent: count(), answered: count(), unanswered: count(), wrong: count() }),
+  closedByServer: count(),
+  connectErrors: z.record(z.string(), count()),
+  /** echo: round trips per second of the window. */
+  roundTripsPerSecond: SpreadSchema.nullable(),
+  latency: LatencyFiguresSchema.nullable(),
+  /** hold: the probe connection's requests summed over runs, and its median p50 latency. */
+  probe: z.object({ sent: count(), answered: count(), p50Us: z.number().nullable() }).nullable(),
+  /** the client's own CPU, median over runs, percent of one core. */
+  cpuPercent: z.number().nullable(),
+});
+export type ClientFigures = z.infer<typeof ClientFiguresSchema>;
+
+export const MeasureFiguresSchema = z.object({
+  /** measure runs that count (without error). */
+  repetitions: count(),
+  /** echo round trips per second of all echo clients together. */
+  throughput: SpreadSchema.nullable(),
+  /** all echo clients: each run's percentiles weighted by round trips, then the median over runs. */
+  latency: LatencyFiguresSchema.nullable(),
+  clients: z.array(ClientFiguresSchema),
+  /** the server's CPU (user + system) over the window, percent of one core. */
+  cpuPercent: SpreadSchema.nullable(),
+  /** server CPU time per echo round trip, microseconds. */
+  cpuPerRoundTripUs: SpreadSchema.nullable(),
+  /** the busiest echo client's own CPU, median, percent of one core. */
+  clientCpuPercent: z.number().nullable(),
+  /** peaks over the runs. */
+  threadsPeak: count().nullable(),
+  fdsPeak: count().nullable(),
+  peakRssKb: count().nullable(),
+  /** beyond the idle server (the peak minus the baseline before any client), median over runs. */
+  threadsAdded: z.number().nullable(),
+  fdsAdded: z.number().nullable(),
+  rssAddedKb: z.number().nullable(),
+  /** voluntary context switches per echo round trip, median over runs. */
+  switchesPerRoundTrip: z.number().nullable(),
+});
+export type MeasureFigures = z.infer<typeof MeasureFiguresSchema>;
+
+export const SyscallFiguresSchema = SyscallCountSchema.extend({
+  /** calls per round trip of the window; null in set-up or without round trips. */
+  perRoundTrip: z.number().nullable(),
+  /** calls per connection set up; null in the window or without connections. */
+  perConnection: z.number().nullable(),
+});
+export type SyscallFigures = z.infer<typeof SyscallFiguresSchema>;
+
+const PhaseFiguresSchema = z.object({
+  /** sorted by calls, most first. */
+  serving: z.array(SyscallFiguresSchema),
+  runtime: z.array(SyscallFiguresSchema),
+  servingCalls: count(),
+  runtimeCalls: count(),
+});
+export type PhaseFigures = z.infer<typeof PhaseFiguresSchema>;
+
+const CallCountSchema = z.object({ syscall: z.string(), calls: count() });
+export const FingerprintCheckSchema = z.object({
+  verdict: z.enum(['matches', 'does not match', 'inconclusive']),
+  required: z.array(z.object({ anyOf: z.array(z.string()), seen: z.array(CallCountSchema) })),
+  forbidden: z.array(CallCountSchema),
+});
+
+export const TraceFiguresSchema = z.object({
+  /** trace runs that count; their counts are summed. */
+  runs: count(),
+  windowSeconds: z.number().nonnegative(),
+  /** echo round trips in the traced windows, with the replies of their drain: what the window's calls answered. */
+  roundTrips: count(),
+  /** connections the clients established in the traced runs (the probe included). */
+  connections: count(),
+  /** the serving threads' calls per round trip in each traced run (for comparisons). */
+  servingPerRoundTrip: SpreadSchema.nullable(),
+  window: PhaseFiguresSchema,
+  setup: PhaseFiguresSchema,
+  threads: z.object({ serving: count(), runtime: count() }),
+  /** the model's fingerprint against its serving threads' calls, set-up and window together. */
+  fingerprint: FingerprintCheckSchema,
+});
+export type TraceFigures = z.infer<typeof TraceFiguresSchema>;
+
+/** One row of the report: a server and, in a sweep, one value of the swept connections. */
+export const SubjectFiguresSchema = z.object({
+  /** "select" or, in a sweep, "select, idle=1000". */
+  subject: z.string(),
+  variant: z.string(),
+  model: z.string(),
+  sweepValue: z.number().int().nullable(),
+  measure: MeasureFiguresSchema.nullable(),
+  trace: TraceFiguresSchema.nullable(),
+  limits: LimitsSchema.nullable(),
+  /** server events over every run of the subject, failed ones too. */
+  events: ServerEventCountsSchema,
+});
+export type SubjectFigures = z.infer<typeof SubjectFiguresSchema>;
+
+export const FailedRunSchema = z.object({
+  subject: z.string(),
+  phase: z.enum(['measure', 'trace']),
+  repetition: count(),
+  error: z.string().nullable(),
+  clientErrors: z.array(z.object({ client: z.string(), error: z.string() })),
+});
+export type FailedRun = z.infer<typeof FailedRunSchema>;
+
+/** What else ran on the machine during the measure runs' windows. */
+export const MachineFiguresSchema = z.object({
+  /** measure runs whose window had host figures. */
+  runs: count(),
+  /** runs in which other processes used at least BUSY_OTHER_PERCENT of a core, or steal reached BUSY_STEAL_PERCENT. */
+  busyRuns: count(),
+  /** the busiest window: busy minus the server's and its clients' own CPU, percent of one core. */
+  worst: z
+    .object({ subject: z.string(), repetition: count(), otherPercent: z.number(), stealPercent: z.number(), loadAverage: z.number(), cpus: count() })
+    .nullable(),
+});
+export type MachineFigures = z.infer<typeof MachineFiguresSchema>;
+
+export const ObservationSchema = z.object({
+  /** the rule that made it, so that a test can find it. */
+  rule: z.string(),
+  /** the row it is about; null for the whole lab. */
+  subject: z.string().nullable(),
+  text: z.string(),
+});
+export type Observation = z.infer<typeof ObservationSchema>;
+
+export const AnalysisSchema = z.object({
+  subjects: z.array(SubjectFiguresSchema),
+  verdicts: z.array(ClaimVerdictSchema),
+  observations: z.array(ObservationSchema),
+  failedRuns: z.array(FailedRunSchema),
+  machine: MachineFiguresSchema,
+});
+export type Analysis = z.infer<typeof AnalysisSchema>;
+
+/** results.json. */
+export const ResultsSchema = MeasurementSchema.extend({ analysis: AnalysisSchema });
+export type Results = z.infer<typeof ResultsSchema>;

@@ -1,0 +1,183 @@
+// Counts the calls of a traced server from strace's log of every call (`strace -f -ttt -o FILE`),
+// by phase and by thread, which `strace -c` cannot: its summary adds every thread together.
+//
+//   phase   a call made before the measured window started is connection set-up (accept4,
+//           clone, epoll_ctl, a new thread's start-up); one made in the window (which lasts
+//           until the tracer is stopped, the drain of the last requests included) is steady
+//           state; one made after the window (the detach) is not counted.
+//   thread  a thread that runs the model's code names itself `iolab:...` (prctl PR_SET_NAME, see
+//           src/libc/thread.ts): its calls are the model's ("serving"). Every other thread is the
+//           language runtime's: V8's platform workers (garbage collection, compilation: futex,
+//           mprotect, madvise), libuv's pool, and a new thread before it names itself (Node
+//           starting a worker: loading modules, its own event loop). A thread takes the name it
+//           had when strace attached; one born later starts as the runtime's (it inherits its
+//           creator's name) until it names itself. A server that names no thread at all (a
+//           Python or C server) has every call counted as serving.
+//
+// The log's lines, with -f and -ttt (strace(1)):
+//   TID SECONDS NAME(ARGS) = RET                    a whole call
+//   TID SECONDS NAME(ARGS) = -1 ERRNO (TEXT)        a failed call
+//   TID SECONDS NAME(ARGS <unfinished ...>          a call another thread's line interrupted...
+//   TID SECONDS <... NAME resumed>ARGS) = RET       ...and its end
+//   TID SECONDS +++ exited with 0 +++ / --- SIGNAL {...} ---   not calls
+// A call is counted at its start (its phase is where it began); its errno at its end.
+import type { CallTable, SyscallCount } from '../shared/results.js';
+
+export interface StraceLogOptions {
+  /** each thread's name when strace attached (/proc/PID/task/TID/comm), by tid. */
+  namesAtAttach: ReadonlyMap<number, string>;
+  /** names starting with this are threads of the model. */
+  servingPrefix: string;
+  /** epoch seconds (as -ttt prints them): calls before this are set-up; null: the window never started. */
+  windowStart: number | null;
+  /** epoch seconds: calls from here on are not counted; null: up to the end of the log. */
+  windowEnd: number | null;
+}
+
+export interface StraceLogCounts {
+  setup: CallTable;
+  window: CallTable;
+  threads: { serving: number; runtime: number };
+  /** lines that were neither a call, its end, nor one of strace's notes: kept for an error message. */
+  unreadLines: number;
+}
+
+type Group = 'serving' | 'runtime';
+type Phase = 'setup' | 'window';
+
+interface Thread {
+  name: string | null;
+  everServing: boolean;
+  /** the call this thread is in, between `<unfinished ...>` and `<... resumed>`. */
+  pending: { syscall: string; counted: Counted | null; start: string } | null;
+}
+
+/** Where a call was counted, so that its errno (on a later line) lands in the same row. */
+interface Counted {
+  phase: Phase;
+  group: Group;
+  syscall: string;
+}
+
+const LINE = /^(\d+)\s+(\d+\.\d+)\s+(.*)$/;
+const CALL_START = /^([a-z_][a-z0-9_]*)\(/;
+const RESUMED = /^<\.\.\. ([a-z_][a-z0-9_]*) resumed>/;
+const RESULT = /^(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+)\b)?/;
+const THREAD_NAME = /PR_SET_NAME, "([^"]*)"/;
+
+/** Counts an strace log; see the header for the phases and thread groups. */
+export function countStraceLog(text: string, options: StraceLogOptions): StraceLogCounts {
+  const threads = new Map<number, Thread>();
+  // Rows keyed phase/group/syscall, plus the same calls without the group for a server that names no thread.
+  const rows = new Map<string, SyscallCount>();
+  let unreadLines = 0;
+  let anyServingName = false;
+
+  const threadOf = (tid: number): Thread => {
+    let thread = threads.get(tid);
+    if (!thread) {
+      // Not there at attach: a thread (or process) born while traced. It carries its creator's
+      // name, but is not the model's until it names itself.
+      thread = { name: options.namesAtAttach.get(tid) ?? null, everServing: false, pending: null };
+      threads.set(tid, thread);
+    }
+    return thread;
+  };
+  const isServing = (thread: Thread) => thread.name !== null && thread.name.startsWith(options.servingPrefix);
+  const row = (phase: Phase, group: Group | 'all', syscall: string): SyscallCount => {
+    const key = `${phase}/${group}/${syscall}`;
+    let found = rows.get(key);
+    if (!found) {
+      found = { syscall, calls: 0, errors: 0, errnos: {} };
+      rows.set(key, found);
+    }
+    return found;
+  };
+  const phaseAt = (seconds: number): Phase | null => {
+    if (options.windowStart === null || seconds < options.windowStart) return 'setup';
+    if (options.windowEnd !== null && seconds >= options.windowEnd) return null;
+    return 'window';
+  };
+  const start = (thread: Thread, syscall: string, seconds: number): Counted | null => {
+    const phase = phaseAt(seconds);
+    if (phase === null) return null;
+    const group: Group = isServing(thread) ? 'serving' : 'runtime';
+    if (group === 'serving') thread.everServing = true;
+    row(phase, group, syscall).calls++;
+    row(phase, 'all', syscall).calls++;
+    return { phase, group, syscall };
+  };
+  const finish = (counted: Counted | null, tail: string, thread: Thread, arguments_: string) => {
+    const returned = RESULT.exec(tail);
+    if (!returned) return;
+    const [, value, errno] = returned;
+    if (counted && value === '-1' && errno) {
+      for (const group of [counted.group, 'all'] as const) {
+        const target = row(counted.phase, group, counted.syscall);
+        target.errors++;
+        target.errnos[errno] = (target.errnos[errno] ?? 0) + 1;
+      }
+    }
+    if (counted?.syscall === 'prctl' && value === '0') {
+      const named = THREAD_NAME.exec(arguments_);
+      if (named) {
+        thread.name = named[1];
+        if (isServing(thread)) anyServingName = true;
+      }
+    }
+  };
+
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const match = LINE.exec(line);
+    if (!match) {
+      unreadLines++;
+      continue;
+    }
+    const tid = Number(match[1]);
+    const seconds = Number(match[2]);
+    const rest = match[3];
+    if (rest.startsWith('+++') || rest.startsWith('---')) continue;
+    const thread = threadOf(tid);
+    if (isServing(thread)) anyServingName = true;
+
+    const resumed = RESUMED.exec(rest);
+    if (resumed) {
+      const pending = thread.pending;
+      thread.pending = null;
+      const tail = rest.slice(rest.lastIndexOf(') = ') + 4);
+      if (rest.lastIndexOf(') = ') === -1) continue;
+      const matches = pending !== null && pending.syscall === resumed[1];
+      finish(matches ? pending.counted : null, tail, thread, matches ? pending.start : rest);
+      continue;
+    }
+    const call = CALL_START.exec(rest);
+    if (!call) {
+      unreadLines++;
+      continue;
+    }
+    const counted = start(thread, call[1], seconds);
+    if (rest.endsWith('<unfinished ...>')) {
+      thread.pending = { syscall: call[1], counted, start: rest };
+      continue;
+    }
+    const end = rest.lastIndexOf(') = ');
+    if (end !== -1) finish(counted, rest.slice(end + 4), thread, rest);
+  }
+
+  const table = (phase: Phase): CallTable => {
+    const pick = (group: Group | 'all') =>
+      [...rows.entries()].filter(([key]) => key.startsWith(`${phase}/${group}/`)).map(([, value]) => value);
+    // A server that names no thread: nothing tells the runtime's threads apart, so all is the model's.
+    return anyServingName ? { serving: pick('serving'), runtime: pick('runtime') } : { serving: pick('all'), runtime: [] };
+  };
+  const all = [...threads.values()];
+  return {
+    setup: table('setup'),
+    window: table('window'),
+    threads: anyServingName
+      ? { serving: all.filter((t) => t.everServing).length, runtime: all.filter((t) => !t.everServing).length }
+      : { serving: all.length, runtime: 0 },
+    unreadLines,
+  };
+}
