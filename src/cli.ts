@@ -47,7 +47,13 @@ function progressPrinter(): (progress: RunProgress) => void {
       }
       return;
     }
-    const rate = p.outcome.roundTripsPerSecond === null ? '' : ` ${Math.round(p.outcome.roundTripsPerSecond).toLocaleString('en-US')} round trips/s`;
+    // A traced run's pace says nothing about the model (strace stops it at every call): its count only.
+    const rate =
+      p.outcome.roundTripsPerSecond === null
+        ? ''
+        : p.phase === 'trace'
+          ? ` ${p.outcome.answered.toLocaleString('en-US')} round trips counted`
+          : ` ${Math.round(p.outcome.roundTripsPerSecond).toLocaleString('en-US')} round trips/s`;
     const tail = p.outcome.error ? ` FAILED: ${p.outcome.error}` : rate;
     if (terminal) {
       clearLine(process.stderr, 0);
@@ -133,6 +139,11 @@ async function runCommand(argv: {
 
 async function main(): Promise<void> {
   const verbose = process.argv.includes('--verbose');
+  // `iolab models | head`: a reader that stops reading is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(ExitCode.ok);
+    throw error;
+  });
   try {
     await yargs(hideBin(process.argv))
       .scriptName('iolab')
@@ -184,11 +195,20 @@ async function main(): Promise<void> {
           process.stdout.write(`${lab.name.padEnd(width)}  ${lab.default ? '(default) ' : '          '}${lab.title}\n`);
         }
       })
-      .command('models', 'list the IO models and the syscalls each must show', {}, async () => {
+      .command('models', 'list the IO models: what each declares of itself and the syscalls it must show', {}, async () => {
         const { models } = await import('./servers/index.js');
+        const pad = ''.padEnd(12);
         for (const model of models) {
-          const required = model.fingerprint.required.map((names) => names.join('|')).join(', ');
-          process.stdout.write(`${model.name.padEnd(12)} ${model.summary}\n${''.padEnd(12)} shows: ${required}; never: ${model.fingerprint.forbidden.join(', ')}\n`);
+          const { traits, fingerprint } = model;
+          const required = fingerprint.required.map((names) => names.join('|')).join(', ');
+          const waitsIn = fingerprint.waitsIn.length ? ` in ${fingerprint.waitsIn.join('|')}` : '';
+          const readiness = traits.triggering ? `, ${traits.triggering}-triggered` : '';
+          const serves = traits.concurrency === 'one' ? 'one client at a time' : traits.concurrency === 'pool' ? 'as many clients as its pool has threads' : 'every connection';
+          process.stdout.write(
+            `${model.name.padEnd(12)} ${model.summary}\n` +
+              `${pad} waits: ${traits.waits}${waitsIn}${readiness}${traits.coroutines ? ', coroutines' : ''}; a connection costs: ${traits.perConnection === 'none' ? 'no thread' : `a ${traits.perConnection}`}; serves ${serves}; fd ceiling: ${traits.fdCeiling}\n` +
+              `${pad} shows: ${required}; never: ${fingerprint.forbidden.join(', ')}\n`,
+          );
         }
       })
       .command(

@@ -9,7 +9,7 @@
 // beyond the spread of the repetitions, otherwise the part is inconclusive. A claim that does not
 // hold on this kernel says so: that is a finding, not a failure of the lab. Every threshold below
 // is a named constant with the reason for its value; none is a timing the tests assert.
-import { formatCount, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
+import { formatCount, formatKibibytes, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
 import { servesAtOnce } from '../shared/model.js';
 import type { Measurement, RunRecord, SubjectFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
@@ -51,6 +51,12 @@ const EAGAIN_SHARE = 0.25;
 const GROWTH = 1.5;
 /** A thread per connection: at least this share of the connections show up as threads. */
 const THREADS_PER_CONNECTION_SHARE = 0.9;
+/**
+ * A thread per connection costs memory per connection: at least this much resident memory each,
+ * beyond the idle server. A Node worker (an OS thread and a V8 isolate) costs about 8 MB here
+ * (src/servers/threaded.ts); an event loop needs a few KiB of buffers per connection.
+ */
+const THREAD_MEMORY_KIB = 64;
 /** A pool: fewer new threads than this share of the connections. */
 const FIXED_THREADS_SHARE = 0.1;
 /** Beyond the idle server, a server with no thread per connection may add this many threads (Node's own helpers start lazily)... */
@@ -350,6 +356,11 @@ export const threadsVsEvents: ClaimRule = (context) => {
     if (traits.perConnection === 'thread') {
       expectation = 'a thread per connection';
       parts.push(part(expectation, againstLine(perConnection, 'at least', THREADS_PER_CONNECTION_SHARE, (n) => n.toFixed(2), `${addedText}: threads per connection`)));
+      const memory = runs.flatMap((run) => {
+        const rss = grown(run, 'peakRssKb');
+        return rss !== null && connections(run) > 0 ? [rss / connections(run)] : [];
+      });
+      parts.push(part(`memory per connection (at least ${formatCount(THREAD_MEMORY_KIB)} KiB)`, againstLine(memory, 'at least', THREAD_MEMORY_KIB, formatKibibytes, 'resident memory added per connection')));
     } else if (traits.concurrency === 'pool') {
       expectation = 'a fixed pool: a few threads, only as many clients served at once';
       const threads = row.variant.options.threads;

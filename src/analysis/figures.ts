@@ -12,7 +12,10 @@
 // listed instead: a throughput of 0 from a crashed client would drag a median down silently.
 import { checkFingerprint } from '../shared/model.js';
 import {
+  answeredOf,
+  clientResults,
   mergeCounts,
+  runThroughput,
   type ClientFigures,
   type ClientResult,
   type FailedRun,
@@ -28,6 +31,8 @@ import {
   type VariantRecord,
 } from '../shared/results.js';
 import { sumServerEvents } from '../shared/server-events.js';
+
+export { answeredOf, clientResults, runThroughput };
 
 /** The middle value; for an even count, the mean of the two middle values. */
 export function median(values: readonly number[]): number {
@@ -55,20 +60,12 @@ function maxOrNull(values: readonly number[]): number | null {
 
 const sum = (values: readonly number[]) => values.reduce((total, v) => total + v, 0);
 
-/** The results of one mode's clients in a run (every replica). */
-export function clientResults(run: RunRecord, mode?: ClientResult['mode']): ClientResult[] {
-  return run.clients.flatMap((client) => (client.result && (!mode || client.result.mode === mode) ? [client.result] : []));
-}
 
 /** The results of one of the lab's clients in a run, every replica of it. */
 export function resultsOf(run: RunRecord, name: string): ClientResult[] {
   return run.clients.flatMap((client) => (client.name === name && client.result ? [client.result] : []));
 }
 
-/** Requests answered: the window's round trips and the replies of the drain after it. One definition, used everywhere. */
-export function answeredOf(result: ClientResult): number {
-  return result.roundTrips + result.answeredAfterWindow;
-}
 
 /** Connections a client established: the idle crowd and, for a hold client, its probe. */
 export function connectionsOf(result: ClientResult): number {
@@ -79,13 +76,6 @@ export function isFailed(run: RunRecord): boolean {
   return run.error !== null || run.clients.some((client) => client.result === null);
 }
 
-/** Echo round trips per second in one run, all echo clients together; null without echo clients. */
-export function runThroughput(run: RunRecord): number | null {
-  const echo = clientResults(run, 'echo');
-  if (echo.length === 0) return null;
-  // Each client measures its own window; one that never started (0 s) adds nothing.
-  return sum(echo.map((c) => (c.durationSeconds > 0 ? c.roundTrips / c.durationSeconds : 0)));
-}
 
 /** Echo requests answered in one run (window and drain), all echo clients (or the named one) together: what a traced window's calls answered. */
 export function runAnswered(run: RunRecord, client?: string): number {

@@ -97,8 +97,7 @@ export async function runEcho(settings: ClientSettings): Promise<ClientResult> {
             sendNext(exchange);
             continue;
           }
-          if (progress === 'wrong') tally.wrongReplies++;
-          else tally.closedByServer++;
+          tally.replyFailed(progress);
           closeConnection(exchange);
         } catch (error) {
           tally.connectionLost(error);

@@ -131,8 +131,7 @@ function stillOpen(idle: Exchange, scratch: Buffer, tally: Tally): boolean {
     if (idle.awaitingReply) {
       const progress = idle.receive(scratch);
       if (progress === 'incomplete' || progress === 'complete') return true;
-      if (progress === 'wrong') tally.wrongReplies++;
-      else tally.closedByServer++;
+      tally.replyFailed(progress);
       idle.close();
       return false;
     }

@@ -65,6 +65,12 @@ export class Tally {
     if (this.notes.size < MAX_NOTES) this.notes.add(text);
   }
 
+  /** A reply that went wrong: bytes other than the echo, or the server closed the connection. */
+  replyFailed(progress: 'wrong' | 'closed'): void {
+    if (progress === 'wrong') this.wrongReplies++;
+    else this.closedByServer++;
+  }
+
   /** An established connection failed under a send or recv: the server closed it, or worse. */
   connectionLost(error: unknown): void {
     if (!(error instanceof ErrnoError)) throw error;

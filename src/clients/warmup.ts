@@ -74,8 +74,7 @@ export async function warmUp(poller: Poller, exchanges: readonly Exchange[], scr
         lastProgressAt = performance.now();
         if (progress === 'complete') answered++;
         else {
-          if (progress === 'wrong') tally.wrongReplies++;
-          else tally.closedByServer++;
+          tally.replyFailed(progress);
           lose(exchange);
         }
       } catch (error) {

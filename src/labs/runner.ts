@@ -16,7 +16,7 @@ import { hostname, cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SERVE_OPTIONS, declarationOf, findModel } from '../servers/index.js';
 import { NO_SERVER_EVENTS } from '../shared/server-events.js';
-import { RESULTS_SCHEMA_VERSION, type ClientRecord, type LabRecord, type Measurement, type RunRecord, type VariantRecord } from '../shared/results.js';
+import { answeredOf, clientResults, RESULTS_SCHEMA_VERSION, runThroughput, type ClientRecord, type LabRecord, type Measurement, type RunRecord, type VariantRecord } from '../shared/results.js';
 import type { RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
 import { startHostSample } from '../tracer/host.js';
 import type { Observer } from '../tracer/observe.js';
@@ -47,7 +47,8 @@ export interface RunProgress {
   phase: 'measure' | 'trace';
   repetition: number;
   /** set once the run is over. */
-  outcome?: { error: string | null; roundTripsPerSecond: number | null };
+  /** set once the run is over: its error, and (echo clients) round trips per second and requests answered. */
+  outcome?: { error: string | null; roundTripsPerSecond: number | null; answered: number };
 }
 
 export const IOLAB_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -215,11 +216,6 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
   return record;
 }
 
-function echoRate(record: RunRecord): number | null {
-  const echo = record.clients.filter((client) => client.mode === 'echo' && client.result);
-  if (echo.length === 0) return null;
-  return echo.reduce((sum, client) => sum + client.result!.roundTrips / Math.max(client.result!.durationSeconds, 1e-9), 0);
-}
 
 /**
  * Runs every step of the lab (measured runs, then traced ones) on `runtime` and returns what was
@@ -255,7 +251,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
     options.onProgress?.(progress);
     const record = await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 });
     runs.push(record);
-    options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: echoRate(record) } });
+    options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
     if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
   }
   if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {

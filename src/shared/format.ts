@@ -50,6 +50,11 @@ export function formatSeconds(seconds: number): string {
   return `${Number.isInteger(seconds) ? formatCount(seconds) : formatQuantity(seconds)} s`;
 }
 
+/** A size in KiB in the unit that fits: "12 KiB", "8.8 MiB". */
+export function formatKibibytes(kb: number): string {
+  return kb < 1024 ? `${formatQuantity(kb)} KiB` : formatKibibytesAsMebibytes(kb);
+}
+
 /** /proc reports kB (KiB): "47 MiB", "9.5 MiB". */
 export function formatKibibytesAsMebibytes(kb: number): string {
   return `${formatQuantity(kb / 1024)} MiB`;

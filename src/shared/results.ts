@@ -272,6 +272,26 @@ export const EnvironmentSchema = z.object({
 });
 export type Environment = z.infer<typeof EnvironmentSchema>;
 
+// ---- reading one run: the definitions every stage shares ----
+
+/** The results of one mode's clients in a run (every replica). */
+export function clientResults(run: RunRecord, mode?: ClientResult['mode']): ClientResult[] {
+  return run.clients.flatMap((client) => (client.result && (!mode || client.result.mode === mode) ? [client.result] : []));
+}
+
+/** Requests answered: the window's round trips and the replies of the drain after it. One definition, used everywhere. */
+export function answeredOf(result: ClientResult): number {
+  return result.roundTrips + result.answeredAfterWindow;
+}
+
+/** Echo round trips per second in one run, all echo clients together; null without echo clients. */
+export function runThroughput(run: RunRecord): number | null {
+  const echo = clientResults(run, 'echo');
+  if (echo.length === 0) return null;
+  // Each client measures its own window; one that never started (0 s) adds nothing.
+  return echo.reduce((sum, c) => sum + (c.durationSeconds > 0 ? c.roundTrips / c.durationSeconds : 0), 0);
+}
+
 /** What a lab measured, before the analysis: what the runner returns. */
 export const MeasurementSchema = z.object({
   schemaVersion: z.literal(RESULTS_SCHEMA_VERSION),

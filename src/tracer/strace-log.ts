@@ -20,7 +20,10 @@
 //   TID SECONDS NAME(ARGS <unfinished ...>          a call another thread's line interrupted...
 //   TID SECONDS <... NAME resumed>ARGS) = RET       ...and its end
 //   TID SECONDS +++ exited with 0 +++ / --- SIGNAL {...} ---   not calls
-// A call is counted at its start (its phase is where it began); its errno at its end.
+// A call is counted once it has ended (its phase is where it began), with its errno: a call still
+// in progress when strace detaches (a thread blocked in accept4 or in its own event loop since
+// before the attach, which strace prints as `<unfinished ...>` then) was not a call of the
+// window, as `strace -c` does not count it either.
 import type { CallTable, SyscallCount } from '../shared/results.js';
 
 export interface StraceLogOptions {
@@ -98,19 +101,21 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
     if (options.windowEnd !== null && seconds >= options.windowEnd) return null;
     return 'window';
   };
+  /** Where a call that starts now will be counted (its phase, its thread's group then), or null after the window. */
   const start = (thread: Thread, syscall: string, seconds: number): Counted | null => {
     const phase = phaseAt(seconds);
     if (phase === null) return null;
-    const group: Group = isServing(thread) ? 'serving' : 'runtime';
-    if (group === 'serving') thread.everServing = true;
-    row(phase, group, syscall).calls++;
-    row(phase, 'all', syscall).calls++;
-    return { phase, group, syscall };
+    return { phase, group: isServing(thread) ? 'serving' : 'runtime', syscall };
   };
   const finish = (counted: Counted | null, tail: string, thread: Thread, arguments_: string) => {
     const returned = RESULT.exec(tail);
     if (!returned) return;
     const [, value, errno] = returned;
+    if (counted) {
+      if (counted.group === 'serving') thread.everServing = true;
+      row(counted.phase, counted.group, counted.syscall).calls++;
+      row(counted.phase, 'all', counted.syscall).calls++;
+    }
     if (counted && value === '-1' && errno) {
       for (const group of [counted.group, 'all'] as const) {
         const target = row(counted.phase, group, counted.syscall);
