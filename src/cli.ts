@@ -65,6 +65,9 @@ function progressPrinter(): (progress: RunProgress) => void {
 
 type RuntimeChoice = 'auto' | 'docker' | 'local';
 
+/** How long a lab's client keeps its connections open after printing its result, if not stopped before. */
+const CLIENT_HOLD_AFTER_RESULT_MS = 60_000;
+
 /** auto: Docker when an engine answers, else local processes, said in one notice line. */
 async function chooseRuntime(choice: RuntimeChoice, verbose: boolean): Promise<Runtime> {
   const { LocalRuntime } = await import('./runtime/local.js');
@@ -266,8 +269,14 @@ async function main(): Promise<void> {
               process.stderr.write(`ready connections=${argv.connections}\n`);
               await started;
             },
+            // In a lab, the result goes out at once and the connections stay open until the lab
+            // has stopped observing and stops this client (at most CLIENT_HOLD_AFTER_RESULT_MS).
+            onResult: async (outcome) => {
+              process.stdout.write(`${JSON.stringify(outcome)}\n`);
+              if (argv.waitForStart) await new Promise((resolve) => setTimeout(resolve, CLIENT_HOLD_AFTER_RESULT_MS));
+            },
           });
-          process.stdout.write(`${JSON.stringify(result)}\n`);
+          void result;
         },
       )
       .command('clean', 'remove the containers, networks and submission images that interrupted Docker runs and gradings left behind', {}, async () => {

@@ -112,7 +112,9 @@ export async function runEcho(settings: ClientSettings): Promise<ClientResult> {
     if (open === 0 && tally.connected > 0 && now < deadline) tally.note('every connection was closed before the end: stopped early');
     for (const exchange of byFd) if (exchange?.awaitingReply) tally.unanswered++;
     tally.connectionsAnswered = answeredConnections.size;
-    return tally.result(settings, durationSeconds);
+    const result = tally.result(settings, durationSeconds);
+    await settings.onResult(result);
+    return result;
   } finally {
     for (const exchange of byFd) if (exchange) closeConnection(exchange);
     poller.close();

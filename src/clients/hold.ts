@@ -112,7 +112,9 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
     if (probe?.awaitingReply) tally.unanswered = 1;
     const latency = tally.latency.summary();
     // A probe that never connected asked nothing: no probe at all, rather than one of 0 requests.
-    return tally.result(settings, durationSeconds, probeConnected ? { sent: tally.requestsSent, answered: tally.roundTrips, latency } : null);
+    const result = tally.result(settings, durationSeconds, probeConnected ? { sent: tally.requestsSent, answered: tally.roundTrips, latency } : null);
+    await settings.onResult(result);
+    return result;
   } finally {
     for (const idle of held.values()) idle.close();
     probe?.close();

@@ -28,6 +28,12 @@ export interface ClientOptions {
   connectTimeoutSeconds?: number;
   /** Called once every connection has connected or failed; the measured window starts when it returns (or its promise resolves). */
   onReady?: () => void | Promise<void>;
+  /**
+   * Called with the result while the connections are still open; they are closed when it returns
+   * (or its promise resolves). A lab prints the result and keeps them open until it has stopped
+   * observing the server, so that the server's reaction to the closes is not counted in the window.
+   */
+  onResult?: (result: ClientResult) => void | Promise<void>;
 }
 
 const DEFAULT_MESSAGE_SIZE = 64;
@@ -72,6 +78,7 @@ function checkOptions(options: ClientOptions): Omit<ClientSettings, 'address'> {
     messageSize: options.messageSize ?? DEFAULT_MESSAGE_SIZE,
     connectTimeoutSeconds: options.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS,
     onReady: options.onReady ?? (() => {}),
+    onResult: options.onResult ?? (() => {}),
   };
   const problems: string[] = [];
   const minimumConnections = settings.mode === 'echo' ? 1 : 0; // hold with 0: the probe alone

@@ -20,6 +20,8 @@ export interface ClientSettings {
   messageSize: number;
   connectTimeoutSeconds: number;
   onReady: () => void | Promise<void>;
+  /** sees the result before the connections are closed (see ClientOptions.onResult). */
+  onResult: (result: ClientResult) => void | Promise<void>;
 }
 
 /** Enough to show what went wrong without flooding the report. */

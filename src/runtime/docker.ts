@@ -140,7 +140,7 @@ export class DockerRuntime implements Runtime {
       },
       description,
     );
-    const { ready, result } = readClientOutput(output, output.exited, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
+    const { ready, result } = readClientOutput(output, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
     return {
       name: spec.name,
       ready,

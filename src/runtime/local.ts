@@ -125,7 +125,7 @@ export class LocalRuntime implements Runtime {
     ];
     const description = `client ${spec.name} (${spec.mode}, ${spec.connections} connections)`;
     const client = this.track(new LineProcess(description, process.execPath, args));
-    const { ready, result } = readClientOutput(client, client.exited, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
+    const { ready, result } = readClientOutput(client, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
     const start = async () => {
       client.child.kill(CLIENT_START_SIGNAL);
     };

@@ -127,11 +127,12 @@ export class LineProcess extends LineSource {
 
 /**
  * The `iolab client` protocol, read from a client's output wherever it runs: `ready ...` on stderr
- * once its connections are up, then one JSON result on stdout when its window is over.
+ * once its connections are up (and warmed up), then one JSON result on stdout when its window is
+ * over. The result counts as soon as it is printed: a lab's client then keeps its connections
+ * open until it is stopped. A client that ends before either line fails that wait at once.
  */
 export function readClientOutput(
   source: LineSource,
-  exited: Promise<unknown>,
   readyTimeoutMs: number,
   resultTimeoutMs: number,
 ): { ready: Promise<void>; result: Promise<ClientResult> } {
@@ -143,7 +144,6 @@ export function readClientOutput(
       const issue = parsed.error.issues[0];
       throw new LabRunError(`${source.description} printed a result that does not fit the schema: ${issue.path.join('.')}: ${issue.message}`);
     }
-    await exited;
     return parsed.data;
   })();
   // Callers may await only one of the two; the other must not become an unhandled rejection.
