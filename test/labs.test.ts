@@ -90,6 +90,15 @@ describe('lab files', () => {
     expect(parseLab(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: fingerprints'), 'labs/demo.yaml').verdict).toEqual({ rule: 'fingerprints', client: null });
   });
 
+  it('names two clients of one name, an option a model does not take, and an option of the wrong type', () => {
+    const twice = GOOD.replace('clients:\n', 'clients:\n  - { name: a, mode: hold, connections: 1 }\n').replace('  - mode: echo', '  - name: a\n    mode: echo');
+    expect(problems(twice)).toEqual(['clients[1].name: expected a name of its own: "a" names two clients (line 7)']);
+    const option = GOOD.replace('models: [epoll]', 'models: [{ model: epoll, options: { drain: false } }]');
+    expect(problems(option)).toEqual(['models[0].options.drain: expected no option: epoll takes none (line 4)']);
+    const typed = GOOD.replace('models: [epoll]', 'models: [{ model: coroutine, options: { blockingCallMs: x } }]');
+    expect(problems(typed)).toEqual(['models[0].options.blockingCallMs: expected number, got string (line 4)']);
+  });
+
   it('rejects a name that does not match the file, and broken YAML with its line', () => {
     expect(problems(GOOD.replace('name: demo', 'name: other'))).toEqual(['name: "other" does not match the file name (expected "demo") (line 1)']);
     expect(problems(`${GOOD}clients: [\n`)[0]).toMatch(/^YAML syntax: .*\(line \d+\)$/);

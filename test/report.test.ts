@@ -89,7 +89,7 @@ describe('figures', () => {
     expect(load.requests).toEqual({ sent: 243_848, answered: 243_803, unanswered: 45, wrong: 0 });
     expect(load.connectionsAnswered).toBe(1);
     expect(observation(results, 'clients', 'blocking')).toBe(
-      'blocking: load had 1 of 16 connections answered and 243,803 of 243,848 requests answered; idle held 16 idle connections, none closed by the server, and its probe got 0 of 3 requests answered (3 repetitions: connections are medians, requests sums)',
+      'blocking: load had 1 of 16 connections answered and 243,803 of 243,848 requests answered; idle connected 16 idle connections, none closed by the server, and its probe got 0 of 3 requests answered (3 repetitions: connections are medians, requests sums)',
     );
     expect(renderMarkdown(results)).toMatch(row('blocking', 'load', '16', '1', '243,848', '243,803', '45'));
   });
@@ -144,9 +144,18 @@ describe('one verdict engine: every number a claim names', () => {
     const results = analyse(modelsLab([31, 47, 35], 250));
     const verdict = verdictOf(results, 'nonblocking');
     expect(verdict.verdict).toBe('inconclusive');
-    expect(verdict.parts[2].measurement).toMatch(/^server CPU \[31%–47%\], not at least 60%; but in 3 of 3 repetitions other processes used up to .* of a core .*: a busy machine takes CPU from the server$/);
+    expect(verdict.parts[2].measurement).toMatch(/^server CPU \[31%–47%\], not at least 60%; in 3 of 3 repetitions other processes used up to .* of a core .*: a busy machine takes CPU from the server$/);
     expect(results.analysis.machine.busyRuns).toBe(3);
     expect(renderMarkdown(results)).toContain('> **A BUSY MACHINE**: in 3 of 9 measured runs');
+  });
+
+  it('does not excuse a core that fell short on a quiet machine too', () => {
+    const partly = modelsLab([31, 47, 35], 250);
+    const quiet = partly.runs.find((r) => r.model === 'nonblocking' && r.repetition === 2)!;
+    quiet.host!.busyPercent = quiet.proc!.cpuPercent + 61;
+    const verdict = verdictOf(analyse(partly), 'nonblocking');
+    expect(verdict.verdict).toBe('does not hold here');
+    expect(verdict.parts[2].measurement).toMatch(/in 2 of 3 repetitions other processes .*, but it fell short on a quiet machine too$/);
   });
 
   it('judges starvation by what each model declares it serves at once, for the client the lab names', () => {
@@ -162,7 +171,7 @@ describe('one verdict engine: every number a claim names', () => {
     const results = analyse(measurement({ variants: [blocking, pool], clients, verdict: { rule: 'starvation', client: 'asker' }, repetitions: 1 }, runs));
     expect(verdictOf(results, 'blocking')).toMatchObject({
       verdict: 'holds',
-      measurement: 'asker got 0 of 1 request answered, with 2 connections open ahead of it (holder); it serves 1 client at a time',
+      measurement: 'asker got 0 of 1 request answered, with 2 connections open ahead of it (1 idle connection of holder and its probe); it serves 1 client at a time',
     });
     expect(verdictOf(results, 'pool')).toMatchObject({ verdict: 'holds', measurement: expect.stringContaining('it serves 4 clients at a time') });
   });
@@ -200,10 +209,19 @@ describe('comparisons beyond the run-to-run spread', () => {
     expect(compare([1, 1.1, 1.2, 1.1], [3, 3.2, 3.1, 3], 'above', 1, { a: 'a', b: 'b' }).verdict).toBe('does not hold here');
   });
 
-  it('refuses a verdict on too few repetitions, however far apart they are', () => {
+  it('refuses a verdict on fewer than 4 repetitions a side, however far apart they are', () => {
     const judged = compare([10, 11, 12], [1, 1.1, 1.2], 'above', 1.5, { a: 'select', b: 'epoll' });
     expect(judged.verdict).toBe('inconclusive');
-    expect(judged.text).toContain('3 repetitions against 3 repetitions cannot tell a difference from the run-to-run spread (ranges that far apart happen by chance 10% of the time; a verdict needs 4 repetitions each)');
+    expect(judged.text).toContain('3 repetitions against 3 repetitions cannot tell a difference from the run-to-run spread (with 3 a side, ranges fall apart by chance 10% of the time; a verdict needs 4 repetitions each)');
+    expect(compare([10, 11, 12], [1, 2, 3, 4, 5], 'above', 1, { a: 'a', b: 'b' }).verdict).toBe('inconclusive');
+  });
+
+  it('says, against a factor, the range it overlaps and the ratio of the medians', () => {
+    const judged = compare([237, 300, 432, 498], [143, 150, 157, 197], 'above', 1.5, { a: '1,000 idle', b: '0 idle' });
+    expect(judged.verdict).toBe('inconclusive');
+    expect(judged.text).toBe(
+      '1,000 idle [237–498] against 0 idle [143–197] (2.4×): the range of 1,000 idle overlaps 1.5× 0 idle ([215–296]): the ratio of the medians, 2.4×, is within the run-to-run spread of the claimed 1.5×',
+    );
   });
 });
 

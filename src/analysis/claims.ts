@@ -95,12 +95,18 @@ function everyRun(flags: readonly boolean[], text: string): Judged {
   return { verdict: 'inconclusive', text: `${text}: in ${flags.filter(Boolean).length} of ${flags.length} repetitions` };
 }
 
-/** A part judged on CPU: when it fails on a machine busy with something else, it is inconclusive, not a finding. */
+/**
+ * A part judged on CPU: when it fails in every repetition and every one of them ran on a machine
+ * busy with something else, it is inconclusive, not a finding. (It failed in every repetition:
+ * that is what 'does not hold here' means; one quiet repetition that failed too decides.)
+ */
 function mindTheMachine(judged: Judged, runs: readonly RunRecord[]): Judged {
   if (judged.verdict !== 'does not hold here') return judged;
   const busy = busyRuns(runs);
   if (busy.length === 0) return judged;
-  return { verdict: 'inconclusive', text: `${judged.text}; but ${describeBusy(busy, runs.length)}: a busy machine takes CPU from the server` };
+  const said = `${judged.text}; ${describeBusy(busy, runs.length)}`;
+  if (busy.length < runs.length) return { verdict: judged.verdict, text: `${said}, but it fell short on a quiet machine too` };
+  return { verdict: 'inconclusive', text: `${said}: a busy machine takes CPU from the server` };
 }
 
 /** The rows of one server across the sweep, in sweep order (one row when the lab does not sweep). */
@@ -138,7 +144,7 @@ function eagainStorm(figures: SubjectFigures, required: readonly string[]): Judg
   if (!figures.trace) return { verdict: 'inconclusive', text: 'no traced run', share: null };
   if (calls === 0) return { verdict: 'inconclusive', text: `no ${joinWords(required, 'or')} call in the traced window`, share: null };
   const share = failed / calls;
-  const shown = `${formatShare(share)} of its ${formatCount(calls)} ${joinWords(reads.map((s) => s.syscall))} calls failed with EAGAIN`;
+  const shown = `in the traced window, ${formatShare(share)} of its ${formatCount(calls)} ${joinWords(reads.map((s) => s.syscall))} calls failed with EAGAIN`;
   return { verdict: share >= EAGAIN_SHARE ? 'holds' : 'does not hold here', text: share >= EAGAIN_SHARE ? shown : `${shown}, not ${formatShare(EAGAIN_SHARE)}`, share };
 }
 
@@ -161,7 +167,7 @@ export const fingerprints: ClaimRule = (context) =>
       const missing = check.required.filter((r) => r.seen.length === 0).map((r) => joinWords(r.anyOf, 'or'));
       const forbidden = check.forbidden.filter((f) => f.calls > 0).map((f) => `${f.syscall} ${formatCount(f.calls)}`);
       const clauses = [
-        seen.length ? `its threads called ${joinWords(seen)}` : 'its threads called none of its required calls',
+        seen.length ? `set-up and window together, its threads called ${joinWords(seen)}` : 'its threads called none of its required calls',
         ...(missing.length ? [`never ${joinWords(missing, 'or')}`] : []),
         forbidden.length ? `but also ${joinWords(forbidden)}, which ${declared.name} never calls` : `none of ${joinWords(check.forbidden.map((f) => f.syscall), 'or')}`,
       ];
@@ -199,7 +205,13 @@ export const starvation: ClaimRule = (context) => {
     const answered = runs.map((run) => sum(resultsOf(run, asker).map(answeredOf)));
     const sent = sum(runs.map((run) => sum(resultsOf(run, asker).map((r) => r.requestsSent))));
     const capacityText = capacity === Infinity ? 'it serves every connection at once' : `it serves ${plural(capacity, 'client')} at a time`;
-    const aheadText = `${plural(heldAhead, 'connection')} open ahead of it (${joinWords(ahead.map((c) => c.name))}); ${capacityText}`;
+    const replicas = context.results.environment.clientReplicas;
+    const whose = ahead.map((c) =>
+      c.mode === 'hold'
+        ? `${plural(c.connections * replicas, 'idle connection')} of ${c.name} and ${replicas === 1 ? 'its probe' : `its ${replicas} probes`}`
+        : `${plural(c.connections * replicas, 'connection')} of ${c.name}`,
+    );
+    const aheadText = `${plural(heldAhead, 'connection')} open ahead of it (${joinWords(whose)}); ${capacityText}`;
     const got = `${asker} got ${formatCount(sum(answered))} of ${plural(sent, 'request')} answered`;
     let judged: Judged;
     if (sent === 0) judged = { verdict: 'inconclusive', text: `${asker} sent no request` };
@@ -241,17 +253,19 @@ export const fdCeiling: ClaimRule = (context) => {
     const fdsPeak = Math.max(...runs.map((run) => run.proc?.fdsPeak ?? 0));
     const mostAsked = Math.max(...rows.map((row) => row.sweepValue ?? context.results.lab.clients.find((c) => c.name === crowd)?.connections ?? 0));
     const held = Math.max(...runs.map((run) => grown(run, 'fdsPeak') ?? 0));
-    const refusals = sum(all.map((f) => eventCount(f.events, 'refused')));
-    const exhaustion = sum(all.map((f) => eventCount(f.events, 'fd-exhausted')));
+    // At the largest crowd: refused connections (median per run), and whether accept4 ran out of fds at any size.
+    const atLargest = all[all.length - 1];
+    const refusals = eventCount(atLargest.events, 'refused');
+    const exhaustion = Math.max(...all.map((f) => eventCount(f.events, 'fd-exhausted')));
     const baseline = runs[0].baseline?.fdsPeak ?? 0;
     const reachesCeiling = mostAsked + baseline >= ceiling;
     const how = refusals
-      ? `refused ${plural(refusals, 'connection')} past fd ${formatCount(fdSetSize - 1)} (FD_SETSIZE)`
+      ? `at ${formatCount(mostAsked)} it refused ${plural(refusals, 'connection')} a run past fd ${formatCount(fdSetSize - 1)} (FD_SETSIZE)`
       : exhaustion
         ? 'accept4 failed with EMFILE (RLIMIT_NOFILE)'
         : 'refused nothing';
     const limitsText = `nofile ${nofile === null ? 'unlimited' : formatCount(nofile)}${bySelect ? `, FD_SETSIZE ${formatCount(fdSetSize)}` : ''}`;
-    const measurement = `${crowd} asked for up to ${plural(mostAsked, 'connection')}: the server held ${formatCount(held)} (its fds peaked at ${formatCount(fdsPeak)}; ${limitsText}); ${how}`;
+    const measurement = `${crowd} asked for up to ${plural(mostAsked, 'connection')} and a probe: the server held at most ${formatCount(held)} (fds beyond its idle self; its fds peaked at ${formatCount(fdsPeak)}; ${limitsText}); ${how}`;
     // At the ceiling: a few fds below it are Node's own (stdio, its event loop, the listener), and
     // select's refused connection holds fd 1024 for the moment between accept4 and close.
     const stoppedAtCeiling = fdsPeak <= ceiling + 1 && fdsPeak >= ceiling - 8 && (refusals > 0 || exhaustion > 0);
@@ -289,7 +303,7 @@ export const idleScan: ClaimRule = (context) => {
     const names = { a: `${formatCount(largest.sweepValue ?? 0)} idle`, b: `${formatCount(smallest.sweepValue ?? 0)} idle` };
     const judged = compare(costs(largest), costs(smallest), grows ? 'above' : 'below', GROWTH, names, micro);
     const refused = eventCount(figuresOf(context, largest).events, 'refused');
-    const capped = refused > 0 ? `; past FD_SETSIZE it refused ${plural(refused, 'connection')}, so it watched fewer than asked` : '';
+    const capped = refused > 0 ? `; past FD_SETSIZE it refused ${plural(refused, 'connection')} a run, so it watched fewer than asked` : '';
     const claim = `server CPU per round trip ${grows ? 'grows' : 'does not grow'} with idle connections (${grows ? 'at least' : 'below'} ${formatRatio(GROWTH)})`;
     return [
       verdict('idle-scan', `${rows[0].variant.label}: cost ${grows ? 'grows' : 'does not grow'} with idle connections`, [part(claim, { ...judged, text: `${judged.text}${capped}` })], {
@@ -312,9 +326,10 @@ export const oneConnection: ClaimRule = (context) => {
   const single = requireClient(context);
   const blocking = context.rows.find((row) => row.variant.declared.traits.concurrency === 'one' && row.variant.declared.traits.waits === 'blocking-call');
   if (!blocking) return [];
+  // All the server's calls, over the requests of all echo clients (as the tables divide them).
   const callsPerRoundTrip = (row: Subject) =>
     runsOf(context.results, row, 'trace').flatMap((run) => {
-      const roundTrips = runAnswered(run, single);
+      const roundTrips = runAnswered(run);
       return run.trace && roundTrips > 0 ? [sum(run.trace.window.serving.map((s) => s.calls)) / roundTrips] : [];
     });
   const throughput = (row: Subject) => measured(context, row).flatMap((run) => resultsOf(run, single).map((r) => (r.durationSeconds > 0 ? r.roundTrips / r.durationSeconds : 0)));
@@ -399,7 +414,7 @@ export const levelVsEdge: ClaimRule = (context) => {
   const drains = (row: Subject) => !(row.variant.declared.traits.triggering === 'edge' && row.variant.options.drain === false);
   const wakeups = (row: Subject) =>
     runsOf(context.results, row, 'trace').flatMap((run) => {
-      const roundTrips = runAnswered(run, large);
+      const roundTrips = runAnswered(run);
       const waits = row.variant.declared.fingerprint.waitsIn;
       return run.trace && roundTrips > 0 ? [sum(run.trace.window.serving.filter((s) => waits.includes(s.syscall)).map((s) => s.calls)) / roundTrips] : [];
     });
@@ -483,7 +498,7 @@ export const coroutines: ClaimRule = (context) => {
     if (blockingCallMs === 0) {
       return [
         verdict('coroutines', `${row.subject}: ${oneThread}`, [
-          part(`${others} answered`, againstLine(throughput(row), 'at least', 1, rate, `${others}'s round trips per second`)),
+          part(`${others} answered`, againstLine(throughput(row), 'at least', 1, rate, `round trips per second of ${others}`)),
           part('no thread added', againstLine(threads, 'below', 2, formatCount, 'threads added')),
         ], figures),
       ];
@@ -492,12 +507,12 @@ export const coroutines: ClaimRule = (context) => {
     const parts = [
       plain
         ? part(
-            `${others}'s round trips fall to at most ${formatShare(STALL_THROUGHPUT_SHARE)} of ${plain.variant.label}'s`,
+            `the round trips of ${others} fall to at most ${formatShare(STALL_THROUGHPUT_SHARE)} of what ${plain.variant.label} gives them`,
             compare(throughput(row), throughput(plain), 'below', STALL_THROUGHPUT_SHARE, { a: row.variant.label, b: plain.variant.label }, formatCount, 'round trips/s'),
           )
-        : { claim: `${others}'s round trips fall`, verdict: 'inconclusive' as const, measurement: `no ${row.variant.model} server without the blocking call in this lab to compare with` },
+        : { claim: `the round trips of ${others} fall`, verdict: 'inconclusive' as const, measurement: `no ${row.variant.model} server without the blocking call in this lab to compare with` },
       part(
-        `some of ${others}'s requests wait a whole blocking call (p99 at least ${micro(blockingCallMs * 1000 * STALL_SHARE)})`,
+        `some requests of ${others} wait a whole blocking call (p99 at least ${micro(blockingCallMs * 1000 * STALL_SHARE)})`,
         againstLine(p99(row), 'at least', blockingCallMs * 1000 * STALL_SHARE, micro, 'p99'),
       ),
     ];

@@ -7,13 +7,13 @@
 // their ranges do not overlap. It does not hold when they are apart the other way, and is
 // inconclusive when they overlap. For two equally fast servers, ranges of n and m repetitions
 // fall apart by chance in 2 of the C(n+m, n) equally likely orderings (the exact two-sided
-// Mann-Whitney U test at its extreme, U = 0): a comparison needs enough repetitions for that
-// chance to be at most 5% (4 and 4: 2.9%; 3 and 3 would be 10%).
+// Mann-Whitney U test at its extreme, U = 0): a comparison needs at least MIN_REPETITIONS a side,
+// the fewest for which that chance is at most 5% (4 and 4: 2.9%; 3 and 3 would be 10%).
 //
 // One series against a fixed line (at least 60% of a core): it holds when every repetition is on
 // the claimed side, does not hold when every one is on the other, and is inconclusive otherwise.
-import type { Verdict } from '../shared/verdicts.js';
 import { formatQuantity, plural } from '../shared/format.js';
+import type { Verdict } from '../shared/verdicts.js';
 
 /** The largest chance of ranges apart by luck that a comparison accepts. */
 export const SIGNIFICANCE = 0.05;
@@ -36,6 +36,9 @@ export function repetitionsNeeded(): number {
   while (chanceApart(n, n) > SIGNIFICANCE) n++;
   return n;
 }
+
+/** Repetitions a side a comparison needs: 4 (see repetitionsNeeded). */
+export const MIN_REPETITIONS = repetitionsNeeded();
 
 export interface Judged {
   verdict: Verdict;
@@ -84,11 +87,12 @@ export function compare(
   const ratio = middle(b) === 0 ? null : middle(a) / middle(b);
   const shown = `${names.a} ${range(a, unit)}${after} against ${names.b} ${range(b, unit)}${after}${ratio === null ? '' : ` (${formatRatio(ratio)})`}`;
   const chance = chanceApart(a.length, b.length);
-  if (chance > SIGNIFICANCE) {
+  if (Math.min(a.length, b.length) < MIN_REPETITIONS) {
     const runs = `${plural(a.length, 'repetition')} against ${plural(b.length, 'repetition')}`;
+    const equal = chanceApart(Math.min(a.length, b.length), Math.min(a.length, b.length));
     return {
       verdict: 'inconclusive',
-      text: `${shown}: ${runs} cannot tell a difference from the run-to-run spread (ranges that far apart happen by chance ${formatChance(chance)} of the time; a verdict needs ${repetitionsNeeded()} repetitions each)`,
+      text: `${shown}: ${runs} cannot tell a difference from the run-to-run spread (with ${Math.min(a.length, b.length)} a side, ranges fall apart by chance ${formatChance(equal)} of the time; a verdict needs ${MIN_REPETITIONS} repetitions each)`,
       ratio,
       chance,
     };
@@ -103,10 +107,13 @@ export function compare(
   if ((claim === 'above' && belowAll) || (claim === 'below' && aboveAll)) {
     return { verdict: 'does not hold here', text: `${shown}: every repetition ${claim === 'above' ? 'below' : 'above'} ${line}`, ratio, chance };
   }
-  const difference = middle(a) - middle(b) * factor;
+  if (factor === 1) {
+    const difference = Math.abs(middle(a) - middle(b));
+    return { verdict: 'inconclusive', text: `${shown}: the ranges overlap; the difference of the medians, ${unit(difference)}${after}, is within the run-to-run spread`, ratio, chance };
+  }
   return {
     verdict: 'inconclusive',
-    text: `${shown}: the ranges overlap${factor === 1 ? '' : ` those of ${line}`}; the difference of the medians, ${unit(Math.abs(difference))}${after}, is within the run-to-run spread`,
+    text: `${shown}: the range of ${names.a} overlaps ${line} (${range(scaled, unit)}${after}): ${ratio === null ? 'the difference' : `the ratio of the medians, ${formatRatio(ratio)},`} is within the run-to-run spread of the claimed ${formatRatio(factor)}`,
     ratio,
     chance,
   };

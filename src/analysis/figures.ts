@@ -30,7 +30,7 @@ import {
   type TraceFigures,
   type VariantRecord,
 } from '../shared/results.js';
-import { sumServerEvents } from '../shared/server-events.js';
+import { medianServerEvents } from '../shared/server-events.js';
 
 export { answeredOf, clientResults, runThroughput };
 
@@ -284,8 +284,8 @@ export function subjectFigures(results: Measurement, subject: Subject): SubjectF
     trace: traceFigures(traceRuns, subject.variant.declared),
     // Limits are read the same way in every run; any run that got them will do, failed or not.
     limits: [...measureRuns, ...traceRuns, ...all].find((run) => run.limits !== null)?.limits ?? null,
-    // Failed runs' events too: a server's last words often say why it failed.
-    events: sumServerEvents(all.map((run) => run.events)),
+    // Per measure run that counts, like every other figure (a failed run's error says why it failed).
+    events: medianServerEvents(measureRuns.map((run) => run.events)),
   };
 }
 

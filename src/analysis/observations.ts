@@ -11,8 +11,10 @@ import { eventCount } from '../shared/server-events.js';
 
 export type ObservationRule = (results: Measurement, figures: readonly SubjectFigures[]) => Observation[];
 
-/** Failing calls become a sentence from this share on; below it the syscall table says enough. */
+/** Failing calls become a sentence from this share of the calls on... */
 const NOTABLE_FAILED_SHARE = 0.1;
+/** ... when they are at least this many per round trip: a few futex EAGAINs of 25,000 round trips say nothing. */
+const NOTABLE_FAILURES_PER_ROUND_TRIP = 0.01;
 /** Near a full core, the load generator, not the server, may be what sets the throughput. */
 const CLIENT_SATURATED_PERCENT = 90;
 /** The runtime's threads are worth a sentence when they make at least this share of all calls of the window. */
@@ -37,7 +39,8 @@ function clientSentence(client: ClientFigures): string {
   }
   const closed = client.closedByServer === 0 ? 'none closed by the server' : `${formatCount(client.closedByServer)} closed by the server`;
   const probe = client.probe ? `, and its probe got ${formatCount(client.probe.answered)} of ${plural(client.probe.sent, 'request')} answered` : '';
-  return `${client.name} held ${plural(client.connections, 'idle connection')}, ${closed}${probe}`;
+  // Connected is the kernel's handshake, which comes before (and without) the server's accept4.
+  return `${client.name} connected ${plural(client.connections, 'idle connection')}, ${closed}${probe}`;
 }
 
 /** What each client got from the server: connections and requests answered, one definition of each. */
@@ -61,7 +64,10 @@ export const warmup: ObservationRule = (_results, figures) =>
 /** Calls that failed en masse: on a non-blocking socket, EAGAIN ("nothing there yet"). */
 export const failedCalls: ObservationRule = (_results, figures) =>
   forEachSubject(figures, 'failed-calls', (subject) => {
-    const failing = (subject.trace?.window.serving ?? []).filter((s) => s.calls > 0 && s.errors / s.calls >= NOTABLE_FAILED_SHARE);
+    const trace = subject.trace;
+    const notable = (s: SyscallFigures) =>
+      s.calls > 0 && s.errors / s.calls >= NOTABLE_FAILED_SHARE && trace !== null && s.errors >= NOTABLE_FAILURES_PER_ROUND_TRIP * trace.roundTrips;
+    const failing = (trace?.window.serving ?? []).filter(notable);
     if (failing.length === 0) return null;
     const each = failing.map((s) => {
       const errnos = Object.entries(s.errnos).sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} ${formatCount(n)}`);
@@ -107,7 +113,8 @@ export const setupCalls: ObservationRule = (_results, figures) =>
     if (!trace || trace.connections === 0) return null;
     const everyConnection = trace.setup.serving.filter((s) => (s.perConnection ?? 0) >= 0.9 && (s.perConnection ?? 0) <= 5);
     if (everyConnection.length === 0) return null;
-    return `setting up its ${plural(trace.connections, 'connection')} (before the window, warm-up included), its threads called ${joinWords(everyConnection.map((s) => `${s.syscall} ${formatQuantity(s.perConnection!)}`))} per connection`;
+    const where = trace.runs > 1 ? `, in ${plural(trace.runs, 'traced run')}` : '';
+    return `setting up its connections (${formatCount(trace.connections)}${where}; before the window, warm-up included), its threads called ${joinWords(everyConnection.map((s) => `${s.syscall} ${formatQuantity(s.perConnection!)}`))} per connection`;
   });
 
 /** The language runtime's own threads: calls that are not the model's. */
@@ -126,10 +133,11 @@ export const runtimeCalls: ObservationRule = (_results, figures) =>
     return `the runtime's own threads (${formatCount(trace.threads.runtime)} of them) made ${joinWords(parts)}: not the model's calls, left out of its per-round-trip figures`;
   });
 
-/** Connections the server refused, and fd exhaustion: counted from the server's events. */
+/** Connections the server refused, and fd exhaustion: counted from the server's events, per run (median). */
 export const serverEvents: ObservationRule = (_results, figures) =>
   forEachSubject(figures, 'server-events', (subject) => {
     const said: string[] = [];
+    const perRun = (subject.measure?.repetitions ?? 0) > 1 ? ' (a run, median)' : '';
     const refused = eventCount(subject.events, 'refused');
     if (refused > 0) said.push(`refused ${plural(refused, 'connection')} ("${subject.events.first.refused}")`);
     const exhausted = eventCount(subject.events, 'fd-exhausted');
@@ -138,7 +146,7 @@ export const serverEvents: ObservationRule = (_results, figures) =>
     if (failed > 0) said.push(`lost ${plural(failed, 'connection')} to a failure ("${subject.events.first['connection-failed']}")`);
     const overflow = eventCount(subject.events, 'signal-queue-overflow');
     if (overflow > 0) said.push(`overflowed its signal queue ${plural(overflow, 'time')}`);
-    return said.length ? `the server ${joinWords(said)}` : null;
+    return said.length ? `the server ${joinWords(said)}${perRun}` : null;
   });
 
 /** Wrong replies, connections the server closed, failed connects: each is a problem to look at. */

@@ -190,7 +190,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     const failed = record.clients.filter((client) => client.error);
     const nameOf = (client: ClientRecord) => (overrides.clients > 1 ? `${client.name}-${client.replica + 1}` : client.name);
     if (failed.length) record.error = failed.map((client) => `client ${nameOf(client)}: ${client.error}`).join('; ');
-    if (!server.alive()) record.error ??= `server ${step.variant.label} (model=${step.variant.model}) exited during the run`;
+    if (!server.alive()) record.error ??= `server ${step.variant.label} (model=${step.variant.model}) ended during the run: ${server.ending() ?? 'how, unknown'}`;
   } catch (error) {
     record.error = message(error);
     // Keep what the clients that did start measured.

@@ -100,6 +100,22 @@ export const LabSchema = z
       context.addIssue({ code: 'custom', path: ['sweep', 'client'], message: `the name of one of the lab's clients, not "${lab.sweep.client}"` });
     }
     if (lab.verdict) checkVerdict(lab.verdict, lab.clients, context);
+    const names = lab.clients.map((client, index) => client.name ?? `${client.mode}-${index + 1}`);
+    names.forEach((name, index) => {
+      if (names.indexOf(name) !== index) {
+        context.addIssue({ code: 'custom', path: ['clients', index, 'name'], message: `a name of its own: "${name}" names two clients` });
+      }
+    });
+    lab.models.forEach((entry, index) => {
+      if (typeof entry === 'string') return;
+      const takes = models.find((m) => m.name === entry.model)?.options ?? [];
+      for (const option of Object.keys(entry.options)) {
+        if (!(takes as readonly string[]).includes(option)) {
+          const which = takes.length ? `one of the options ${entry.model} takes (${takes.join(', ')})` : `no option: ${entry.model} takes none`;
+          context.addIssue({ code: 'custom', path: ['models', index, 'options', option], message: which });
+        }
+      }
+    });
   });
 
 /** The verdict names a rule that exists and, when the rule measures a client, a client of the lab in the mode it needs. */

@@ -46,7 +46,7 @@ function bullets(lines: readonly string[]): string {
 function incompleteBanner(results: Results): string | null {
   if (results.complete) return null;
   const reason = results.incompleteReason ? `: ${clean(results.incompleteReason).replace(/\.$/, '')}` : '';
-  return `> **INCOMPLETE**${reason}. The figures below are what was measured before the lab stopped; failed runs are listed at the end.`;
+  return `> **INCOMPLETE**${reason}. The figures below leave out every run that failed or never ran; failed runs are listed at the end.`;
 }
 
 function busyBanner(results: Results): string | null {
@@ -108,13 +108,17 @@ function environmentSection(results: Results): string {
 function connectionsLine(results: Results): string {
   const lab = results.lab;
   const sweep = lab.sweep;
+  const replicas = results.environment.clientReplicas;
   const each = lab.clients.map((client) => {
-    const count = sweep?.client === client.name ? `${sweep.connections.map(formatCount).join(', ')} (one value per run)` : formatCount(client.connections);
+    const swept = sweep?.client === client.name;
+    const count = swept ? `${sweep.connections.map(formatCount).join(', ')} (one value per run)` : formatCount(client.connections);
+    const noun = (word: string) => (!swept && client.connections === 1 ? word : `${word}s`);
     return client.mode === 'echo'
-      ? `\`${client.name}\`: ${count} echo connections, each sending ${formatCount(client.messageSize)}-byte requests one at a time`
-      : `\`${client.name}\`: ${count} idle connections, then 1 probe connection that sends a ${formatCount(client.messageSize)}-byte request every 100 ms`;
+      ? `\`${client.name}\`: ${count} echo ${noun('connection')}, each sending ${formatCount(client.messageSize)}-byte requests one at a time`
+      : `\`${client.name}\`: ${count} idle ${noun('connection')}, then 1 probe connection that sends a ${formatCount(client.messageSize)}-byte request every 100 ms`;
   });
-  return `- Connections, opened in this order in every run: ${each.join('; ')}.`;
+  const processes = replicas > 1 ? ` Each client ran as ${replicas} processes (--clients ${replicas}), each opening these connections: ${replicas} times as many in all.` : '';
+  return `- Connections, opened in this order in every run: ${each.join('; ')}.${processes}`;
 }
 
 function nofileLine(results: Results): string {
@@ -189,10 +193,10 @@ function clientRow(subject: string, client: ClientFigures): string[] {
 }
 
 function clientsSection(subjects: readonly SubjectFigures[]): string {
-  const header = ['server', 'client', 'connections', 'connections answered', 'requests', 'answered', 'unanswered', 'closed by server', 'probe answered', 'probe p50'];
+  const header = ['server', 'client', 'connected', 'connections answered', 'requests', 'answered', 'unanswered', 'closed by server', 'probe answered', 'probe p50'];
   const rows = subjects.flatMap((subject) => (subject.measure?.clients ?? []).map((client) => clientRow(subject.subject, client)));
   const note =
-    'Per client of the lab: connections and connections answered are medians over the runs; requests are summed over them. A hold client\'s connections sit idle after the warm-up; its probe asks every 100 ms.';
+    'Per client of the lab (its processes together): connected and connections answered are medians over the runs; requests are summed over them. Connected means the TCP handshake completed, which the kernel does before, and without, the server\'s accept: a server at its fd ceiling leaves the rest waiting in its backlog. A hold client\'s connections sit idle after the warm-up; its probe asks every 100 ms.';
   return `## Clients\n\n${rows.length ? table(header, rows) : 'No client completed a run.'}\n\n${note}`;
 }
 
@@ -262,6 +266,13 @@ function observationsSection(results: Results): string {
   return `## Observations\n\n${observations.length ? bullets(observations.map((o) => o.text)) : 'Nothing stands out.'}`;
 }
 
+/** "EAGAIN 7,660, ECONNRESET 2", most first; a dash for none. */
+function errnosCell(row: SyscallFigures | undefined): string {
+  const errnos = Object.entries(row?.errnos ?? {}).sort((a, b) => b[1] - a[1]);
+  return errnos.length ? errnos.map(([code, n]) => `${code} ${formatCount(n)}`).join(', ') : NONE;
+}
+
+/** One row per call: its set-up calls and failures, its window calls and failures (and per round trip). */
 function callRows(rows: readonly SyscallFigures[], setup: readonly SyscallFigures[], withRate: boolean): string[][] {
   const names = [...new Set([...setup.map((s) => s.syscall), ...rows.map((s) => s.syscall)])];
   const inWindow = (name: string) => rows.find((s) => s.syscall === name);
@@ -271,10 +282,7 @@ function callRows(rows: readonly SyscallFigures[], setup: readonly SyscallFigure
     .map((name) => {
       const w = inWindow(name);
       const s = inSetup(name);
-      const errnos = { ...(s?.errnos ?? {}) };
-      for (const [code, n] of Object.entries(w?.errnos ?? {})) errnos[code] = (errnos[code] ?? 0) + n;
-      const failed = Object.entries(errnos).sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
-      const row = [name, s ? formatCount(s.calls) : '0', w ? formatCount(w.calls) : '0', failed || NONE];
+      const row = [name, s ? formatCount(s.calls) : '0', errnosCell(s), w ? formatCount(w.calls) : '0', errnosCell(w)];
       if (withRate) row.push(orNone(w?.perRoundTrip, formatQuantity));
       return row;
     });
@@ -285,13 +293,13 @@ function syscallTable(subject: SubjectFigures, runtime: string | null): string {
   const intro =
     `${plural(trace.runs, 'traced run')}: ${plural(trace.connections, 'connection')} set up, ${plural(trace.roundTrips, 'round trip')} in ${formatSeconds(trace.windowSeconds)} of window. ` +
     `The model's threads: ${formatCount(trace.threads.serving)}; the runtime's: ${formatCount(trace.threads.runtime)}. Fingerprint: ${trace.fingerprint.verdict}.`;
-  const serving = table(['syscall', 'set-up calls', 'window calls', 'failed (errno)', 'per round trip'], callRows(trace.window.serving, trace.setup.serving, true));
+  const serving = table(['syscall', 'set-up calls', 'set-up failed', 'window calls', 'window failed', 'per round trip'], callRows(trace.window.serving, trace.setup.serving, true));
   if (trace.window.runtime.length === 0 && trace.setup.runtime.length === 0) return `### ${subject.subject}\n\n${intro}\n\n${serving}`;
   const who =
     runtime?.startsWith('node')
       ? "Node's own threads: V8's platform workers (garbage collection and compilation: futex, mprotect, madvise, munmap) and, while a new thread starts, Node loading modules and running that thread's event loop (statx, openat, read, epoll_pwait) before the thread names itself."
       : "The runtime's own threads (those that never named themselves as the model's).";
-  const runtimeTable = table(['syscall', 'set-up calls', 'window calls', 'failed (errno)'], callRows(trace.window.runtime, trace.setup.runtime, false));
+  const runtimeTable = table(['syscall', 'set-up calls', 'set-up failed', 'window calls', 'window failed'], callRows(trace.window.runtime, trace.setup.runtime, false));
   return `### ${subject.subject}\n\n${intro}\n\nThe model's threads:\n\n${serving}\n\n${who}\n\n${runtimeTable}`;
 }
 

@@ -109,6 +109,7 @@ export class DockerRuntime implements Runtime {
       log: () => output.stderr.filter((line) => !line.startsWith('{"event":')),
       events: () => events.snapshot(),
       alive: () => output.running,
+      ending: () => output.ending(),
       observe: async (options) => {
         const sidecar = await this.run.start('observer', sidecarSpec(image.id, container, observerCommand(1, options)), `observer of ${description}`);
         observers.add(sidecar.container);

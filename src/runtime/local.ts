@@ -103,6 +103,7 @@ export class LocalRuntime implements Runtime {
       log: () => server.stderr.filter((line) => !line.startsWith('{"event":')),
       events: () => events.snapshot(),
       alive: () => server.running,
+      ending: () => server.ending(),
       observe: async (options) => {
         const observer = await observeProcess(pid, options);
         observers.add(observer);

@@ -26,6 +26,13 @@ export abstract class LineSource {
     return this.exitStatus === null;
   }
 
+  /** How it ended and the last lines of its stderr ("exited with code 1; its stderr ends: ..."); null while it runs. */
+  ending(): string | null {
+    if (this.exitStatus === null) return null;
+    const how = typeof this.exitStatus === 'number' ? `exited with code ${this.exitStatus}` : /^SIG/.test(this.exitStatus) ? `killed by ${this.exitStatus}` : this.exitStatus;
+    return `${how}${this.tail()}`;
+  }
+
   protected readLines(stream: Readable, into: 'stdout' | 'stderr'): void {
     const lines = this[into];
     createInterface({ input: stream }).on('line', (line) => {

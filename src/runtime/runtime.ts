@@ -29,6 +29,8 @@ export interface RunningServer {
   events(): ServerEventCounts;
   /** false once the server process has exited. */
   alive(): boolean;
+  /** once it has exited: how ("exited with code 1", "killed by SIGSEGV") and the last lines of its stderr; else null. */
+  ending(): string | null;
   /** reads its limits and idle baseline and, when tracing, attaches strace (see src/tracer/observe.ts). */
   observe(options: ObserveOptions): Promise<Observer>;
   /** stops the server (and whatever observes it). Idempotent. */

@@ -55,6 +55,7 @@ function* acceptForever(scheduler: Scheduler, listener: number, buffer: Buffer, 
 export const coroutine: ServerModel = {
   name: 'coroutine',
   summary: 'green threads on one thread: generator handlers yield where they would block, a scheduler resumes them from epoll',
+  options: ['blockingCallMs'],
   traits: {
     waits: 'ready-list',
     perConnection: 'none',

@@ -2,6 +2,12 @@
 // holds only its mechanism: how it waits. The protocol: every byte received is sent back, in
 // order, with ASCII a-z upper-cased; partial sends are completed; a peer that closes or resets
 // ends only its own connection.
+//
+// Every accepted connection gets TCP_NODELAY, as the load generator's do: a reply goes out at
+// once. Without it, Nagle's algorithm holds back the last, short segment of a large reply until
+// the peer acknowledges the rest, and the peer delays that acknowledgement by up to 40 ms:
+// measured here, 200 KB messages made 93 round trips/s against epoll without it and 1,290 with
+// it, a lab about TCP's timers rather than the IO model. It costs one setsockopt per connection.
 import { ErrnoError, errnoCode } from '../errors.js';
 import * as libc from '../libc/index.js';
 import { log, OnceReporter } from './log.js';
@@ -41,15 +47,23 @@ export function closeQuietly(fd: number): void {
 
 const acceptRefusals = new OnceReporter();
 
+/** Sends each reply at once (see the header): setsockopt(TCP_NODELAY) on an accepted connection. */
+export function replyAtOnce(fd: number): void {
+  libc.setIntOption(fd, libc.IPPROTO_TCP, libc.TCP_NODELAY, 1);
+}
+
 /**
- * accept4(2) one connection: its fd, or WOULD_BLOCK when none is queued on a non-blocking
- * listener, or when the fd table is full (EMFILE/ENFILE: the connection stays queued in the
- * kernel, logged once per streak).
+ * accept4(2) one connection, with TCP_NODELAY set: its fd, or WOULD_BLOCK when none is queued on
+ * a non-blocking listener, or when the fd table is full (EMFILE/ENFILE: the connection stays
+ * queued in the kernel, reported once per streak).
  */
 export function acceptConnection(listener: number, flags = 0): number {
   try {
     const fd = libc.accept(listener, flags);
-    if (fd !== libc.WOULD_BLOCK) acceptRefusals.cleared();
+    if (fd !== libc.WOULD_BLOCK) {
+      acceptRefusals.cleared();
+      replyAtOnce(fd);
+    }
     return fd;
   } catch (error) {
     if (error instanceof ErrnoError && (error.code === 'EMFILE' || error.code === 'ENFILE')) {

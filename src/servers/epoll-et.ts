@@ -31,6 +31,7 @@ function drain(connection: Connection, buffer: Buffer): void {
 export const epollEdgeTriggered: ServerModel = {
   name: 'epoll-et',
   summary: 'epoll, edge-triggered: each fd registered once for in and out, drained until EAGAIN on every event',
+  options: ['drain'],
   traits: {
     waits: 'ready-list',
     perConnection: 'none',

@@ -28,6 +28,7 @@ import type { ServerModel } from './model.js';
 const acceptFailures = new OnceReporter();
 
 function echo(socket: Socket): void {
+  socket.setNoDelay(true); // as every model's connection (see echo.ts)
   socket.on('data', (chunk: Buffer) => {
     upperCaseInPlace(chunk, chunk.length);
     // Without the pause, a client that sends but does not read would grow this queue without bound.

@@ -26,6 +26,8 @@ export interface ServeOptions {
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = { threads: 4, blockingCallMs: 0, drain: true };
 
 export interface ServerModel extends ModelDeclaration {
+  /** the knobs of ServeOptions this model reads (a lab may set only these for it). */
+  options?: readonly (keyof ServeOptions)[];
   /** The model calls io_uring_setup/io_uring_enter, which newer Docker seccomp profiles block. */
   needsIoUring?: boolean;
   /**

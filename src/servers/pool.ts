@@ -46,6 +46,7 @@ async function startThreads(count: number): Promise<FdQueue> {
 export const pool: ServerModel = {
   name: 'pool',
   summary: 'K threads started up front take accepted fds from a queue; the (K+1)-th client waits',
+  options: ['threads'],
   traits: {
     waits: 'blocking-call',
     perConnection: 'none',

@@ -32,7 +32,7 @@
 import { errnoCode, ErrnoError, RuntimeUnavailableError } from '../errors.js';
 import { MSG_NOSIGNAL, SOCK_CLOEXEC } from '../libc/index.js';
 import { BuffersByFd, IORING_OP_ACCEPT, IORING_OP_CLOSE, IORING_OP_RECV, IORING_OP_SEND, Ring } from '../libc/uring.js';
-import { isPeerGoneErrno, upperCaseInPlace } from './echo.js';
+import { isPeerGoneErrno, replyAtOnce, upperCaseInPlace } from './echo.js';
 import { log, OnceReporter, report } from './log.js';
 import type { ServerModel } from './model.js';
 
@@ -120,6 +120,8 @@ export const uring: ServerModel = {
         case IORING_OP_ACCEPT: {
           if (result >= 0) {
             acceptRefusals.cleared();
+            // TCP_NODELAY as every model (echo.ts): one setsockopt call per connection, outside the ring.
+            replyAtOnce(result);
             const c: Connection = { buffer: buffers.view(result), address: buffers.address(result), length: 0, sent: 0 };
             connections[result] = c;
             receive(result, c);

@@ -19,7 +19,7 @@ import { ClaimVerdictSchema } from './verdicts.js';
 
 export const RESULTS_SCHEMA_VERSION = 2;
 
-const count = () => z.number().int().nonnegative();
+const count = () => z.number().finite().int().nonnegative();
 
 /** One system call of a traced thread group: how often it was made, how often it failed, and with which errno. */
 export const SyscallCountSchema = z.object({
@@ -65,7 +65,7 @@ export const TraceRecordSchema = z.object({
   /** the measured window and the drain after it: steady state, the requests the clients' windows sent. */
   window: CallTableSchema,
   /** how long the window counted, in seconds (the clients' windows, and their drain). */
-  windowSeconds: z.number().nonnegative(),
+  windowSeconds: z.number().finite().nonnegative(),
   /** threads seen while tracing, by group. */
   threads: z.object({ serving: count(), runtime: count() }),
 });
@@ -83,48 +83,48 @@ export function allCalls(trace: TraceRecord): SyscallCount[] {
 export const HostLoadSchema = z.object({
   cpus: count(),
   /** every CPU's busy time (user, nice, system, irq, softirq, steal) over the window, in percent of one core. */
-  busyPercent: z.number().nonnegative(),
+  busyPercent: z.number().finite().nonnegative(),
   /** time the hypervisor gave this machine's CPUs to others, in percent of one core. */
-  stealPercent: z.number().nonnegative(),
+  stealPercent: z.number().finite().nonnegative(),
   /** the 1-minute load average at the window's end. */
-  loadAverage: z.number().nonnegative(),
+  loadAverage: z.number().finite().nonnegative(),
 });
 export type HostLoad = z.infer<typeof HostLoadSchema>;
 
 /** What the /proc probe saw of the server process over the measured window. */
 export const ProcWindowSchema = z.object({
-  wallSeconds: z.number().nonnegative(),
-  cpuUserSeconds: z.number().nonnegative(),
-  cpuSystemSeconds: z.number().nonnegative(),
+  wallSeconds: z.number().finite().nonnegative(),
+  cpuUserSeconds: z.number().finite().nonnegative(),
+  cpuSystemSeconds: z.number().finite().nonnegative(),
   /** (user + system) / wall, in percent of one core; above 100 with several busy threads. */
-  cpuPercent: z.number().nonnegative(),
-  threadsPeak: z.number().int().nonnegative(),
-  fdsPeak: z.number().int().nonnegative(),
-  peakRssKb: z.number().int().nonnegative(),
-  voluntaryContextSwitches: z.number().int().nonnegative(),
-  involuntaryContextSwitches: z.number().int().nonnegative(),
-  samples: z.number().int().nonnegative(),
+  cpuPercent: z.number().finite().nonnegative(),
+  threadsPeak: z.number().finite().int().nonnegative(),
+  fdsPeak: z.number().finite().int().nonnegative(),
+  peakRssKb: z.number().finite().int().nonnegative(),
+  voluntaryContextSwitches: z.number().finite().int().nonnegative(),
+  involuntaryContextSwitches: z.number().finite().int().nonnegative(),
+  samples: z.number().finite().int().nonnegative(),
 });
 export type ProcWindow = z.infer<typeof ProcWindowSchema>;
 
 /** The limits that decide how many connections a server can hold. */
 export const LimitsSchema = z.object({
-  nofileSoft: z.number().nullable(),
-  nofileHard: z.number().nullable(),
+  nofileSoft: z.number().finite().nullable(),
+  nofileHard: z.number().finite().nullable(),
   /** glibc's fd_set size: select(2) through the C library watches fds below it only. */
-  fdSetSize: z.number().int(),
-  nrOpen: z.number().int().nullable(),
-  fileMax: z.number().nullable(),
+  fdSetSize: z.number().finite().int(),
+  nrOpen: z.number().finite().int().nullable(),
+  fileMax: z.number().finite().nullable(),
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 
 export const LatencySchema = z.object({
-  count: z.number().int().nonnegative(),
-  meanUs: z.number().nonnegative(),
-  p50Us: z.number().nonnegative(),
-  p90Us: z.number().nonnegative(),
-  p99Us: z.number().nonnegative(),
-  maxUs: z.number().nonnegative(),
+  count: z.number().finite().int().nonnegative(),
+  meanUs: z.number().finite().nonnegative(),
+  p50Us: z.number().finite().nonnegative(),
+  p90Us: z.number().finite().nonnegative(),
+  p99Us: z.number().finite().nonnegative(),
+  maxUs: z.number().finite().nonnegative(),
 });
 export type Latency = z.infer<typeof LatencySchema>;
 
@@ -141,8 +141,8 @@ export const ClientResultSchema = z.object({
    * connection. It ends when every connection was answered, or when no new one was for a while
    * (a server that serves one client at a time never answers the rest).
    */
-  warmup: z.object({ connections: count(), answered: count(), seconds: z.number().nonnegative() }),
-  durationSeconds: z.number().nonnegative(),
+  warmup: z.object({ connections: count(), answered: count(), seconds: z.number().finite().nonnegative() }),
+  durationSeconds: z.number().finite().nonnegative(),
   messageSize: count(),
   /** requests of the window: those sent in it, and warm-up requests still unanswered when it started. */
   requestsSent: count(),
@@ -159,7 +159,7 @@ export const ClientResultSchema = z.object({
   /** connections the server closed or reset while the client was using them. */
   closedByServer: count(),
   /** failed connects by errno code, e.g. { ECONNREFUSED: 3 }. */
-  connectErrors: z.record(z.string(), z.number().int()),
+  connectErrors: z.record(z.string(), z.number().finite().int()),
   latency: LatencySchema,
   /** hold: a separate probe connection, opened after the crowd, that asks every 100 ms. */
   probe: z
@@ -170,7 +170,7 @@ export const ClientResultSchema = z.object({
     })
     .nullable(),
   /** the client's own CPU over its window, in percent of one core: near 100, it may be what limits the measurement. */
-  cpuPercent: z.number().nonnegative(),
+  cpuPercent: z.number().finite().nonnegative(),
   /** free-text problems worth showing (first occurrences only). */
   notes: z.array(z.string()),
 });
@@ -182,7 +182,7 @@ export const ClientRecordSchema = z.object({
   /** with --clients N, which of the N processes (containers) of this client: 0 to N-1. */
   replica: count(),
   mode: z.enum(['echo', 'hold']),
-  connections: z.number().int(),
+  connections: z.number().finite().int(),
   messageSize: count(),
   result: ClientResultSchema.nullable(),
   /** why there is no result (the client crashed, timed out, printed no JSON). */
@@ -196,13 +196,13 @@ export const RunRecordSchema = z.object({
   /** the lab's name for this server: the model's name, or a variant's label (epoll-nofile-1024). */
   variant: z.string(),
   /** in a lab with a sweep: the swept client's connections in this run. */
-  sweepValue: z.number().int().nullable(),
+  sweepValue: z.number().finite().int().nullable(),
   /** measure: no tracer attached (timings, CPU). trace: strace attached (syscall counts). */
   phase: z.enum(['measure', 'trace']),
   repetition: count(),
   startedAt: z.string(),
-  durationSeconds: z.number().nonnegative(),
-  serverPid: z.number().int().nullable(),
+  durationSeconds: z.number().finite().nonnegative(),
+  serverPid: z.number().finite().int().nullable(),
   /** the server's language runtime as it announced itself ("node v18.19.0"); null when it did not. */
   serverRuntime: z.string().nullable(),
   clients: z.array(ClientRecordSchema),
@@ -227,9 +227,9 @@ export type RunRecord = z.infer<typeof RunRecordSchema>;
 export const VariantRecordSchema = z.object({
   label: z.string(),
   model: z.string(),
-  nofile: z.number().int().nullable(),
+  nofile: z.number().finite().int().nullable(),
   /** the model's options with their defaults filled in (pool threads, coroutine blocking call, epoll-et drain). */
-  options: z.object({ threads: z.number().int(), blockingCallMs: z.number().int(), drain: z.boolean() }),
+  options: z.object({ threads: z.number().finite().int(), blockingCallMs: z.number().finite().int(), drain: z.boolean() }),
   declared: ModelDeclarationSchema,
 });
 export type VariantRecord = z.infer<typeof VariantRecordSchema>;
@@ -241,18 +241,18 @@ export const LabRecordSchema = z.object({
   description: z.string().nullable(),
   file: z.string(),
   /** the servers compared, in the lab's order. */
-  variants: z.array(VariantRecordSchema),
+  variants: z.array(VariantRecordSchema).min(1),
   /** the clients as they ran (after command-line overrides), in the order they were started. */
   clients: z.array(z.object({ name: z.string(), mode: z.enum(['echo', 'hold']), connections: count(), messageSize: count() })),
   /** the client whose connections took each value in turn, when the lab sweeps. */
-  sweep: z.object({ client: z.string(), connections: z.array(z.number().int()) }).nullable(),
+  sweep: z.object({ client: z.string(), connections: z.array(z.number().finite().int()) }).nullable(),
   /** the rule that judges the claim (src/analysis/claims.ts) and the client it measures. */
   verdict: z.object({ rule: z.string(), client: z.string().nullable() }).nullable(),
-  durationSeconds: z.number(),
-  repetitions: z.number().int(),
+  durationSeconds: z.number().finite(),
+  repetitions: z.number().finite().int(),
   /** traced runs per server (0: no tracer). */
   traceRuns: count(),
-  nofile: z.number().int().nullable(),
+  nofile: z.number().finite().int().nullable(),
 });
 export type LabRecord = z.infer<typeof LabRecordSchema>;
 
@@ -263,12 +263,12 @@ export const EnvironmentSchema = z.object({
   node: z.string(),
   kernel: z.string(),
   hostname: z.string(),
-  cpus: z.number().int(),
+  cpus: z.number().finite().int(),
   tracer: z.string().nullable(),
   /** the Docker runtime's image and engine; null on the local runtime. */
   container: z.object({ image: z.string(), imageId: z.string(), engine: z.string() }).nullable(),
   /** client processes (containers) per client of the lab (--clients). */
-  clientReplicas: z.number().int().positive(),
+  clientReplicas: z.number().finite().int().positive(),
 });
 export type Environment = z.infer<typeof EnvironmentSchema>;
 
@@ -309,11 +309,11 @@ export type Measurement = z.infer<typeof MeasurementSchema>;
 // ---- the analysis: computed once from the runs above (src/analysis/), rendered by src/report/ ----
 
 /** One figure over the repetitions of a server: the median, the lowest and highest, and how many. */
-export const SpreadSchema = z.object({ median: z.number(), min: z.number(), max: z.number(), values: z.array(z.number()) });
+export const SpreadSchema = z.object({ median: z.number().finite(), min: z.number().finite(), max: z.number().finite(), values: z.array(z.number().finite()) });
 export type Spread = z.infer<typeof SpreadSchema>;
 
 /** Latency percentiles in microseconds, each the median over the repetitions. */
-export const LatencyFiguresSchema = z.object({ p50Us: z.number(), p90Us: z.number(), p99Us: z.number(), maxUs: z.number() });
+export const LatencyFiguresSchema = z.object({ p50Us: z.number().finite(), p90Us: z.number().finite(), p99Us: z.number().finite(), maxUs: z.number().finite() });
 export type LatencyFigures = z.infer<typeof LatencyFiguresSchema>;
 
 /** One of the lab's clients against one server, over that server's measure runs. */
@@ -321,11 +321,11 @@ export const ClientFiguresSchema = z.object({
   name: z.string(),
   mode: z.enum(['echo', 'hold']),
   /** connections established (hold: the idle crowd; the probe is counted under probe), median over runs. */
-  connections: z.number(),
+  connections: z.number().finite(),
   /** echo: connections that got at least one reply in the window, median over runs. */
-  connectionsAnswered: z.number(),
+  connectionsAnswered: z.number().finite(),
   /** connections answered during the warm-up, out of those warmed up, medians over runs. */
-  warmup: z.object({ connections: z.number(), answered: z.number() }),
+  warmup: z.object({ connections: z.number().finite(), answered: z.number().finite() }),
   /**
    * echo requests, summed over runs. answered = the window's round trips + the replies of the
    * drain after it: one definition everywhere (sent = answered + unanswered + wrong + lost with
@@ -338,9 +338,9 @@ export const ClientFiguresSchema = z.object({
   roundTripsPerSecond: SpreadSchema.nullable(),
   latency: LatencyFiguresSchema.nullable(),
   /** hold: the probe connection's requests summed over runs, and its median p50 latency. */
-  probe: z.object({ sent: count(), answered: count(), p50Us: z.number().nullable() }).nullable(),
+  probe: z.object({ sent: count(), answered: count(), p50Us: z.number().finite().nullable() }).nullable(),
   /** the client's own CPU, median over runs, percent of one core. */
-  cpuPercent: z.number().nullable(),
+  cpuPercent: z.number().finite().nullable(),
 });
 export type ClientFigures = z.infer<typeof ClientFiguresSchema>;
 
@@ -357,25 +357,25 @@ export const MeasureFiguresSchema = z.object({
   /** server CPU time per echo round trip, microseconds. */
   cpuPerRoundTripUs: SpreadSchema.nullable(),
   /** the busiest echo client's own CPU, median, percent of one core. */
-  clientCpuPercent: z.number().nullable(),
+  clientCpuPercent: z.number().finite().nullable(),
   /** peaks over the runs. */
   threadsPeak: count().nullable(),
   fdsPeak: count().nullable(),
   peakRssKb: count().nullable(),
   /** beyond the idle server (the peak minus the baseline before any client), median over runs. */
-  threadsAdded: z.number().nullable(),
-  fdsAdded: z.number().nullable(),
-  rssAddedKb: z.number().nullable(),
+  threadsAdded: z.number().finite().nullable(),
+  fdsAdded: z.number().finite().nullable(),
+  rssAddedKb: z.number().finite().nullable(),
   /** voluntary context switches per echo round trip, median over runs. */
-  switchesPerRoundTrip: z.number().nullable(),
+  switchesPerRoundTrip: z.number().finite().nullable(),
 });
 export type MeasureFigures = z.infer<typeof MeasureFiguresSchema>;
 
 export const SyscallFiguresSchema = SyscallCountSchema.extend({
   /** calls per round trip of the window; null in set-up or without round trips. */
-  perRoundTrip: z.number().nullable(),
+  perRoundTrip: z.number().finite().nullable(),
   /** calls per connection set up; null in the window or without connections. */
-  perConnection: z.number().nullable(),
+  perConnection: z.number().finite().nullable(),
 });
 export type SyscallFigures = z.infer<typeof SyscallFiguresSchema>;
 
@@ -398,7 +398,7 @@ export const FingerprintCheckSchema = z.object({
 export const TraceFiguresSchema = z.object({
   /** trace runs that count; their counts are summed. */
   runs: count(),
-  windowSeconds: z.number().nonnegative(),
+  windowSeconds: z.number().finite().nonnegative(),
   /** echo round trips in the traced windows, with the replies of their drain: what the window's calls answered. */
   roundTrips: count(),
   /** connections the clients established in the traced runs (the probe included). */
@@ -419,11 +419,11 @@ export const SubjectFiguresSchema = z.object({
   subject: z.string(),
   variant: z.string(),
   model: z.string(),
-  sweepValue: z.number().int().nullable(),
+  sweepValue: z.number().finite().int().nullable(),
   measure: MeasureFiguresSchema.nullable(),
   trace: TraceFiguresSchema.nullable(),
   limits: LimitsSchema.nullable(),
-  /** server events over every run of the subject, failed ones too. */
+  /** server events of one measure run: each kind's median count over the measure runs that count. */
   events: ServerEventCountsSchema,
 });
 export type SubjectFigures = z.infer<typeof SubjectFiguresSchema>;
@@ -445,7 +445,7 @@ export const MachineFiguresSchema = z.object({
   busyRuns: count(),
   /** the busiest window: busy minus the server's and its clients' own CPU, percent of one core. */
   worst: z
-    .object({ subject: z.string(), repetition: count(), otherPercent: z.number(), stealPercent: z.number(), loadAverage: z.number(), cpus: count() })
+    .object({ subject: z.string(), repetition: count(), otherPercent: z.number().finite(), stealPercent: z.number().finite(), loadAverage: z.number().finite(), cpus: count() })
     .nullable(),
 });
 export type MachineFigures = z.infer<typeof MachineFiguresSchema>;

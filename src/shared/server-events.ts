@@ -64,14 +64,20 @@ export class ServerEventTally {
   }
 }
 
-/** Sums the counts of several runs; the first message is the first run's that has one. */
-export function sumServerEvents(all: readonly ServerEventCounts[]): ServerEventCounts {
-  const sum: ServerEventCounts = { counts: {}, first: {} };
-  for (const events of all) {
-    for (const [kind, count] of Object.entries(events.counts)) sum.counts[kind] = (sum.counts[kind] ?? 0) + count;
-    for (const [kind, message] of Object.entries(events.first)) sum.first[kind] ??= message;
+/**
+ * The events of one typical run among several: each kind's count is the median over the runs (a
+ * run without that kind counts 0), and its first message is the first run's that has one.
+ */
+export function medianServerEvents(all: readonly ServerEventCounts[]): ServerEventCounts {
+  const result: ServerEventCounts = { counts: {}, first: {} };
+  const kinds = new Set(all.flatMap((events) => Object.keys(events.counts)));
+  for (const kind of kinds) {
+    const counts = all.map((events) => events.counts[kind] ?? 0).sort((a, b) => a - b);
+    const middle = Math.floor(counts.length / 2);
+    result.counts[kind] = Math.round(counts.length % 2 ? counts[middle] : (counts[middle - 1] + counts[middle]) / 2);
   }
-  return sum;
+  for (const events of all) for (const [kind, message] of Object.entries(events.first)) result.first[kind] ??= message;
+  return result;
 }
 
 export function eventCount(events: ServerEventCounts, kind: ServerEventKind): number {

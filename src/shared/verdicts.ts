@@ -31,7 +31,7 @@ export const VERDICTS = ['holds', 'does not hold here', 'inconclusive'] as const
 export type Verdict = (typeof VERDICTS)[number];
 
 /** A figure a verdict rests on: a number, a word, the values of several repetitions, or null (not measured). */
-export const FigureSchema = z.union([z.number(), z.string(), z.array(z.number()), z.null()]);
+export const FigureSchema = z.union([z.number().finite(), z.string(), z.array(z.number().finite()), z.null()]);
 
 /** One judgement of a claim (or of one part of it), with the figures it rests on. */
 export const ClaimPartSchema = z.object({

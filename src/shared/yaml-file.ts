@@ -43,6 +43,16 @@ export function parseYamlFile<T>(text: string, file: string, schema: ZodType<T, 
     return null;
   };
   const parsed = schema.safeParse(document.toJS());
-  if (!parsed.success) throw new LabFileError(file, parsed.error.issues.map((issue) => describeIssue(issue, lineOf)));
+  if (!parsed.success) throw new LabFileError(file, parsed.error.issues.flatMap(unwrapUnion).map((issue) => describeIssue(issue, lineOf)));
   return { value: parsed.data, lineOf };
+}
+
+/**
+ * A value that fits none of a union's shapes ("a model's name, or a variant") is described by the
+ * shape of its own kind: a mapping by the variant's issues, not by "Invalid input".
+ */
+function unwrapUnion(issue: ZodIssue): ZodIssue[] {
+  if (issue.code !== 'invalid_union') return [issue];
+  const sameKind = issue.unionErrors.find((error) => !error.issues.some((i) => i.code === 'invalid_type' && i.path.length === issue.path.length));
+  return sameKind ? sameKind.issues.flatMap(unwrapUnion) : [issue];
 }
