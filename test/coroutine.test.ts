@@ -1,7 +1,6 @@
 // The coroutine model: many connections on one thread, no thread per connection, epoll underneath
 // with one epoll_ctl per connection, and the stall one hidden blocking call causes for everyone.
-import { readdirSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import type { SyscallCount } from '../src/shared/results.js';
@@ -59,34 +58,57 @@ describe('strace counts of the coroutine server under load', () => {
 });
 
 describe('one coroutine that blocks stalls all the others', () => {
-  /** A connects first (so it is the one whose handler may sleep), then both ask at the same moment. */
-  async function secondClientWaitMs(options: Partial<ServeOptions>): Promise<{ waitedMs: number; order: string[] }> {
+  /** x86_64 numbers of the calls the server's one thread can be seen in (/proc/PID/syscall). */
+  const SLEEPING = new Set([35, 230]); // nanosleep, clock_nanosleep
+  /** The call the server's thread is in now, by number; -1 when it is running (or between calls). */
+  const callNow = (pid: number) => {
+    const text = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim();
+    return text === 'running' ? -1 : Number(text.split(' ')[0]);
+  };
+  async function until(condition: () => boolean, what: string): Promise<void> {
+    // Sized for a busy machine: a wait of a few ms on a quiet one.
+    for (const deadline = Date.now() + 20_000; !condition(); await new Promise((resolve) => setTimeout(resolve, 1))) {
+      if (Date.now() > deadline) throw new Error(`not seen in 20 s: ${what}`);
+    }
+  }
+
+  /** A connects first (so it is the one whose handler may sleep), then B; each is answered once alone. */
+  async function twoClients(options: Partial<ServeOptions>) {
     server = await startTestServer('coroutine', null, options);
     const a = await open(server.port);
     expect((await echo(a.socket, a.receiver, Buffer.from('a first'))).toString()).toBe('A FIRST');
     const b = await open(server.port);
     expect((await echo(b.socket, b.receiver, Buffer.from('b alone'))).toString()).toBe('B ALONE');
+    return { a, b, pid: server.server.pid };
+  }
 
+  it("with blockingCallMs 200, B is answered only after A's handler wakes from nanosleep", async () => {
+    const { a, b, pid } = await twoClients({ blockingCallMs: 200 });
     const order: string[] = [];
     const aReply = echo(a.socket, a.receiver, Buffer.from('a again')).then(() => order.push('a'));
-    const sentAt = performance.now();
+    // B asks once A's handler is asleep in its blocking call: the one thread can do nothing else.
+    await until(() => SLEEPING.has(callNow(pid)), "the server's thread in (clock_)nanosleep");
     const bReply = echo(b.socket, b.receiver, Buffer.from('b again')).then((reply) => {
       order.push('b');
       expect(reply.toString()).toBe('B AGAIN');
-      return performance.now() - sentAt;
     });
-    const [, waitedMs] = await Promise.all([aReply, bReply]);
-    return { waitedMs, order };
-  }
-
-  it('with blockingCallMs 200, B is answered only after A\'s handler wakes from nanosleep', async () => {
-    const { waitedMs, order } = await secondClientWaitMs({ blockingCallMs: 200 });
+    await Promise.all([aReply, bReply]);
     expect(order).toEqual(['a', 'b']);
-    expect(waitedMs).toBeGreaterThan(100); // coarse: the sleep is 200 ms
   });
 
-  it('without it, B is answered at once while A is served too', async () => {
-    const { waitedMs } = await secondClientWaitMs({});
-    expect(waitedMs).toBeLessThan(100); // coarse: a loopback round trip takes well under 1 ms
+  it('without it, the thread never sleeps in a call: B is answered while A keeps asking', async () => {
+    const { a, b, pid } = await twoClients({});
+    let sleptInACall = false;
+    const watch = setInterval(() => (sleptInACall ||= SLEEPING.has(callNow(pid))), 1);
+    try {
+      const aAsks = (async () => {
+        for (let i = 0; i < 50; i++) expect((await echo(a.socket, a.receiver, Buffer.from(`a ${i}`))).toString()).toBe(`A ${i}`);
+      })();
+      for (let i = 0; i < 50; i++) expect((await echo(b.socket, b.receiver, Buffer.from(`b ${i}`))).toString()).toBe(`B ${i}`);
+      await aAsks;
+    } finally {
+      clearInterval(watch);
+    }
+    expect(sleptInACall).toBe(false);
   });
 });

@@ -468,7 +468,7 @@ export const busyPoll: ClaimRule = (context) =>
     if (spins) {
       parts.push(part(`burns a core with idle clients (at least ${perCent(BUSY_CPU_PERCENT)})`, mindTheMachine(againstLine(cpu, 'at least', BUSY_CPU_PERCENT, perCent, 'server CPU'), runs)));
       const storm = rows.map((row) => eagainStorm(figuresOf(context, row), declared.fingerprint.required.flat()));
-      parts.push({ claim: 'its reads fail with EAGAIN', verdict: combineVerdicts(storm.map((s) => s.verdict)), measurement: storm.map((s, i) => `${names.a.replace(/^[\d,]+/, formatCount(rows[i].sweepValue ?? 0))}: ${s.text}`).join('; ') });
+      parts.push({ claim: 'its reads fail with EAGAIN', verdict: combineVerdicts(storm.map((s) => s.verdict)), measurement: storm.map((s, i) => `${formatCount(rows[i].sweepValue ?? 0)} idle: ${s.text}`).join('; ') });
       if (rows.length > 1) parts.push(part(`the probe waits longer as the sockets grow (at least ${formatRatio(GROWTH)})`, compare(probeP50(largest), probeP50(smallest), 'above', GROWTH, names, micro)));
     } else {
       parts.push(part(`sleeps with idle clients (at most ${perCent(IDLE_CPU_PERCENT)})`, againstLine(cpu, 'at most', IDLE_CPU_PERCENT, perCent, 'server CPU')));
