@@ -77,9 +77,9 @@ export function isFailed(run: RunRecord): boolean {
 }
 
 
-/** Echo requests answered in one run (window and drain), all echo clients (or the named one) together: what a traced window's calls answered. */
-export function runAnswered(run: RunRecord, client?: string): number {
-  return sum((client ? resultsOf(run, client) : clientResults(run, 'echo')).filter((c) => c.mode === 'echo').map(answeredOf));
+/** Echo requests answered in one run (window and drain), all echo clients together: what a traced window's calls answered. */
+export function runAnswered(run: RunRecord): number {
+  return sum(clientResults(run, 'echo').map(answeredOf));
 }
 
 /** Echo round trips of one run, all echo clients (or the named one) together. */

@@ -24,8 +24,6 @@ import type { LoadedLab } from './load.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
 
 const SERVER_LOG_LINES = 50;
-/** How much longer than the lab's duration a hold client holds its connections. */
-const HOLD_MARGIN_SECONDS = 1;
 
 export interface RunOptions {
   /** overrides the lab's duration (seconds). */
@@ -46,7 +44,6 @@ export interface RunProgress {
   subject: string;
   phase: 'measure' | 'trace';
   repetition: number;
-  /** set once the run is over. */
   /** set once the run is over: its error, and (echo clients) round trips per second and requests answered. */
   outcome?: { error: string | null; roundTripsPerSecond: number | null; answered: number };
 }
@@ -89,6 +86,11 @@ interface Overrides {
   connections?: number;
   /** client processes (containers) per client of the lab. */
   clients: number;
+}
+
+/** How progress and errors name one process of a client: "load", or with --clients 3 "load-2". */
+function processName(client: { name: string; replica: number }, replicas: number): string {
+  return replicas > 1 ? `${client.name}-${client.replica + 1}` : client.name;
 }
 
 /** The lab's clients as one run starts them: names filled in, --connections and the sweep applied. */
@@ -157,10 +159,9 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
       const copies = clientSpecs.slice(first, first + overrides.clients);
       const outcomes = await Promise.allSettled(
         copies.map((spec) => {
-          // Hold clients outlast the others: an idle crowd that left early would free the server.
-          const clientSeconds = spec.mode === 'hold' ? durationSeconds + HOLD_MARGIN_SECONDS : durationSeconds;
-          const name = overrides.clients > 1 ? `${spec.name}-${spec.replica + 1}` : spec.name;
-          return runtime.startClient({ ...spec, name, durationSeconds: clientSeconds, target: server!.target });
+          // Every client keeps its connections after its window until it is stopped below, so an
+          // idle crowd holds the server until the others are done.
+          return runtime.startClient({ ...spec, name: processName(spec, overrides.clients), durationSeconds, target: server!.target });
         }),
       );
       const started = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
@@ -188,8 +189,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
         : { ...spec, result: null, error: message(outcome.reason) };
     });
     const failed = record.clients.filter((client) => client.error);
-    const nameOf = (client: ClientRecord) => (overrides.clients > 1 ? `${client.name}-${client.replica + 1}` : client.name);
-    if (failed.length) record.error = failed.map((client) => `client ${nameOf(client)}: ${client.error}`).join('; ');
+    if (failed.length) record.error = failed.map((client) => `client ${processName(client, overrides.clients)}: ${client.error}`).join('; ');
     if (!server.alive()) record.error ??= `server ${step.variant.label} (model=${step.variant.model}) ended during the run: ${server.ending() ?? 'how, unknown'}`;
   } catch (error) {
     record.error = message(error);

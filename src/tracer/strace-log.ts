@@ -41,8 +41,6 @@ export interface StraceLogCounts {
   setup: CallTable;
   window: CallTable;
   threads: { serving: number; runtime: number };
-  /** lines that were neither a call, its end, nor one of strace's notes: kept for an error message. */
-  unreadLines: number;
 }
 
 type Group = 'serving' | 'runtime';
@@ -73,7 +71,6 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
   const threads = new Map<number, Thread>();
   // Rows keyed phase/group/syscall, plus the same calls without the group for a server that names no thread.
   const rows = new Map<string, SyscallCount>();
-  let unreadLines = 0;
   let anyServingName = false;
 
   const threadOf = (tid: number): Thread => {
@@ -134,11 +131,9 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
 
   for (const line of text.split('\n')) {
     if (line === '') continue;
+    // Anything else (strace's own notes) is not a call.
     const match = LINE.exec(line);
-    if (!match) {
-      unreadLines++;
-      continue;
-    }
+    if (!match) continue;
     const tid = Number(match[1]);
     const seconds = Number(match[2]);
     const rest = match[3];
@@ -157,10 +152,7 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
       continue;
     }
     const call = CALL_START.exec(rest);
-    if (!call) {
-      unreadLines++;
-      continue;
-    }
+    if (!call) continue;
     const counted = start(thread, call[1], seconds);
     if (rest.endsWith('<unfinished ...>')) {
       thread.pending = { syscall: call[1], counted, start: rest };
@@ -183,6 +175,5 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
     threads: anyServingName
       ? { serving: all.filter((t) => t.everServing).length, runtime: all.filter((t) => !t.everServing).length }
       : { serving: all.length, runtime: 0 },
-    unreadLines,
   };
 }
