@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lab } from '../src/labs/schema.js';
 import { ResultsSchema, type Results } from '../src/shared/results.js';
 import { ensureImage, engineAvailable } from '../src/runtime/docker-image.js';
-import { RUN_LABEL } from '../src/runtime/containers.js';
+import { newRunId, RUN_LABEL, RunContainers } from '../src/runtime/containers.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { LocalRuntime } from '../src/runtime/local.js';
 import { expectHolds, interruptAfter, labTimeoutMs, runIolab, runShortLab } from './helpers.js';
@@ -19,12 +19,14 @@ const docker = new Docker();
 /** A run in containers: a server, an observer sidecar and the client containers to start and remove. */
 const DOCKER_RUN_OVERHEAD_SECONDS = 20;
 
-async function labelled(runId: string | null): Promise<{ containers: number; networks: number }> {
+/** The containers and networks of one run (or of every run, null) by name: whose they are, when some are left. */
+async function labelled(runId: string | null): Promise<{ containers: string[]; networks: string[] }> {
   const label = runId === null ? RUN_LABEL : `${RUN_LABEL}=${runId}`;
   const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
   const networks = await docker.listNetworks({ filters: { label: [label] } });
-  return { containers: containers.length, networks: networks.length };
+  return { containers: containers.map((c) => `${c.Names[0]} (${c.State})`), networks: networks.map((n) => n.Name) };
 }
+const NOTHING = { containers: [], networks: [] };
 
 async function runInDocker(name: string, changes: Partial<Lab>, clients = 1): Promise<{ results: Results; runId: string }> {
   const runtime = new DockerRuntime();
@@ -56,7 +58,7 @@ describe('the Docker runtime', () => {
     const nonblocking = results.runs.find((r) => r.model === 'nonblocking' && r.phase === 'trace')!;
     const accept = nonblocking.trace!.window.serving.find((s) => s.syscall === 'accept4')!;
     expect(accept.errnos.EAGAIN / accept.calls).toBeGreaterThan(0.5);
-    expect(await labelled(runId)).toEqual({ containers: 0, networks: 0 });
+    expect(await labelled(runId)).toEqual(NOTHING);
   }, labTimeoutMs(24, 0.5, DOCKER_RUN_OVERHEAD_SECONDS));
 
   it('runs starvation: the blocking server starves the second client, every other model answers it', async () => {
@@ -105,6 +107,20 @@ describe('the Docker runtime', () => {
     for (const verdict of results.analysis.verdicts) expectHolds(verdict);
   }, labTimeoutMs(2, 0.5, DOCKER_RUN_OVERHEAD_SECONDS));
 
+  it('closing a run while it is creating a container and its network waits for them, removes them, and creates nothing after', async () => {
+    const image = await ensureImage(docker, {});
+    const run = new RunContainers(docker, newRunId('iolab-test'));
+    // Requests in flight when close() is called: what they create appears after close() began.
+    const network = run.network({ internal: true });
+    const containers = [1, 2, 3].map(() => run.create('idle', { Image: image.id, Cmd: ['sleep', '60'] }));
+    await run.close();
+    expect(await labelled(run.runId)).toEqual(NOTHING);
+    await Promise.allSettled([network, ...containers]);
+    expect(await labelled(run.runId)).toEqual(NOTHING);
+    await expect(run.create('late', { Image: image.id, Cmd: ['true'] })).rejects.toThrow(/not creating container .*-late-\d+: run iolab-test-\S+ is stopping/);
+    await expect(run.network({ internal: true })).rejects.toThrow(/not creating network/);
+  }, 60_000);
+
   it('on Ctrl-C removes every container and network it started, writes the report marked incomplete, exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-docker-sigint-'));
     // In the middle of the second run: server, observer and clients are up.
@@ -115,7 +131,7 @@ describe('the Docker runtime', () => {
     expect(results.complete).toBe(false);
     expect(results.incompleteReason).toMatch(/^interrupted \(SIGINT\)/);
     expect(results.runs[0].error).toBeNull();
-    expect(await labelled(null)).toEqual({ containers: 0, networks: 0 });
+    expect(await labelled(null)).toEqual(NOTHING);
   }, labTimeoutMs(3, 2, DOCKER_RUN_OVERHEAD_SECONDS));
 });
 

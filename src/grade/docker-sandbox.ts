@@ -56,6 +56,8 @@ export class DockerSandbox implements GradeSandbox {
   private submission: PreparedSubmission | null = null;
   private image: string | null = null;
   private network: string | null = null;
+  /** a build of the submission's image in progress: aborted by its timeout or by close(). */
+  private building: AbortController | null = null;
 
   constructor(private readonly options: DockerSandboxOptions = {}) {
     this.limits = options.limits ?? DEFAULT_LIMITS;
@@ -84,16 +86,23 @@ export class DockerSandbox implements GradeSandbox {
       await writeFile(join(submission.dir, dockerfile), `FROM ${this.labImage.tag}\nCOPY . /submission\n`);
       files.push(dockerfile);
     }
-    const build = await buildImage(this.docker, {
-      context: submission.dir,
-      files,
-      tag,
-      dockerfile,
-      labels: { [RUN_LABEL]: this.id },
-      buildArgs: { IOLAB_IMAGE: this.labImage.tag },
-      network: 'none',
-      signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
-    });
+    const labImage = this.labImage;
+    const building = (this.building = new AbortController());
+    const timeout = setTimeout(() => building.abort(), BUILD_TIMEOUT_MS);
+    const build = await this.run
+      .createLabelled(`image ${tag}`, () =>
+        buildImage(this.docker, {
+          context: submission.dir,
+          files,
+          tag,
+          dockerfile,
+          labels: { [RUN_LABEL]: this.id },
+          buildArgs: { IOLAB_IMAGE: labImage.tag },
+          network: 'none',
+          signal: building.signal,
+        }),
+      )
+      .finally(() => clearTimeout(timeout));
     if (!build.ok) {
       throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
     }
@@ -131,6 +140,7 @@ export class DockerSandbox implements GradeSandbox {
 
   async close(): Promise<void> {
     // the containers, the network and the submission's image: all carry the run's label
+    this.building?.abort();
     await this.run.close().catch(() => {});
     this.network = null;
     this.image = null;

@@ -60,11 +60,19 @@ export class ContainerOutput extends LineSource {
   }
 }
 
-/** The containers and the network of one run (lab or grading), created and removed together. */
+/**
+ * The containers and the network of one run (lab or grading), created and removed together.
+ * close() is final: it waits for the requests that create something (a container, the network, an
+ * image) to come back, removes everything labelled with the run, and from then on refuses to
+ * create anything (LabRunError), so a run stopped in its middle (Ctrl-C) leaves nothing that its
+ * in-flight requests made after the sweep.
+ */
 export class RunContainers {
   private readonly containers = new Set<Docker.Container>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   private counter = 0;
   private networkId: string | null = null;
+  private closed = false;
 
   constructor(
     readonly docker: Docker,
@@ -72,10 +80,27 @@ export class RunContainers {
     readonly runId: string,
   ) {}
 
+  /**
+   * Sends a request that creates something labelled with the run (`what` names it in the error),
+   * so that close() waits for it. Throws LabRunError once the run is closed.
+   */
+  async createLabelled<T>(what: string, request: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new LabRunError(`not creating ${what}: run ${this.runId} is stopping`);
+    const pending = request();
+    this.inFlight.add(pending);
+    try {
+      return await pending;
+    } finally {
+      this.inFlight.delete(pending);
+    }
+  }
+
   /** The run's bridge network, created on first use; internal: no route out of the machine. */
   async network(options: { internal: boolean }): Promise<string> {
     if (this.networkId === null) {
-      const network = await this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: options.internal, Labels: { [RUN_LABEL]: this.runId } });
+      const network = await this.createLabelled(`network ${this.runId}`, () =>
+        this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: options.internal, Labels: { [RUN_LABEL]: this.runId } }),
+      );
       this.networkId = network.id;
     }
     return this.networkId;
@@ -83,11 +108,10 @@ export class RunContainers {
 
   /** Creates a container of the run, named RUN-ROLE-N and labelled with the run and its role. */
   async create(role: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
-    const container = await this.docker.createContainer({
-      ...spec,
-      name: `${this.runId}-${role}-${++this.counter}`,
-      Labels: { ...spec.Labels, [RUN_LABEL]: this.runId, 'iolab.role': role },
-    });
+    const name = `${this.runId}-${role}-${++this.counter}`;
+    const container = await this.createLabelled(`container ${name}`, () =>
+      this.docker.createContainer({ ...spec, name, Labels: { ...spec.Labels, [RUN_LABEL]: this.runId, 'iolab.role': role } }),
+    );
     this.containers.add(container);
     return container;
   }
@@ -117,8 +141,14 @@ export class RunContainers {
     await container.remove({ force: true }).catch(() => {});
   }
 
-  /** Removes every container, network and image that carries the run's label. */
+  /**
+   * Refuses to create anything more, waits for what is being created, and removes every
+   * container, network and image that carries the run's label. Throws LabRunError when the
+   * engine refuses a removal.
+   */
   async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
     await removeLabelled(this.docker, this.runId);
     this.containers.clear();
     this.networkId = null;
