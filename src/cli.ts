@@ -297,10 +297,11 @@ async function main(): Promise<void> {
             .option('batch', { type: 'string', describe: 'grade every subdirectory of DIR (one per student): a gradebook CSV and feedback per student' })
             .option('jobs', { type: 'number', default: 2, describe: '--batch: submissions graded at the same time', coerce: positiveNumber('jobs') })
             .option('checks', { type: 'string', describe: 'only these checks of the rubric, comma-separated' })
+            .option('time-limit', { type: 'number', default: 600, describe: 'seconds for one submission\'s grading; the checks finished by then keep their scores', coerce: positiveNumber('time-limit') })
             .option('runtime', { choices: ['docker', 'local'] as const, default: 'docker' as const, describe: 'docker: sandboxed containers; local: unisolated processes, for developing only' }),
         async (argv) => {
           const { gradeCommand } = await import('./grade/command.js');
-          process.exitCode = await gradeCommand({ ...argv, jobs: Math.floor(argv.jobs!), verbose });
+          process.exitCode = await gradeCommand({ ...argv, jobs: Math.floor(argv.jobs!), timeLimit: argv.timeLimit!, verbose });
         },
       )
       .command('exercises', 'list the exercises that `iolab grade` grades', {}, async () => {

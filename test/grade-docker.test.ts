@@ -59,14 +59,14 @@ describe('every reference solution scores full marks in the sandbox', () => {
 
 describe('a solution of another model fails the fingerprint check, and the feedback names the calls', () => {
   it.each([
-    ['blocking-echo', 'threaded-echo', /your server called clone (once|[\d,]+ times), clone3 (once|[\d,]+ times); this exercise asks for blocking, which never calls them\. These counts fit the model threaded$/],
-    ['threaded-echo', 'blocking-echo', /it never called clone or clone3, nor futex, which threaded must/],
+    ['blocking-echo', 'threaded-echo', /your server called clone3? (once|[\d,]+ times)(, clone3? (once|[\d,]+ times))?; this exercise asks for blocking, which never does\. These counts fit the model threaded$/],
+    ['threaded-echo', 'blocking-echo', /it never called clone, clone3 or fork, nor futex, which threaded must/],
     ['nonblocking-echo', 'epoll-echo', /your server called epoll_wait [\d,]+ times; this exercise asks for nonblocking/],
     ['select-echo', 'epoll-echo', /your server called epoll_wait [\d,]+ times; this exercise asks for select, .*never called select or pselect6/],
     ['poll-echo', 'select-echo', /your server called pselect6 [\d,]+ times; this exercise asks for poll/],
     ['epoll-echo', 'poll-echo', /your server called poll [\d,]+ times; this exercise asks for epoll/],
     ['selectors-echo', 'select-echo', /your server called pselect6 [\d,]+ times; this exercise asks for epoll/],
-    ['coroutine-echo', 'threaded-echo', /it never called epoll_wait or epoll_pwait, nor epoll_ctl, which coroutine must/],
+    ['coroutine-echo', 'threaded-echo', /it never called epoll_wait, epoll_pwait or epoll_pwait2, nor epoll_ctl, which coroutine must/],
   ] as const)('%s, handed the %s reference', async (exercise, other, feedback) => {
     const report = await grade(reference(other), exercise, ['fingerprint']);
     expect(report.checks).toHaveLength(1);
@@ -203,7 +203,8 @@ describe('a class batch of mixed submissions', () => {
     }
     // the mistakes once listening cost the checks they break, and only those
     const crash = get('crash-on-reset');
-    expect(failures(crash)).toEqual([expect.stringMatching(/^disconnect: after 5 clients connected and reset \(RST\).*your server exited \(status 1\); its output ends: .*ConnectionResetError/)]);
+    // the first round whose reset it meets: a reply to a client that closed and reset (BrokenPipeError), or a reset (ConnectionResetError)
+    expect(failures(crash)).toEqual([expect.stringMatching(/^disconnect: after .*reset \(RST\).*your server exited \(status 1\); its output ends: .*(ConnectionResetError|BrokenPipeError)/)]);
     expect(hintIds(crash)).toEqual(['crash-on-reset']);
     expect(crash.server.restarts).toBeGreaterThanOrEqual(1);
     const busy = get('busy-epoll');

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LabFileError } from '../src/errors.js';
-import { judgeFingerprint } from '../src/grade/checks.js';
+import { describeExit, judgeFingerprint } from '../src/grade/checks.js';
+import { judgeModel } from '../src/grade/model-evidence.js';
 import { toGradescope, toJunit } from '../src/grade/formats.js';
 import { GradeReportSchema } from '../src/grade/report.js';
 import { EXERCISES_DIR, loadAllExercises, parseRubric } from '../src/grade/rubric.js';
@@ -47,7 +48,7 @@ describe('exercises', () => {
   });
 
   it('a bad rubric is refused with its file, field and line', () => {
-    const text = 'exercise: select-echo\ntitle: t\nmodel: kqueue\nchecks:\n  - { check: echo, points: 5 }\n  - { check: echo, points: 5 }\n  - { check: fingerprint, points: -1 }\n';
+    const text = 'exercise: select-echo\ntitle: t\nmodel: kqueue\nchecks:\n  - { check: echo, points: 5 }\n  - { check: echo, points: 5 }\n  - { check: fingerprint, points: -1 }\nbudget: { threads: one, processes: one }\n';
     let error: LabFileError | null = null;
     try {
       parseRubric(text, 'labs/exercises/select-echo/rubric.yaml', 'select-echo');
@@ -59,7 +60,7 @@ describe('exercises', () => {
     expect(error!.message).toMatch(/model: expected a model, one of: blocking, .* \(line 3\)/);
     expect(error!.message).toMatch(/checks\[1\]\.check: expected each check once; echo is listed twice \(line 6\)/);
     expect(error!.message).toMatch(/checks\[2\]\.points: .* \(line 7\)/);
-    expect(() => parseRubric('exercise: other\ntitle: t\nmodel: poll\nchecks: [{ check: echo, points: 1 }]\n', 'x/rubric.yaml', 'poll-echo')).toThrow(
+    expect(() => parseRubric('exercise: other\ntitle: t\nmodel: poll\nbudget: { threads: one, processes: one }\nchecks: [{ check: echo, points: 1 }]\n', 'x/rubric.yaml', 'poll-echo')).toThrow(
       /exercise: "other" does not match its directory \(expected "poll-echo"\)/,
     );
   });
@@ -140,11 +141,71 @@ describe('fingerprint feedback', () => {
     expect(judgeFingerprint('epoll', epollCounts, false).passed).toBe(true);
   });
 
-  it('the non-blocking exercise needs the EAGAIN storm, not just the right calls', () => {
+  it('the non-blocking exercise needs the EAGAIN storm of its reads, not just the right calls, nor a spinning accept alone', () => {
     const paced = counts([['accept4', 10, 2], ['recvfrom', 1000, 100], ['sendto', 900]]);
-    expect(judgeFingerprint('nonblocking', paced, true).feedback).toMatch(/only 10% of its 1,010 accept4\/recvfrom calls failed with EAGAIN/);
+    expect(judgeFingerprint('nonblocking', paced, true).feedback).toMatch(/only 10% of its 1,000 reads of a connection failed with EAGAIN/);
+    const spinningAccept = counts([['accept4', 40000, 39990], ['recvfrom', 1000, 10], ['sendto', 990]]);
+    expect(judgeFingerprint('nonblocking', spinningAccept, true)).toMatchObject({ passed: false, feedback: expect.stringContaining('a spinning accept alone is not that') });
     const storm = counts([['accept4', 40000, 39990], ['recvfrom', 20000, 12000], ['sendto', 8000]]);
-    expect(judgeFingerprint('nonblocking', storm, true)).toMatchObject({ passed: true, feedback: expect.stringMatching(/87% of accept4\/recvfrom failed with EAGAIN/) });
+    expect(judgeFingerprint('nonblocking', storm, true)).toMatchObject({ passed: true, feedback: expect.stringMatching(/60% of its reads failed with EAGAIN/) });
+    // A C busy loop reads with read(2): the same storm.
+    const cStorm = counts([['accept', 30000, 29990], ['read', 20000, 15000], ['write', 5000]]);
+    expect(judgeFingerprint('nonblocking', cStorm, true)).toMatchObject({ passed: true, feedback: expect.stringMatching(/75% of its reads failed with EAGAIN/) });
+  });
+});
+
+describe('the model on the whole evidence (calls by job, what readiness calls watched, threads and processes)', () => {
+  const open16 = { connections: 16, threads: { before: 1, peak: 1 }, processes: { before: 1, peak: 1 } };
+  const threaded = { threads: 'per-connection', processes: 'one' } as const;
+  const oneThread = { threads: 'one', processes: 'one' } as const;
+
+  it('takes read/write/accept for recvfrom/sendto/accept4: a textbook C server passes', () => {
+    const cEpoll = counts([['epoll_wait', 800], ['epoll_ctl', 16], ['accept', 16], ['read', 1650, 16], ['write', 1640]]);
+    expect(judgeModel('epoll', oneThread, false, { ...open16, counts: cEpoll })).toMatchObject({ passed: true, feedback: expect.stringContaining('read 1,650') });
+    const cBlocking = counts([['accept', 1], ['read', 900], ['write', 899]]);
+    expect(judgeModel('blocking', oneThread, false, { ...open16, counts: cBlocking }).passed).toBe(true);
+    const vectored = counts([['poll', 700], ['accept4', 16], ['recvmsg', 700], ['writev', 690]]);
+    expect(judgeModel('poll', oneThread, false, { ...open16, counts: vectored }).passed).toBe(true);
+  });
+
+  it("explains a poll of the listening socket alone (socketserver's serve_forever) instead of taking it for the model", () => {
+    const socketserver: SyscallCount[] = [
+      ...counts([['accept4', 16], ['recvfrom', 3900], ['sendto', 3890], ['clone3', 16], ['futex', 5000]]),
+      { syscall: 'poll', calls: 19, errors: 0, errnos: {}, watched: { max: 1, fds: [3] } },
+    ];
+    const judged = judgeModel('threaded', threaded, false, { ...open16, threads: { before: 1, peak: 17 }, counts: socketserver });
+    expect(judged.passed).toBe(true);
+    expect(judged.feedback).toContain('Its 19 poll calls each watched a single fd (fd 3) while 16 connections were open');
+    // A poll of every connection is a poll server's, and threaded forbids it.
+    const pollAll: SyscallCount[] = [...socketserver.slice(0, 5), { syscall: 'poll', calls: 19, errors: 0, errnos: {}, watched: { max: 17, fds: [3, 4, 5] } }];
+    expect(judgeModel('threaded', threaded, false, { ...open16, threads: { before: 1, peak: 17 }, counts: pollAll })).toMatchObject({
+      passed: false,
+      feedback: expect.stringContaining('your server called poll 19 times'),
+    });
+  });
+
+  it('names a process per connection and holds every exercise to its thread and process budget', () => {
+    const forking = counts([['accept4', 16], ['recvfrom', 17000], ['sendto', 17000], ['clone', 16], ['wait4', 184]]);
+    const judged = judgeModel('threaded', threaded, false, { connections: 16, threads: { before: 1, peak: 17 }, processes: { before: 1, peak: 17 }, counts: forking });
+    expect(judged.passed).toBe(false);
+    expect(judged.feedback).toContain('it ran as 17 processes with 16 connections open');
+    expect(judged.feedback).toContain('These counts fit a process per connection (fork)');
+    // epoll's calls, with a thread per connection beside: not the one-thread model.
+    const epollWithThreads = counts([['epoll_wait', 800], ['epoll_ctl', 16], ['accept4', 16], ['recvfrom', 1650], ['sendto', 1640], ['clone3', 16], ['futex', 300]]);
+    expect(judgeModel('epoll', oneThread, false, { ...open16, threads: { before: 1, peak: 17 }, counts: epollWithThreads })).toMatchObject({
+      passed: false,
+      feedback: expect.stringContaining('its threads went from 1 to 17 with 16 connections open; this exercise serves every connection from one thread'),
+    });
+  });
+});
+
+describe('how a server ended', () => {
+  it('says the signal by name and number, from a name or from a status of 128+N', () => {
+    expect(describeExit(134)).toMatch(/^status 134: killed by SIGABRT \(signal 6: abort\(\)/);
+    expect(describeExit(139)).toMatch(/^status 139: killed by SIGSEGV \(signal 11: segmentation fault/);
+    expect(describeExit('SIGPIPE')).toMatch(/^killed by SIGPIPE \(signal 13: a write to a connection whose peer had gone\)$/);
+    expect(describeExit(141)).toContain('SIGPIPE (signal 13');
+    expect(describeExit(1)).toBe('status 1');
   });
 });
 
@@ -186,6 +247,7 @@ describe('iolab grade (local runtime, and its errors)', () => {
       maxScore: 100,
       checks: [],
       server: { listening: null, restarts: 0, output: [] },
+      timeLimit: { seconds: 600, ranOut: false },
       startedAt: new Date().toISOString(),
       durationSeconds: 3,
     });

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LabRunError, RuntimeUnavailableError } from '../src/errors.js';
 import { mergeCounts, ProcWindowSchema, type SyscallCount } from '../src/shared/results.js';
 import { parseProcLimits, parseProcStat, parseProcStatus, ProcProbe, readLimits, readThreadNames } from '../src/tracer/proc.js';
-import { countStraceLog } from '../src/tracer/strace-log.js';
+import { countStraceLog, watchedFds } from '../src/tracer/strace-log.js';
 import { parseStraceSummary, type StraceSummaryRow } from '../src/tracer/strace-summary.js';
 import { startStrace } from '../src/tracer/strace.js';
 
@@ -103,11 +103,162 @@ describe('parseStraceSummary', () => {
     expect(parseStraceSummary('')).toEqual([]);
   });
 
+  it('reads a total row whose usecs/call and errors are blank (grader case, strace 4.x layout)', async () => {
+    const counts = parseStraceSummary(await fixture('grader-cases/strace-default-columns/summary.txt'));
+    expect(counts).toEqual([{ syscall: 'epoll_wait', calls: 1, errors: 0, usecsPerCall: 12, seconds: 0.000012 }]);
+  });
+
+  // Each file's flags and command: fixtures/strace-summaries/README.md.
+  const SUMMARIES: { file: string; rows: number; named: StraceSummaryRow[] }[] = [
+    {
+      file: 'strace-6.1-c-failed-opens.txt',
+      rows: 26,
+      named: [
+        { syscall: 'openat', calls: 84, errors: 32, usecsPerCall: 1, seconds: 0.000113 },
+        { syscall: 'close', calls: 52, errors: 0, usecsPerCall: 1, seconds: 0.000075 },
+        { syscall: 'readlink', calls: 1, errors: 1, usecsPerCall: 4, seconds: 0.000004 },
+      ],
+    },
+    {
+      file: 'strace-6.1-c-no-call-fails.txt',
+      rows: 3,
+      named: [
+        { syscall: 'write', calls: 1, errors: 0, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'getpid', calls: 5, errors: 0, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'execve', calls: 1, errors: 0, usecsPerCall: 0, seconds: 0 },
+      ],
+    },
+    {
+      file: 'strace-6.1-c-w-f-sleep.txt',
+      rows: 36,
+      named: [
+        { syscall: 'clock_nanosleep', calls: 1, errors: 0, usecsPerCall: 200060, seconds: 0.20006 },
+        { syscall: 'wait4', calls: 4, errors: 2, usecsPerCall: 51694, seconds: 0.206779 },
+        { syscall: 'openat', calls: 72, errors: 32, usecsPerCall: 10, seconds: 0.00073 },
+      ],
+    },
+    {
+      file: 'strace-6.1-c-f-U-name-first.txt',
+      rows: 30,
+      named: [
+        { syscall: 'sched_getaffinity', calls: 5, errors: 0, usecsPerCall: 18, seconds: 0.000092 },
+        { syscall: 'newfstatat', calls: 212, errors: 44, usecsPerCall: 0, seconds: 0.000193 },
+        { syscall: 'futex', calls: 23, errors: 1, usecsPerCall: 48, seconds: 0.001116 },
+      ],
+    },
+    {
+      file: 'strace-6.1-c-U-min-max-percent.txt',
+      rows: 23,
+      named: [
+        { syscall: 'openat', calls: 40, errors: 19, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'statx', calls: 3, errors: 2, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'rseq', calls: 1, errors: 0, usecsPerCall: 0, seconds: 0 },
+      ],
+    },
+    {
+      // No errors or time columns: they read as 0.
+      file: 'strace-6.1-c-U-calls-name.txt',
+      rows: 3,
+      named: [
+        { syscall: 'write', calls: 1, errors: 0, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'getpid', calls: 5, errors: 0, usecsPerCall: 0, seconds: 0 },
+      ],
+    },
+    {
+      // getpid and write in both tables (5 + 1 and 3 getpid), open only in the 32-bit one.
+      file: 'strace-6.1-c-f-two-personalities.txt',
+      rows: 30,
+      named: [
+        { syscall: 'getpid', calls: 9, errors: 0, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'write', calls: 2, errors: 0, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'open', calls: 2, errors: 2, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'wait4', calls: 4, errors: 2, usecsPerCall: 0, seconds: 0 },
+      ],
+    },
+    {
+      // read in both tables: 0.000150 s + 0.000020 s over 50 + 10 calls.
+      file: 'strace-4.x-two-personalities.txt',
+      rows: 6,
+      named: [
+        { syscall: 'epoll_wait', calls: 50, errors: 0, usecsPerCall: 8, seconds: 0.0004 },
+        { syscall: 'read', calls: 60, errors: 10, usecsPerCall: 3, seconds: 0.00017 },
+        { syscall: 'sched_getaffinity', calls: 4, errors: 0, usecsPerCall: 0, seconds: 0 },
+        { syscall: 'socketcall', calls: 2, errors: 2, usecsPerCall: 0, seconds: 0 },
+      ],
+    },
+  ];
+
+  it.each(SUMMARIES)('reads the calls and errors of $file (fixture)', async ({ file, rows, named }) => {
+    const counts = parseStraceSummary(await fixture(`strace-summaries/${file}`));
+    expect(counts).toHaveLength(rows);
+    expect(row(counts, 'total')).toBeUndefined();
+    for (const expected of named) {
+      // Seconds add up in floating point where two personalities share a call.
+      expect(row(counts, expected.syscall)).toEqual({ ...expected, seconds: expect.closeTo(expected.seconds, 9) });
+    }
+  });
+
+  it('reads a table pasted without its dashed lines, on whitespace', () => {
+    const pasted = [
+      '% time     seconds  usecs/call     calls    errors syscall',
+      ' 61.54    0.000400           8        50           epoll_wait',
+      ' 23.08    0,000150           3        50        10 read',
+      '100.00    0.000550                   100        10 total',
+    ].join('\n');
+    expect(parseStraceSummary(pasted)).toEqual([
+      { syscall: 'epoll_wait', calls: 50, errors: 0, usecsPerCall: 8, seconds: 0.0004 },
+      { syscall: 'read', calls: 50, errors: 10, usecsPerCall: 3, seconds: 0.00015 },
+    ]);
+  });
+
   it('names the offending line of a text that is not a summary', () => {
     expect(() => parseStraceSummary('strace: Process 12 attached\n')).toThrow(/line 1.*Process 12 attached/);
-    const header = 'syscall            calls    errors usecs/call     seconds\n------------ --------- --------- ----------- -----------\n';
-    expect(() => parseStraceSummary(`${header}read        12 x 1 0.000010\n`)).toThrow(/line 3.*"x" is not a number/);
-    expect(() => parseStraceSummary(`${header}read 1 2\n`)).toThrow(/line 3: expected 5 columns, got 3/);
+    // The header of -U name,calls,errors,avg-time,total-time, and a row with its cells where strace puts them.
+    const header = 'syscall              calls    errors  usecs/call     seconds\n---------------- --------- --------- ----------- -----------\n';
+    const aligned = (...cells: string[]) => `${cells[0].padEnd(16)} ${cells[1].padStart(9)} ${cells[2].padStart(9)} ${cells[3].padStart(11)} ${cells[4].padStart(11)}\n`;
+    expect(parseStraceSummary(header + aligned('read', '12', '', '1', '0.000010'))).toEqual([{ syscall: 'read', calls: 12, errors: 0, usecsPerCall: 1, seconds: 0.00001 }]);
+    expect(() => parseStraceSummary(header + aligned('read', '12', 'x', '1', '0.000010'))).toThrow(/line 3: "x" is not a number: "read/);
+    expect(() => parseStraceSummary(`${header}read                12 x 1 0.000010\n`)).toThrow(/line 3: "x" is a second value under "calls"/);
+    expect(() => parseStraceSummary(`${header}read 1 2\n`)).toThrow(/line 3: "1" is a second value under "syscall"/);
+    expect(() => parseStraceSummary(`${header}read          123456\n`)).toThrow(/line 3: "123456" is not under one column of dashes/);
+    expect(() => parseStraceSummary(`${header}                        12\n`)).toThrow(/line 3: "" is not a system call name/);
+    expect(() => parseStraceSummary(`${header}read\n`)).toThrow(/line 3: the calls cell is blank: "read"/);
+    expect(() => parseStraceSummary('syscall  errors\n-------- ------\n')).toThrow(/line 1: the strace -c header lacks calls/);
+    expect(() => parseStraceSummary('syscall calls errors\nread 1 2 3\n')).toThrow(/line 2: expected 3 columns, got 4: "read 1 2 3"/);
+  });
+});
+
+describe('countStraceLog: what readiness calls watched, and the flags that tell how a call is used', () => {
+  const LOG = [
+    // socketserver's serve_forever: a poll of the listener alone, one whole and one cut by another line
+    '300 20.000100 poll([{fd=3, events=POLLIN}], 1, 500) = 0 (Timeout)',
+    '300 20.000200 poll([{fd=3, events=POLLIN}], 1, 500 <unfinished ...>',
+    '301 20.000250 recvfrom(5, "a", 65536, 0, NULL, NULL) = 1',
+    '300 20.000300 <... poll resumed>) = 1 ([{fd=3, revents=POLLIN}])',
+    // a select server watching three fds, another a poll server with an array strace shortened
+    '302 20.000400 pselect6(8, [3 5 7], NULL, NULL, NULL, NULL) = 1 (in [5])',
+    '303 20.000500 poll([{fd=3, events=POLLIN}, {fd=4, events=POLLIN}, ...], 40, -1) = 1 ([{fd=4, revents=POLLIN}])',
+    '304 20.000600 epoll_ctl(4, EPOLL_CTL_ADD, 6, {events=EPOLLIN|EPOLLET, data={u32=6, u64=6}}) = 0',
+    '305 20.000700 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 400',
+    '',
+  ].join('\n');
+  const counted = countStraceLog(LOG, { namesAtAttach: new Map(), servingPrefix: 'iolab:', windowStart: null, windowEnd: null });
+  const row = (syscall: string) => counted.setup.serving.find((r) => r.syscall === syscall)!;
+
+  it('keeps the most fds one call watched and which, from poll\'s array and count and select\'s sets', () => {
+    expect(watchedFds('poll([{fd=3, events=POLLIN}], 1, 500) = 0 (Timeout)')).toEqual({ max: 1, fds: [3] });
+    expect(watchedFds('pselect6(8, [3 5 7], [5], NULL, NULL, NULL) = 1')).toEqual({ max: 3, fds: [3, 5, 7] });
+    expect(watchedFds('recvfrom(5, "a", 65536, 0, NULL, NULL) = 1')).toBeNull();
+    expect(row('poll')).toMatchObject({ calls: 3, watched: { max: 40, fds: [3, 4] } });
+    expect(row('pselect6')).toMatchObject({ calls: 1, watched: { max: 3, fds: [3, 5, 7] } });
+    expect(row('recvfrom').watched).toBeUndefined();
+  });
+
+  it('keeps EPOLLET of an epoll_ctl, and tells a clone that forks (no CLONE_THREAD) from one that starts a thread', () => {
+    expect(row('epoll_ctl').flags).toEqual(['EPOLLET']);
+    expect(row('clone').flags).toBeUndefined();
+    const thread = countStraceLog('1 1.0 clone3({flags=CLONE_VM|CLONE_THREAD, exit_signal=0}, 88) = 2\n', { namesAtAttach: new Map(), servingPrefix: 'iolab:', windowStart: null, windowEnd: null });
+    expect(thread.setup.serving[0].flags).toEqual(['CLONE_THREAD']);
   });
 });
 

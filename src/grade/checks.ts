@@ -2,14 +2,15 @@
 // judges what it saw, in the course's terms and with the numbers behind the verdict. The model
 // fingerprints are the ones the lab servers declare (src/servers/MODEL.ts): a student's select
 // server must show what iolab's own select server shows.
-import { formatCount, formatShare, joinWords } from '../shared/format.js';
-import { checkFingerprint } from '../shared/model.js';
+import { constants } from 'node:os';
+import { NotGradableError } from '../errors.js';
+import { formatCount } from '../shared/format.js';
 import { allCalls, type SyscallCount } from '../shared/results.js';
-import { findModel, models } from '../servers/index.js';
-import type { ServerModel } from '../servers/model.js';
+import { judgeModel, type ModelEvidence } from './model-evidence.js';
 import type { ProbeOutcome, ProbeRequest } from './probe.js';
 import type { Hint } from './report.js';
 import type { CheckKind, CheckSpec, Exercise } from './rubric.js';
+import type { Observed, Observer } from '../tracer/observe.js';
 import type { SandboxLimits, SandboxedServer, ServerState } from './sandbox.js';
 
 export interface CheckVerdict {
@@ -28,6 +29,8 @@ export interface CheckContext {
   server(): Promise<{ server: SandboxedServer; pid: number }>;
   /** the syscall counts of the fingerprint check, once it ran: later checks cite them. */
   syscalls: SyscallCount[] | null;
+  /** where the server was found listening (address as /proc/net/tcp6 shows it: "::" for every IPv6 address). */
+  listening: { address: string; port: number };
 }
 
 /** CPU in whole percents of a core, as the rubric's thresholds are given. */
@@ -54,7 +57,7 @@ export function checkTitle(spec: CheckSpec, exercise: Exercise): string {
     case 'busy-poll':
       return 'Busy polling: idle clients keep a core busy';
     case 'threads-per-connection':
-      return spec.expect === 'one-per-connection' ? 'A thread per connection' : 'One thread for every connection';
+      return exercise.rubric.budget.threads === 'per-connection' ? 'A thread per connection' : 'One thread for every connection';
     case 'select-ceiling':
       return 'Past FD_SETSIZE: connections beyond fd 1023';
   }
@@ -93,6 +96,22 @@ export const HINTS = {
     id: 'crash-on-reset',
     text: 'your server exited when a client reset its connection: recv and send raise ConnectionResetError (or BrokenPipeError) then; catch it, close that one connection and go on serving the others',
   }),
+  ipv6Only: (port: number): Hint => ({
+    id: 'ipv6-only',
+    text: `your server listens on [::]:${port} for IPv6 only (the socket option IPV6_V6ONLY is set; Python's socket.create_server sets it for AF_INET6 unless dualstack_ipv6=True): the grader's clients connect over IPv4 and are refused. Listen on 0.0.0.0, or on :: with IPV6_V6ONLY off (dualstack_ipv6=True)`,
+  }),
+  sigpipe: (): Hint => ({
+    id: 'sigpipe',
+    text: 'your server was killed by SIGPIPE: writing to a connection whose peer has gone raises that signal, and its default action ends the whole process. Send with MSG_NOSIGNAL (send(fd, buf, len, MSG_NOSIGNAL)), or ignore the signal once at start (signal(SIGPIPE, SIG_IGN)); then the write fails with EPIPE, and you close that one connection',
+  }),
+  fullSendBuffer: (): Hint => ({
+    id: 'full-send-buffer',
+    text: "a send on a non-blocking socket failed with EAGAIN (Python: BlockingIOError, \"Resource temporarily unavailable\"): the socket's send buffer was full, because the client was not reading yet. That is not an error of the connection: keep the bytes that were not sent, wait until the socket is writable (EVENT_WRITE, POLLOUT, EPOLLOUT), send them then, and never drop or crash",
+  }),
+  edgeTriggeredReadOnce: (): Hint => ({
+    id: 'edge-triggered-read-once',
+    text: 'your server registers its connections edge-triggered (EPOLLET) and reads once per event: an edge-triggered event comes once per arrival of data, not while data remains, so whatever one read leaves in the socket waits for an event that never comes. Read (and echo) in a loop until read returns -1 with EAGAIN, or register the connections level-triggered',
+  }),
   crashed: (): Hint => ({
     id: 'crash',
     text: 'one connection\'s error must end that connection only: catch errors per connection, close it, and keep serving',
@@ -113,20 +132,42 @@ export const HINTS = {
     id: 'fd-setsize',
     text: 'select() watches fds below FD_SETSIZE (1024) only; Python raises ValueError ("filedescriptor out of range in select()") and C corrupts memory for a larger fd. Refuse (close) a connection whose fd is 1024 or more, and keep serving the others',
   }),
+  doesNotBuild: (): Hint => ({
+    id: 'does-not-build',
+    text: 'your server does not build: the compiler names the file, line and column of its first error above. Build it yourself as the grader does (see the exercise README) and fix the first error first: the ones after it often follow from it',
+  }),
   noServer: (): Hint => ({
     id: 'no-server',
-    text: 'hand in a directory with server.py, server.ts, server.js, a Dockerfile or iolab.yaml (see the exercise README)',
+    text: 'hand in a directory with server.py, server.ts, server.js, server.c (or a Makefile), a Dockerfile or iolab.yaml (see the exercise README)',
   }),
 };
 
+/**
+ * How a server ended, in words: "status 1", "killed by SIGPIPE (signal 13)". A signal's name is
+ * known when the sandbox says it ('SIGPIPE'); a container's exit code 128+N is the shell's
+ * convention for death by signal N (an init such as docker-init passes its child's on), so it is
+ * said as that signal, "or status N" since a program may exit with such a status itself.
+ */
 export function describeExit(exit: number | string | null): string {
   if (exit === null) return 'still running';
-  if (typeof exit === 'string') return exit;
-  // 128 + N: killed by signal N (what a container's exit code says for a signal)
-  if (exit === 137) return 'status 137: killed (SIGKILL)';
-  if (exit === 139) return 'status 139: segmentation fault';
+  if (typeof exit === 'string') {
+    const number = (constants.signals as Record<string, number>)[exit];
+    return number === undefined ? exit : `killed by ${exit} (signal ${number}${SIGNAL_MEANING[exit] ? `: ${SIGNAL_MEANING[exit]}` : ''})`;
+  }
+  const signal = exit > 128 && exit < 128 + 65 ? Object.entries(constants.signals).find(([, n]) => n === exit - 128)?.[0] : undefined;
+  if (signal) return `status ${exit}: killed by ${signal} (signal ${exit - 128}${SIGNAL_MEANING[signal] ? `: ${SIGNAL_MEANING[signal]}` : ''})`;
   return `status ${exit}`;
 }
+
+/** What the signals a crashed server most often dies of mean (signal(7)). */
+const SIGNAL_MEANING: Record<string, string> = {
+  SIGSEGV: 'segmentation fault, an invalid memory access',
+  SIGABRT: 'abort(), e.g. glibc stopping the program on a detected error such as "*** bit out of range 0 - FD_SETSIZE on fd_set ***"',
+  SIGPIPE: 'a write to a connection whose peer had gone',
+  SIGKILL: 'killed, e.g. for exceeding a limit',
+  SIGBUS: 'bus error',
+  SIGFPE: 'arithmetic error',
+};
 
 /** "exited (status 1); its output ends: ..." */
 export function exitSentence(state: ServerState): string {
@@ -134,32 +175,92 @@ export function exitSentence(state: ServerState): string {
   return `your server exited (${describeExit(state.exit)})${state.oomKilled ? ', killed for exceeding its memory limit,' : ''}${tail ? `; its output ends: ${tail}` : ''}`;
 }
 
-async function probe(context: CheckContext, request: ProbeRequest): Promise<{ outcome: ProbeOutcome; state: ServerState }> {
+async function probe(context: CheckContext, request: ProbeRequest): Promise<{ outcome: ProbeOutcome; state: ServerState; server: SandboxedServer }> {
   const { server } = await context.server();
   const outcome = await server.probe(request).result;
   const state = await server.state();
-  return { outcome, state };
+  return { outcome, state, server };
+}
+
+/** The grader's own failure (an observer or a tracer), not the student's: the grading is not gradable. */
+export class GraderError extends NotGradableError {}
+
+/**
+ * What the observer saw; null when it could not stop because the server had exited (the check
+ * then fails for that exit). An observer that fails while the server runs is the grader's own
+ * failure: GraderError, which makes the grading not gradable rather than cost the student points.
+ */
+async function stopObserving(observer: Observer, server: SandboxedServer): Promise<Observed | null> {
+  try {
+    return await observer.stop();
+  } catch (error) {
+    if (!(await server.state()).running) return null;
+    throw new GraderError(`the observer of the server failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** The server's state once an exit in progress has been reported, or after EXIT_SETTLE_MS if it keeps running. */
+async function exitSettled(server: SandboxedServer): Promise<ServerState> {
+  for (const deadline = Date.now() + EXIT_SETTLE_MS; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
+    const state = await server.state();
+    if (!state.running || Date.now() >= deadline) return state;
+  }
+}
+/** How long an exit may take to be reported once the server's sockets have closed. */
+const EXIT_SETTLE_MS = 2000;
+
+/** A check that measures the server under clients has nothing to judge when none connected. */
+function noClientConnected(outcome: ProbeOutcome): CheckVerdict {
+  return verdict(false, `could not be judged: no client could connect (${outcome.summary})`);
 }
 
 function verdict(passed: boolean, feedback: string, evidence: string[] = [], hints: Hint[] = []): CheckVerdict {
   return { passed, feedback, evidence, hints };
 }
 
+/** The hint for a server that exited, from how it ended and what it wrote last; `otherwise` when neither tells. */
+export function crashHint(state: ServerState, otherwise: Hint = HINTS.crashed()): Hint {
+  if (state.oomKilled) return HINTS.memoryLimit(null);
+  if (state.exit === 'SIGPIPE' || state.exit === 128 + constants.signals.SIGPIPE) return HINTS.sigpipe();
+  if (state.output.some((line) => /BlockingIOError|Resource temporarily unavailable|EWOULDBLOCK|EAGAIN/.test(line))) return HINTS.fullSendBuffer();
+  return otherwise;
+}
+
 /** A check that failed because the server exited while it ran. */
-function exitedDuring(state: ServerState, hints: Hint[] = [HINTS.crashed()]): CheckVerdict {
-  return verdict(false, `${exitSentence(state)}; the grader started it again for the next checks`, [], state.oomKilled ? [HINTS.memoryLimit(null)] : hints);
+function exitedDuring(state: ServerState, otherwise?: Hint): CheckVerdict {
+  return verdict(false, `${exitSentence(state)}; the grader started it again for the next checks`, [], [crashHint(state, otherwise)]);
 }
 
 async function functional(context: CheckContext, request: ProbeRequest): Promise<CheckVerdict> {
   const { outcome, state } = await probe(context, request);
   if (!state.running) return exitedDuring(state);
+  return verdict(outcome.ok, outcome.summary);
+}
+
+/**
+ * The large message, traced: a reply cut short is read-once's mark, and the calls tell which
+ * read-once it is (edge-triggered registrations, EPOLLET, wait for an event that never comes).
+ */
+async function largeMessage(context: CheckContext, bytes: number): Promise<CheckVerdict> {
+  const { server, pid } = await context.server();
+  const observer = await server.observe(pid, { trace: true });
+  await observer.startWindow();
+  const outcome = await server.probe({ probe: 'large-message', bytes }).result;
+  const observed = await stopObserving(observer, server);
+  const state = await server.state();
+  const { received, ended } = outcome.facts;
+  const short = !outcome.ok && typeof received === 'number' && received < bytes;
   const hints: Hint[] = [];
-  const { sent, received, ended } = outcome.facts;
-  // `ended` is how the connection ended before the whole reply came back, null if it did not
-  if (!outcome.ok && request.probe === 'large-message' && typeof ended === 'string' && typeof received === 'number' && typeof sent === 'number' && received < sent) {
-    hints.push(HINTS.singleRead(received, sent, ended === 'reset'));
+  const epollCtl = observed?.trace ? allCalls(observed.trace).find((c) => c.syscall === 'epoll_ctl') : undefined;
+  if (short && epollCtl?.flags?.includes('EPOLLET') && ended === null) hints.push(HINTS.edgeTriggeredReadOnce());
+  else if (short && typeof ended === 'string' && state.running) hints.push(HINTS.singleRead(received, bytes, ended === 'reset'));
+  const evidence = epollCtl?.flags?.length ? [`epoll_ctl registered connections with ${epollCtl.flags.join(', ')}`] : [];
+  // A reply cut short is the failure even when the server died after it (the probe's close).
+  if (!state.running) {
+    const failure = short ? `${outcome.summary}; then ${exitSentence(state)}` : exitSentence(state);
+    return verdict(false, `${failure}; the grader started it again for the next checks`, evidence, [...hints, crashHint(state)]);
   }
-  return verdict(outcome.ok, outcome.summary, [], hints);
+  return verdict(outcome.ok, outcome.summary, evidence, hints);
 }
 
 async function disconnect(context: CheckContext): Promise<CheckVerdict> {
@@ -167,7 +268,7 @@ async function disconnect(context: CheckContext): Promise<CheckVerdict> {
   if (!state.running) {
     const byReset = typeof outcome.facts.brokenBy === 'string' && outcome.facts.brokenBy.startsWith('reset');
     const resetInOutput = state.output.some((line) => /ConnectionResetError|BrokenPipeError|ECONNRESET|EPIPE/.test(line));
-    return verdict(false, `${outcome.summary}: ${exitSentence(state)}`, [], [byReset || resetInOutput ? HINTS.crashOnReset() : HINTS.crashed()]);
+    return verdict(false, `${outcome.summary}: ${exitSentence(state)}`, [], [crashHint(state, byReset || resetInOutput ? HINTS.crashOnReset() : HINTS.crashed())]);
   }
   return verdict(outcome.ok, outcome.summary);
 }
@@ -177,9 +278,9 @@ async function churn(context: CheckContext, cycles: number): Promise<CheckVerdic
   const observer = await server.observe(pid, { trace: false });
   await observer.startWindow();
   const outcome = await server.probe({ probe: 'churn', cycles }).result;
-  const observed = await observer.stop().catch(() => null);
+  const observed = await stopObserving(observer, server);
   const state = await server.state();
-  if (!state.running) return exitedDuring(state);
+  if (!state.running || !observed) return exitedDuring(state);
   const before = observer.baseline.fdsPeak;
   const peak = observed?.proc.fdsPeak ?? before;
   const evidence = [`open fds: ${formatCount(before)} before, at most ${formatCount(peak)} during the cycles`];
@@ -190,50 +291,9 @@ async function churn(context: CheckContext, cycles: number): Promise<CheckVerdic
   return verdict(outcome.ok, outcome.summary, evidence);
 }
 
-/** Whether the counts show every call `model` requires and none it forbids (the labs' rule). */
-function fingerprintHolds(model: ServerModel, counts: SyscallCount[]): boolean {
-  return checkFingerprint(model.fingerprint, counts, 1).verdict === 'matches';
-}
-
-/** The EAGAIN storm of busy polling: most accept4/recvfrom calls fail. */
-function eagainShare(counts: SyscallCount[]): { calls: number; share: number } {
-  const reads = counts.filter((c) => c.syscall === 'accept4' || c.syscall === 'recvfrom' || c.syscall === 'read');
-  const calls = reads.reduce((sum, c) => sum + c.calls, 0);
-  const errors = reads.reduce((sum, c) => sum + c.errors, 0);
-  return { calls, share: calls > 0 ? errors / calls : 0 };
-}
-
-/** Judges syscall counts against the exercise's model; exported for the tests of the wording. */
+/** Judges syscall counts alone (no thread or process evidence) against a model; for the tests of the wording. */
 export function judgeFingerprint(modelName: string, counts: SyscallCount[], eagainStorm: boolean): { passed: boolean; feedback: string } {
-  const model = findModel(modelName);
-  const check = checkFingerprint(model.fingerprint, counts, 1);
-  const missing = check.required.filter((r) => r.seen.length === 0).map((r) => r.anyOf);
-  const forbidden = check.forbidden.filter((f) => f.calls > 0);
-  const storm = eagainShare(counts);
-  const problems: string[] = [];
-  if (forbidden.length > 0) {
-    const times = (n: number) => (n === 1 ? 'once' : `${formatCount(n)} times`);
-    const seen = forbidden.map((f) => `${f.syscall} ${times(f.calls)}`).join(', ');
-    problems.push(`your server called ${seen}; this exercise asks for ${model.name}, which never calls ${forbidden.length > 1 ? 'them' : 'it'}`);
-  }
-  if (missing.length > 0) {
-    problems.push(`it never called ${missing.map((group) => joinWords(group, 'or')).join(', nor ')}, which ${model.name} must`);
-  }
-  if (eagainStorm && storm.share < 0.5) {
-    problems.push(
-      `only ${formatShare(storm.share)} of its ${formatCount(storm.calls)} accept4/recvfrom calls failed with EAGAIN: busy polling asks non-blocking sockets again and again, so most of its calls find nothing (the EAGAIN storm)`,
-    );
-  }
-  if (problems.length === 0) {
-    const stormNote = eagainStorm ? `; ${formatShare(storm.share)} of accept4/recvfrom failed with EAGAIN: the busy loop's storm` : '';
-    const shown = check.required.map((r) => r.seen.map((s) => `${s.syscall} ${formatCount(s.calls)}`).join(', ')).join('; ');
-    return { passed: true, feedback: `the syscalls of ${model.name}: ${shown}; none of ${model.fingerprint.forbidden.join(', ')}${stormNote}` };
-  }
-  // Busy polling's calls are those of any blocking server; its mark is the EAGAIN storm.
-  const fitsOther = (other: ServerModel) => fingerprintHolds(other, counts) && (other.name !== 'nonblocking' || storm.share >= 0.5);
-  const fits = models.filter((other) => other.name !== model.name && fitsOther(other)).map((other) => other.name);
-  const fitNote = fits.length > 0 ? `. These counts fit ${fits.length > 1 ? 'the models' : 'the model'} ${fits.slice(0, 4).join(', ')}` : '';
-  return { passed: false, feedback: `${problems.join('; ')}${fitNote}` };
+  return judgeModel(modelName, { threads: 'one', processes: 'one' }, eagainStorm, { counts, connections: 0, threads: null, processes: null });
 }
 
 function topCalls(counts: SyscallCount[], n = 8): string {
@@ -249,22 +309,32 @@ async function fingerprint(context: CheckContext, spec: Extract<CheckSpec, { che
   const observer = await server.observe(pid, { trace: true });
   await observer.startWindow();
   const outcome = await server.probe({ probe: 'load', connections: spec.connections, idle: spec.idle, seconds: spec.seconds }).result;
-  const observed = await observer.stop().catch(() => null);
+  const observed = await stopObserving(observer, server);
   const state = await server.state();
-  if (!state.running) return exitedDuring(state);
-  const counts = observed?.trace ? allCalls(observed.trace) : [];
+  if (!state.running || !observed) return exitedDuring(state);
+  const counts = observed.trace ? allCalls(observed.trace) : [];
   context.syscalls = counts;
   const roundTrips = Number(outcome.facts.roundTrips ?? 0);
-  const evidence = [
+  const connected = Number(outcome.facts.connected ?? 0);
+  const { baseline, proc } = { baseline: observer.baseline, proc: observed.proc };
+  const evidence: ModelEvidence = {
+    counts,
+    connections: connected,
+    threads: { before: baseline.threadsPeak, peak: proc.threadsPeak },
+    processes: { before: baseline.processesPeak, peak: proc.processesPeak },
+  };
+  const lines = [
     `strace -f while ${spec.connections} connection(s) echoed for ${spec.seconds} s beside ${spec.idle} idle ones (${formatCount(roundTrips)} round trips): ${topCalls(counts) || 'no calls'}`,
+    `threads ${formatCount(baseline.threadsPeak)} and processes ${formatCount(baseline.processesPeak)} before any client; at most ${formatCount(proc.threadsPeak)} and ${formatCount(proc.processesPeak)} with ${formatCount(connected)} connections open`,
   ];
-  const judged = judgeFingerprint(context.exercise.rubric.model, counts, spec.eagainStorm);
+  if (connected === 0) return verdict(false, `could not be judged: no client could connect (${outcome.summary})`, lines);
+  const judged = judgeModel(context.exercise.rubric.model, context.exercise.rubric.budget, spec.eagainStorm, evidence);
   if (roundTrips === 0) {
     // No echo under trace: the calls it made still tell against a model, never for one.
     const calls = judged.passed ? 'the calls it made fit the model, but a model is judged under load' : `and by the calls it made: ${judged.feedback}`;
-    return verdict(false, `no round trip completed while strace counted (${outcome.summary}); ${calls}`, evidence);
+    return verdict(false, `no round trip completed while strace counted (${outcome.summary}); ${calls}`, lines);
   }
-  return verdict(judged.passed, judged.feedback, evidence);
+  return verdict(judged.passed, judged.feedback, lines);
 }
 
 /** Holds `connections` silent clients and observes the server meanwhile (no strace: it would slow a busy loop). */
@@ -275,7 +345,7 @@ async function holdAndObserve(context: CheckContext, connections: number, second
   await running.ready;
   await observer.startWindow();
   const outcome = await running.result;
-  const observed = await observer.stop().catch(() => null);
+  const observed = await stopObserving(observer, server);
   return { outcome, observed, baseline: observer.baseline, state: await server.state() };
 }
 
@@ -287,8 +357,8 @@ function hottestCall(counts: SyscallCount[] | null): string | null {
 
 async function idleCpu(context: CheckContext, spec: Extract<CheckSpec, { check: 'no-busy-loop' | 'busy-poll' }>): Promise<CheckVerdict> {
   const { outcome, observed, state } = await holdAndObserve(context, spec.idle, spec.seconds);
-  if (!state.running) return exitedDuring(state);
-  if (!observed) return verdict(false, 'the server could not be observed while its clients were idle');
+  if (!state.running || !observed) return exitedDuring(state);
+  if (Number(outcome.facts.connected ?? 0) === 0) return noClientConnected(outcome);
   const cpu = observed.proc.cpuPercent;
   const evidence = [`CPU ${percent(cpu)} of a core over ${observed.proc.wallSeconds.toFixed(1)} s with ${spec.idle} idle clients (${outcome.summary})`];
   if (spec.check === 'no-busy-loop') {
@@ -307,36 +377,62 @@ async function idleCpu(context: CheckContext, spec: Extract<CheckSpec, { check: 
 
 async function threads(context: CheckContext, spec: Extract<CheckSpec, { check: 'threads-per-connection' }>): Promise<CheckVerdict> {
   const { outcome, observed, baseline, state } = await holdAndObserve(context, spec.connections, 1);
-  if (!state.running) return exitedDuring(state);
-  if (!observed) return verdict(false, 'the server could not be observed while its clients were connected');
+  if (!state.running || !observed) return exitedDuring(state);
+  const connected = Number(outcome.facts.connected ?? 0);
+  if (connected === 0) return noClientConnected(outcome);
   const grew = observed.proc.threadsPeak - baseline.threadsPeak;
-  const evidence = [`threads: ${baseline.threadsPeak} with no client, at most ${observed.proc.threadsPeak} with ${outcome.facts.connected} clients connected`];
-  const sentence = `with ${outcome.facts.connected} clients connected its threads went from ${baseline.threadsPeak} to ${observed.proc.threadsPeak}`;
-  if (spec.expect === 'one-per-connection') {
-    if (grew >= 0.8 * spec.connections) return verdict(true, `${sentence}: a thread per connection`, evidence);
-    return verdict(false, `${sentence}: this exercise asks for one thread per connection, started when the connection is accepted`, evidence);
+  const evidence = [`threads: ${baseline.threadsPeak} with no client, at most ${observed.proc.threadsPeak} with ${connected} clients connected; processes: ${baseline.processesPeak}, at most ${observed.proc.processesPeak}`];
+  const sentence = `with ${connected} clients connected its threads went from ${baseline.threadsPeak} to ${observed.proc.threadsPeak}`;
+  const processes = observed.proc.processesPeak - baseline.processesPeak;
+  const forked = processes >= 0.8 * connected ? `, in ${formatCount(observed.proc.processesPeak)} processes: a process per connection (fork), not a thread` : '';
+  if (context.exercise.rubric.budget.threads === 'per-connection') {
+    if (grew >= 0.8 * connected && !forked) return verdict(true, `${sentence}: a thread per connection`, evidence);
+    return verdict(false, `${sentence}${forked}: this exercise asks for one thread per connection, started when the connection is accepted`, evidence);
   }
-  if (grew < Math.max(4, 0.1 * spec.connections)) return verdict(true, `${sentence}: one thread serves every connection`, evidence);
-  return verdict(false, `${sentence}: this exercise asks for one thread that serves every connection (coroutines, not threads)`, evidence);
+  if (grew < Math.max(4, 0.1 * connected)) return verdict(true, `${sentence}: one thread serves every connection`, evidence);
+  return verdict(false, `${sentence}${forked}: this exercise asks for one thread that serves every connection`, evidence);
 }
 
 async function selectCeiling(context: CheckContext, spec: Extract<CheckSpec, { check: 'select-ceiling' }>): Promise<CheckVerdict> {
-  const { outcome, state } = await probe(context, { probe: 'ceiling', connections: spec.connections });
+  const probed = await probe(context, { probe: 'ceiling', connections: spec.connections });
+  const { outcome } = probed;
+  // The kernel closes a dying process's sockets before its parent hears of the exit: give the
+  // news a moment to arrive before judging a server that dropped its clients as still running.
+  const state = probed.state.running && Number(outcome.facts.closedByServer ?? 0) > 0 ? await exitSettled(probed.server) : probed.state;
   const nofile = context.limits ? `; its RLIMIT_NOFILE is ${formatCount(context.limits.nofile)}, so FD_SETSIZE (1024) is the ceiling that binds` : '';
   const evidence = [`${outcome.summary}${nofile}`];
   if (!state.running) {
-    return verdict(false, `${spec.connections} clients connected: ${exitSentence(state)}; the grader started it again for the next checks`, evidence, [HINTS.fdSetSize()]);
+    // Every client once: answered, refused, or left unanswered (closed or silent) when the server died.
+    const f = outcome.facts;
+    const [connected, answered, failed] = [Number(f.connected ?? 0), Number(f.answered ?? 0), Number(f.failed ?? 0)];
+    const counts = [`${formatCount(connected)} of ${formatCount(spec.connections)} clients connected`, `${formatCount(answered)} were answered`];
+    if (connected > answered) counts.push(`${formatCount(connected - answered)} were left unanswered when the server exited`);
+    if (failed) counts.push(`${formatCount(failed)} could not connect`);
+    return verdict(false, `${counts.join('; ')}: ${exitSentence(state)}; the grader started it again for the next checks`, evidence, [crashHint(state, HINTS.fdSetSize())]);
   }
   if (outcome.ok) return verdict(true, `past fd 1023 it refused connections and kept serving the others: ${outcome.summary}`, evidence);
   return verdict(false, `past fd 1023: ${outcome.summary}`, evidence, [HINTS.fdSetSize()]);
 }
 
+/**
+ * Runs one check of the rubric. A failure of the grader's own (an observer or tracer that cannot
+ * run) throws: the grading is then not gradable, never a failed check.
+ */
 export async function runCheck(context: CheckContext, spec: CheckSpec): Promise<CheckVerdict> {
+  const result = await runCheckOnly(context, spec);
+  // Found listening on [::], yet IPv4 connections refused: the socket is IPv6 only (IPV6_V6ONLY);
+  // a dual-stack one would have taken them. (ECONNREFUSED: probe.ts names a refused connect so.)
+  const refused = [result.feedback, ...result.evidence].some((text) => text.includes('ECONNREFUSED'));
+  if (!result.passed && refused && context.listening.address === '::') result.hints.unshift(HINTS.ipv6Only(context.listening.port));
+  return result;
+}
+
+async function runCheckOnly(context: CheckContext, spec: CheckSpec): Promise<CheckVerdict> {
   switch (spec.check) {
     case 'echo':
       return functional(context, { probe: 'echo' });
     case 'large-message':
-      return functional(context, { probe: 'large-message', bytes: spec.bytes });
+      return largeMessage(context, spec.bytes);
     case 'binary':
       return functional(context, { probe: 'binary' });
     case 'concurrent':

@@ -19,6 +19,8 @@ export interface GradeArguments {
   runtime: 'docker' | 'local';
   jobs: number;
   checks?: string;
+  /** seconds for one submission's grading. */
+  timeLimit: number;
   verbose: boolean;
 }
 
@@ -87,6 +89,7 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
       const report = await gradeSubmission(resolve(argv.submission), exercise, {
         sandbox: newSandbox(),
         only,
+        timeLimitSeconds: argv.timeLimit,
         signal: abort.signal,
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });
@@ -108,6 +111,7 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
     const result = await gradeBatch(resolve(argv.batch!), exercise, {
       sandbox: newSandbox,
       only,
+      timeLimitSeconds: argv.timeLimit,
       jobs: argv.jobs,
       out,
       signal: abort.signal,

@@ -1,14 +1,20 @@
 // Grading in containers: the student's code is untrusted, so its server runs
 //
 //   - in an image built FROM the lab image with the submission copied in (or from the student's
-//     own Dockerfile, FROM ${IOLAB_IMAGE}), the build's RUN steps without a network;
+//     own Dockerfile, FROM ${IOLAB_IMAGE}), the build's RUN steps without a network; a C server
+//     is compiled by a RUN step of that build (gcc or make), and its compile error, read from the
+//     build's output, is the student's mistake (SubmissionError), not a grader's failure;
+//   - under an init (Docker's docker-init, i.e. tini: HostConfig.Init), never as PID 1 itself:
+//     the kernel drops a signal whose action is the default for a namespace's PID 1, so a server
+//     there would survive the SIGPIPE that kills it anywhere else. The container's exit code is
+//     then the server's: its status, or 128+N when signal N killed it;
 //   - as nobody, every capability dropped, no-new-privileges, a read-only root with a tmpfs
 //     for /tmp, limits on memory, CPU, processes+threads and open files, bounded logs;
 //   - on an internal network with no route out, where only the grader's probe containers
 //     reach it (by container name);
 //   - watched by sidecars that share its PID namespace and hold the one capability the server
 //     lacks (SYS_PTRACE): `iolab observe --listening` to find its listener, `iolab observe --pid`
-//     for /proc and strace.
+//     for /proc and strace. They find the server by what listens, not as PID 1 (the init is).
 // Everything carries the label iolab.run=<id>: close() and `iolab clean` remove it.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,12 +26,31 @@ import type { ListenerReport } from '../tracer/listeners.js';
 import type { ObserveOptions, Observer } from '../tracer/observe.js';
 import { ProbeOutcomeSchema, type ProbeRequest } from './probe.js';
 import { clipOutputLine, DEFAULT_LIMITS, SANDBOX_PORT, type GradeSandbox, type SandboxLimits, type SandboxedServer, type ServerState } from './sandbox.js';
-import type { PreparedSubmission } from './submission.js';
+import { buildMistake, C_BINARY, NO_C_BINARY, SubmissionError, type PreparedSubmission } from './submission.js';
 
 const GENERATED_DOCKERFILE = '.iolab-submission.Dockerfile';
 const BUILD_TIMEOUT_MS = 180_000;
 const PROBE_GRACE_MS = 60_000;
 const OUTPUT_LINES = 40;
+
+/** Where the submission is copied in the image, and where its server starts. */
+const SUBMISSION_DIR = '/submission';
+
+/**
+ * The Dockerfile of a submission's image, but for a Dockerfile submission (its own): the lab
+ * image with the submission copied in and, for a C server, built by RUN steps (without a network,
+ * as root; the binary stays readable and executable for nobody).
+ */
+export function submissionDockerfile(labImage: string, submission: Pick<PreparedSubmission, 'build'>): string {
+  const lines = [`FROM ${labImage}`, `COPY . ${SUBMISSION_DIR}`];
+  if (submission.build) {
+    lines.push(`WORKDIR ${SUBMISSION_DIR}`, `RUN ${JSON.stringify(submission.build)}`);
+    // make's first target may build something else: say so in the student's terms
+    const check = `test -f ${C_BINARY} -a -x ${C_BINARY} || { echo ${JSON.stringify(NO_C_BINARY)} >&2; exit 1; }`;
+    lines.push(`RUN ${JSON.stringify(['sh', '-c', check])}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
 
 /** A container's log, as the engine returns it without a TTY (8-byte frame headers), as lines. */
 export function demultiplexLog(buffer: Buffer): string[] {
@@ -83,9 +108,15 @@ export class DockerSandbox implements GradeSandbox {
     const files = [...submission.files];
     if (submission.kind !== 'dockerfile') {
       dockerfile = GENERATED_DOCKERFILE;
-      await writeFile(join(submission.dir, dockerfile), `FROM ${this.labImage.tag}\nCOPY . /submission\n`);
+      await writeFile(join(submission.dir, dockerfile), submissionDockerfile(this.labImage.tag, submission));
       files.push(dockerfile);
     }
+    // the output of the step under way: a RUN step's is the build's (gcc's errors)
+    let stepOutput: string[] = [];
+    const onBuildLine = (line: string) => {
+      if (/^Step \d+\/\d+ : /.test(line)) stepOutput = [];
+      else if (!/^ ---> /.test(line)) stepOutput.push(line);
+    };
     const labImage = this.labImage;
     const building = (this.building = new AbortController());
     const timeout = setTimeout(() => building.abort(), BUILD_TIMEOUT_MS);
@@ -100,9 +131,15 @@ export class DockerSandbox implements GradeSandbox {
           buildArgs: { IOLAB_IMAGE: labImage.tag },
           network: 'none',
           signal: building.signal,
+          onProgress: onBuildLine,
         }),
       )
       .finally(() => clearTimeout(timeout));
+    if (!build.ok && submission.build && /^Step \d+\/\d+ : RUN /.test(build.step) && !building.signal.aborted) {
+      // The student's compile error; any other failure (no compiler in the image) is the grader's.
+      const mistake = buildMistake(stepOutput, SUBMISSION_DIR);
+      if (mistake !== null) throw new SubmissionError(mistake, 'does-not-build');
+    }
     if (!build.ok) {
       throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
     }
@@ -115,10 +152,12 @@ export class DockerSandbox implements GradeSandbox {
     const limits = this.limits;
     const container = await this.run.create('student-server', {
       Image: this.image,
-      ...(this.submission.command && { Cmd: this.submission.command, WorkingDir: '/submission' }),
+      ...(this.submission.command && { Cmd: this.submission.command, WorkingDir: SUBMISSION_DIR }),
       Env: [`PORT=${this.port}`, 'PYTHONUNBUFFERED=1', 'PYTHONDONTWRITEBYTECODE=1', 'HOME=/tmp'],
       User: '65534:65534',
       HostConfig: {
+        // docker-init as PID 1, the server its child: default signal actions apply to the server
+        Init: true,
         NetworkMode: this.network!,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],

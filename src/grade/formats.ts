@@ -71,6 +71,9 @@ export function toMarkdown(report: GradeReport): string {
       for (const hint of hints) out.push(`- **${hint.id}**: ${hint.text}`);
       out.push('');
     }
+    if (report.timeLimit.ranOut) {
+      out.push(`The grading's time limit of ${report.timeLimit.seconds} s ran out: the checks it finished keep their scores; the ones it did not say so.`, '');
+    }
     if (report.server.restarts > 0) out.push(`The server exited during the checks and was started again ${report.server.restarts} time(s).`, '');
     if (report.server.output.length > 0 && report.checks.some((c) => !c.passed)) {
       out.push('The last lines your server wrote:', '', '```', ...report.server.output.slice(-10), '```', '');

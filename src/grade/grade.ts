@@ -18,6 +18,8 @@ import type { ListenerReport } from '../tracer/listeners.js';
 export const LISTEN_TIMEOUT_MS = 20_000;
 export const CHECK_TIMEOUT_MS = 150_000;
 export const MAX_RESTARTS = 3;
+/** The whole grading's default limit: the checks it ran keep their scores when it runs out. */
+export const GRADE_TIME_LIMIT_SECONDS = 600;
 
 export interface GradeOptions {
   sandbox: GradeSandbox;
@@ -27,6 +29,8 @@ export interface GradeOptions {
   onProgress?: (line: string) => void;
   /** aborts between checks (Ctrl-C): the grade is then "not gradable". */
   signal?: AbortSignal;
+  /** the limit on the whole grading, in seconds (default GRADE_TIME_LIMIT_SECONDS). */
+  timeLimitSeconds?: number;
 }
 
 class ServerGone extends Error {}
@@ -121,6 +125,9 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
   let notGradable: string | null = null;
   let listening: GradeReport['server']['listening'] = null;
   const session = new ServerSession(sandbox);
+  const limitSeconds = options.timeLimitSeconds ?? GRADE_TIME_LIMIT_SECONDS;
+  const deadline = started + limitSeconds * 1000;
+  let ranOut = false;
 
   const record = (spec: (typeof specs)[number], v: CheckVerdict) =>
     results.push({ check: spec.check, title: checkTitle(spec, exercise), points: v.passed ? spec.points : 0, maxPoints: spec.points, ...v });
@@ -129,15 +136,18 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
   };
 
   try {
+    let prepared = false;
     try {
       submission = await prepareSubmission(source);
+      progress(`${submission.name}: ${submission.description}; preparing the ${sandbox.name} sandbox ${sandbox.id}`);
+      // A C server that does not compile (on this machine, or in the image build) is the student's mistake too.
+      await sandbox.prepare(submission);
+      prepared = true;
     } catch (error) {
       if (!(error instanceof SubmissionError)) throw error;
-      failAll(error.message, [HINTS.noServer()]);
+      failAll(error.message, [error.mistake === 'no-server' ? HINTS.noServer() : HINTS.doesNotBuild()]);
     }
-    if (submission) {
-      progress(`${submission.name}: ${submission.description}; preparing the ${sandbox.name} sandbox ${sandbox.id}`);
-      await sandbox.prepare(submission);
+    if (submission && prepared) {
       progress(`${submission.name}: starting the server, PORT=${sandbox.port}`);
       const { report, state } = await session.start();
       if (!report.listening || !state.running) {
@@ -145,14 +155,23 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
         failAll(why.feedback, why.hints);
       } else {
         listening = { address: report.listening.address, port: report.listening.port };
-        const context: CheckContext = { exercise, limits: sandbox.limits, port: sandbox.port, server: () => session.running(), syscalls: null };
+        const context: CheckContext = { exercise, limits: sandbox.limits, port: sandbox.port, server: () => session.running(), syscalls: null, listening };
         for (const spec of specs) {
           if (options.signal?.aborted) throw new NotGradableError('grading was interrupted');
+          const left = deadline - Date.now();
+          if (left <= 0) {
+            ranOut = true;
+            record(spec, { passed: false, feedback: `not run: the grading's time limit of ${limitSeconds} s ran out before this check`, evidence: [], hints: [] });
+            continue;
+          }
           progress(`${submission.name}: ${spec.check}`);
+          const cutByLimit = left < CHECK_TIMEOUT_MS;
           try {
-            record(spec, await withTimeout(runCheck(context, spec), CHECK_TIMEOUT_MS, `the ${spec.check} check`));
+            const what = cutByLimit ? `the ${spec.check} check, cut by the grading's time limit of ${limitSeconds} s,` : `the ${spec.check} check`;
+            record(spec, await withTimeout(runCheck(context, spec), Math.min(CHECK_TIMEOUT_MS, left), what));
           } catch (error) {
             if (!(error instanceof ServerGone)) throw error;
+            ranOut ||= cutByLimit && Date.now() >= deadline;
             record(spec, { passed: false, feedback: error.message, evidence: [], hints: [] });
             // A check that ran out of time leaves a server in an unknown state: start afresh.
             await session.stop();
@@ -181,6 +200,7 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
     maxScore: specs.reduce((sum, spec) => sum + spec.points, 0),
     checks: graded ? results : [],
     server: { listening, restarts: session.restarts, output: session.lastOutput.slice(-20) },
+    timeLimit: { seconds: limitSeconds, ranOut },
     startedAt: new Date(started).toISOString(),
     durationSeconds: Math.round((Date.now() - started) / 100) / 10,
   };

@@ -47,6 +47,8 @@ export interface Target {
 const CONNECT_TIMEOUT_MS = 5000;
 const REPLY_TIMEOUT_MS = 5000;
 const LARGE_REPLY_TIMEOUT_MS = 15_000;
+/** How many times the disconnect probe's close-then-reset round is made (5 clients each). */
+const CLOSE_THEN_RESET_TIMES = 6;
 
 /** The echo protocol's reply to `bytes`: ASCII a-z upper-cased, everything else unchanged. */
 export function expectedReply(bytes: Buffer): Buffer {
@@ -276,6 +278,22 @@ async function stillAnswers(target: Target): Promise<string | null> {
 async function disconnectProbe(target: Target): Promise<ProbeOutcome> {
   const rounds: { name: string; said: string; run: () => Promise<void> }[] = [
     {
+      // The request, the FIN and the RST reach the server together: the server's socket is in
+      // CLOSE_WAIT when the reset comes, so its reply's write fails with EPIPE, and raises
+      // SIGPIPE unless the server ignores it or sends with MSG_NOSIGNAL (tcp_reset(), send(2)).
+      name: 'close-then-reset',
+      said: `${CLOSE_THEN_RESET_TIMES} times 5 clients sent 32 KiB, closed their side (FIN) and at once reset (RST), before any reply`,
+      run: async () => {
+        // The reset must follow the FIN before the server has answered: made at once, and
+        // several times over, since the first time this process runs this code it runs it slowest.
+        const request = testBytes(32 * 1024);
+        for (let time = 0; time < CLOSE_THEN_RESET_TIMES; time++) {
+          const { open: conversations } = await openMany(target, 5);
+          await Promise.all(conversations.map((c) => new Promise<void>((resolve) => c.socket.end(request, () => resolve(c.reset())))));
+        }
+      },
+    },
+    {
       name: 'close',
       said: '5 clients connected and closed without sending',
       run: async () => void (await openMany(target, 5)).open.forEach((c) => c.socket.end()),
@@ -311,7 +329,7 @@ async function disconnectProbe(target: Target): Promise<ProbeOutcome> {
       return outcome('disconnect', false, `after ${round.said}, a new client was not answered: ${problem}`, { brokenBy: round.name });
     }
   }
-  return outcome('disconnect', true, 'clients that closed, and clients that reset mid-reply, ended only their own connections: the next client was answered', {
+  return outcome('disconnect', true, 'clients that closed, and clients that reset before or during the reply, ended only their own connections: the next client was answered', {
     brokenBy: null,
   });
 }
@@ -342,10 +360,10 @@ async function churnProbe(target: Target, cycles: number): Promise<ProbeOutcome>
   return outcome('churn', false, `${formatCount(done)} of ${formatCount(cycles)} connect / echo / close cycles completed${stopped}; the first failure: ${firstError}`, facts);
 }
 
-/** Asks each conversation once (all at once); returns how many answered within the time. */
-async function askEach(conversations: Conversation[], timeoutMs: number): Promise<number> {
+/** Asks each conversation once (all at once); for each, whether it was answered within the time. */
+async function askEach(conversations: Conversation[], timeoutMs: number): Promise<boolean[]> {
   const results = await Promise.all(conversations.map((c, i) => c.exchange(Buffer.from(`hold ${i}\n`), timeoutMs)));
-  return results.filter((problem) => problem === null).length;
+  return results.map((problem) => problem === null);
 }
 
 async function holdProbe(target: Target, connections: number, seconds: number, ready: () => void): Promise<ProbeOutcome> {
@@ -353,7 +371,7 @@ async function holdProbe(target: Target, connections: number, seconds: number, r
   try {
     // Each asks once, so that the server has really taken every connection in (a blocking
     // server answers only the first; the others wait in its backlog, which is its model).
-    const answered = await askEach(conversations, 3000);
+    const answered = (await askEach(conversations, 3000)).filter(Boolean).length;
     ready();
     await sleep(seconds * 1000);
     const facts = { connections, connected: conversations.length, answered };
@@ -395,8 +413,10 @@ async function ceilingProbe(target: Target, connections: number): Promise<ProbeO
   const notRaised = raiseNofileToHard();
   const { open: conversations, failed, firstError } = await openMany(target, connections, 50);
   try {
-    const answered = await askEach(conversations, 10_000);
-    const closedByServer = conversations.filter((c) => c.ended !== null).length;
+    // Each client is counted once: answered; else closed (or reset) by the server; else silent.
+    const wasAnswered = await askEach(conversations, 10_000);
+    const answered = wasAnswered.filter(Boolean).length;
+    const closedByServer = conversations.filter((c, i) => !wasAnswered[i] && c.ended !== null).length;
     const silent = conversations.length - answered - closedByServer;
     // The first connections must still be served once the ceiling was met.
     const first = conversations.slice(0, 10).filter((c) => c.ended === null);
@@ -404,7 +424,7 @@ async function ceilingProbe(target: Target, connections: number): Promise<ProbeO
     const firstStillServed = first.length > 0 && again.every((problem) => problem === null);
     const facts = { connections, connected: conversations.length, failed, answered, closedByServer, silent, firstStillServed };
     const parts = [`${formatCount(conversations.length)} of ${formatCount(connections)} clients connected`, `${formatCount(answered)} were answered`];
-    if (closedByServer) parts.push(`${formatCount(closedByServer)} were closed by the server`);
+    if (closedByServer) parts.push(`${formatCount(closedByServer)} were closed by the server unanswered`);
     if (silent) parts.push(`${formatCount(silent)} were neither answered nor closed`);
     if (failed) parts.push(`${formatCount(failed)} could not connect (${firstError}${notRaised ? `; the probe ${notRaised}` : ''})`);
     parts.push(firstStillServed ? 'the first clients were still served afterwards' : 'the first clients were no longer served afterwards');

@@ -62,9 +62,11 @@ export const GradeReportSchema = z.object({
     listening: z.object({ address: z.string(), port: z.number() }).nullable(),
     /** times the grader started it again after it exited. */
     restarts: z.number().int().nonnegative(),
-    /** the last lines of its output, when it exited or never listened. */
+    /** the last lines of its output (up to 20), shown with the feedback when a check failed. */
     output: z.array(z.string()),
   }),
+  /** the limit on the whole grading; ranOut: the checks after it say "not run", the ones before keep their scores. */
+  timeLimit: z.object({ seconds: z.number().positive(), ranOut: z.boolean() }),
   startedAt: z.string(),
   durationSeconds: z.number().nonnegative(),
 });

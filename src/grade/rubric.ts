@@ -38,15 +38,8 @@ export const CheckSpecSchema = z.discriminatedUnion('check', [
     .strict(),
   z.object({ check: z.literal('no-busy-loop'), points, idle: connections.default(20), seconds: seconds.default(2), maxCpuPercent: z.number().positive().default(25) }).strict(),
   z.object({ check: z.literal('busy-poll'), points, idle: connections.default(20), seconds: seconds.default(2), minCpuPercent: z.number().positive().default(50) }).strict(),
-  z
-    .object({
-      check: z.literal('threads-per-connection'),
-      points,
-      connections: connections.default(50),
-      /** one-per-connection: a thread per client; constant: one thread whatever the clients. */
-      expect: z.enum(['one-per-connection', 'constant']),
-    })
-    .strict(),
+  /** the rubric's thread budget, checked with `connections` clients held open. */
+  z.object({ check: z.literal('threads-per-connection'), points, connections: connections.default(50) }).strict(),
   z.object({ check: z.literal('select-ceiling'), points, connections: z.number().int().min(1030).max(5000).default(1100) }).strict(),
 ]);
 export type CheckSpec = z.infer<typeof CheckSpecSchema>;
@@ -55,12 +48,28 @@ export const CHECK_KINDS = CheckSpecSchema.options.map((option) => option.shape.
 
 const modelNames = models.map((model) => model.name);
 
+/**
+ * The threads and processes the exercise's model may use, checked while the fingerprint check's
+ * connections are open (and by a threads-per-connection check, when the rubric lists one):
+ *   threads    one: one thread serves every connection (a runtime's few helper threads aside);
+ *              per-connection: a thread for each connection
+ *   processes  one: no process beside the server's own; per-connection: a process (fork) each
+ */
+export const BudgetSchema = z
+  .object({
+    threads: z.enum(['one', 'per-connection']),
+    processes: z.enum(['one', 'per-connection']),
+  })
+  .strict();
+export type Budget = z.infer<typeof BudgetSchema>;
+
 export const RubricSchema = z
   .object({
     exercise: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
     title: z.string().min(1),
     /** the model whose declared fingerprint (src/servers/MODEL.ts) the server must show. */
     model: z.string().refine((name) => modelNames.includes(name), { message: `a model, one of: ${modelNames.join(', ')}` }),
+    budget: BudgetSchema,
     checks: z.array(CheckSpecSchema).min(1),
   })
   .strict()
@@ -82,7 +91,7 @@ export interface Exercise {
 }
 
 export function parseRubric(text: string, file: string, id: string | null = null): Rubric {
-  const { value: rubric, lineOf } = parseYamlFile(text, file, RubricSchema, 'rubric fields (exercise, title, model, checks)');
+  const { value: rubric, lineOf } = parseYamlFile(text, file, RubricSchema, 'rubric fields (exercise, title, model, budget, checks)');
   if (id !== null && rubric.exercise !== id) {
     const line = lineOf(['exercise']);
     throw new LabFileError(file, [`exercise: "${rubric.exercise}" does not match its directory (expected "${id}")${line ? ` (line ${line})` : ''}`]);

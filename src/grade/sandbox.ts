@@ -70,7 +70,7 @@ export interface GradeSandbox {
   readonly port: number;
   /** the image and engine, or the machine: for the report. */
   describe(): Promise<string>;
-  /** readies the submission to run (the Docker sandbox builds its image). Throws NotGradableError. */
+  /** readies the submission to run (builds a C server; the Docker sandbox builds its image). Throws NotGradableError, or SubmissionError for a build that fails on the student's code. */
   prepare(submission: PreparedSubmission): Promise<void>;
   /** starts the server (again, after a crash). */
   start(): Promise<SandboxedServer>;

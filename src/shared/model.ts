@@ -109,3 +109,49 @@ export function checkFingerprint(fingerprint: Fingerprint, counts: readonly Call
   const verdict = violated ? 'does not match' : !missing ? 'matches' : roundTrips > 0 ? 'does not match' : 'inconclusive';
   return { verdict, required, forbidden };
 }
+
+/**
+ * System calls that do one job for a model, whichever a program's library calls: on a socket,
+ * read(2), readv(2), recv(2), recvmsg(2) and recvfrom(2) all read (recv(2): "recv() is
+ * equivalent to read() ... with a zero flags argument"); write(2)... sendto(2) all write;
+ * accept(2) is accept4(2) without flags; pselect6 is how glibc makes select(2), ppoll poll(2),
+ * epoll_pwait(2) epoll_wait(2); fork(2) is clone(2) on Linux. Keyed by the name the fingerprints
+ * of src/servers use for the job.
+ */
+export const EQUIVALENT_SYSCALLS: Readonly<Record<string, readonly string[]>> = {
+  recvfrom: ['recvfrom', 'recv', 'read', 'readv', 'recvmsg', 'recvmmsg'],
+  sendto: ['sendto', 'send', 'write', 'writev', 'sendmsg', 'sendmmsg'],
+  accept4: ['accept4', 'accept'],
+  select: ['select', 'pselect6'],
+  poll: ['poll', 'ppoll'],
+  epoll_wait: ['epoll_wait', 'epoll_pwait', 'epoll_pwait2'],
+  clone: ['clone', 'clone3', 'fork', 'vfork'],
+};
+
+/** The name of the job a call does (EQUIVALENT_SYSCALLS): "read" is "recvfrom"; a call of no group is itself. */
+export function jobOf(syscall: string): string {
+  for (const [job, names] of Object.entries(EQUIVALENT_SYSCALLS)) if (names.includes(syscall)) return job;
+  return syscall;
+}
+
+/**
+ * A fingerprint in jobs rather than names: each required entry and each forbidden call as its job
+ * (jobOf). A job both required and forbidden (the event loop reads with read and never with
+ * recvfrom: one job) is only required: names within a job cannot tell models apart.
+ */
+export function fingerprintByJob(fingerprint: Fingerprint): Fingerprint {
+  const required = fingerprint.required.map((anyOf) => [...new Set(anyOf.map(jobOf))]);
+  const requiredJobs = new Set(required.flat());
+  const forbidden = [...new Set(fingerprint.forbidden.map(jobOf))].filter((job) => !requiredJobs.has(job));
+  return { waitsIn: [...new Set(fingerprint.waitsIn.map(jobOf))], required: uniqueEntries(required), forbidden };
+}
+
+function uniqueEntries(entries: string[][]): string[][] {
+  const seen = new Set<string>();
+  return entries.filter((entry) => {
+    const key = [...entry].sort().join(',');
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

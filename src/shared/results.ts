@@ -29,6 +29,14 @@ export const SyscallCountSchema = z.object({
   errors: count(),
   /** the errors by errno code, e.g. { EAGAIN: 41230 }. */
   errnos: z.record(z.string(), count()),
+  /**
+   * readiness calls that are handed their fds (select, pselect6, poll, ppoll): the most fds one
+   * call watched, and the distinct fd numbers watched (at most WATCHED_FDS_KEPT). Absent for
+   * every other call, and where counts come from a summary (strace -c) that has no arguments.
+   */
+  watched: z.object({ max: count(), fds: z.array(count()) }).optional(),
+  /** the flags of NOTABLE_FLAGS seen in its arguments (epoll_ctl: EPOLLET; clone: CLONE_THREAD), when any was. */
+  flags: z.array(z.string()).optional(),
 });
 export type SyscallCount = z.infer<typeof SyscallCountSchema>;
 
@@ -45,6 +53,22 @@ export const CallTableSchema = z.object({
 });
 export type CallTable = z.infer<typeof CallTableSchema>;
 
+/**
+ * Flags that tell how a server uses a call, kept when its arguments show them: an edge-triggered
+ * (EPOLLET) or one-shot (EPOLLONESHOT) registration, a clone that starts a thread (CLONE_THREAD)
+ * rather than a process. See epoll_ctl(2) and clone(2).
+ */
+export const NOTABLE_FLAGS = ['EPOLLET', 'EPOLLONESHOT', 'CLONE_THREAD'] as const;
+
+/** How many distinct watched fd numbers a count keeps: enough to tell "only the listener" from "the connections". */
+export const WATCHED_FDS_KEPT = 8;
+
+/** The fds two sets of readiness calls watched, together. */
+export function mergeWatched(a: SyscallCount['watched'], b: NonNullable<SyscallCount['watched']>): NonNullable<SyscallCount['watched']> {
+  const fds = [...new Set([...(a?.fds ?? []), ...b.fds])].sort((x, y) => x - y).slice(0, WATCHED_FDS_KEPT);
+  return { max: Math.max(a?.max ?? 0, b.max), fds };
+}
+
 /** Adds several lists of counts into one, a row per syscall (errnos added too), in first-seen order. */
 export function mergeCounts(...lists: readonly (readonly SyscallCount[])[]): SyscallCount[] {
   const bySyscall = new Map<string, SyscallCount>();
@@ -53,6 +77,8 @@ export function mergeCounts(...lists: readonly (readonly SyscallCount[])[]): Sys
     sum.calls += row.calls;
     sum.errors += row.errors;
     for (const [errno, n] of Object.entries(row.errnos)) sum.errnos[errno] = (sum.errnos[errno] ?? 0) + n;
+    if (row.watched) sum.watched = mergeWatched(sum.watched, row.watched);
+    if (row.flags) sum.flags = [...new Set([...(sum.flags ?? []), ...row.flags])];
     bySyscall.set(row.syscall, sum);
   }
   return [...bySyscall.values()];
@@ -91,21 +117,50 @@ export const HostLoadSchema = z.object({
 });
 export type HostLoad = z.infer<typeof HostLoadSchema>;
 
-/** What the /proc probe saw of the server process over the measured window. */
+/**
+ * What the /proc probe saw of the server over the measured window: of its process tree, the
+ * server's process and every descendant alive at a sample (src/tracer/proc.ts), so that a server
+ * that forks a process per connection is seen whole. For a server of one process every figure is
+ * that process's, as before the probe followed the tree.
+ */
 export const ProcWindowSchema = z.object({
+  /** seconds from the first sample to the last. */
   wallSeconds: z.number().finite().nonnegative(),
+  /**
+   * CPU seconds in user mode of the tree over the window: utime plus cutime (what reaped children
+   * had used) of each process of the tree, fields 14 and 16 of /proc/PID/stat (proc(5)), zombies
+   * included; a child the kernel reaped unwaited (SIGCHLD ignored) counts for what the last sample
+   * that saw it read.
+   */
   cpuUserSeconds: z.number().finite().nonnegative(),
+  /** the same in kernel mode: stime plus cstime, fields 15 and 17. */
   cpuSystemSeconds: z.number().finite().nonnegative(),
-  /** (user + system) / wall, in percent of one core; above 100 with several busy threads. */
+  /** (user + system) / wall, in percent of one core; above 100 with several busy threads or processes. */
   cpuPercent: z.number().finite().nonnegative(),
+  /**
+   * the most processes of the tree alive (zombies left out) at one sample, the server's own
+   * included: 1 for a server that does not fork. Absent from results written before the probe
+   * followed the tree, when it was always 1.
+   */
+  processesPeak: z.number().finite().int().nonnegative().optional(),
+  /** the most tasks (the threads of every process of the tree) at one sample; a single process: its threads. */
   threadsPeak: z.number().finite().int().nonnegative(),
+  /** the most open fds (entries of /proc/PID/fd) at one sample, summed over the tree: an fd inherited across fork counts in each process that holds it. */
   fdsPeak: z.number().finite().int().nonnegative(),
+  /**
+   * the server's own process's peak resident set (VmHWM of /proc/PID/status), KiB; its
+   * descendants' are not added (a forked child shares most of its pages with its parent).
+   */
   peakRssKb: z.number().finite().int().nonnegative(),
+  /** of every thread of the tree, read at the window's ends and once a second (a thread that ended counts up to its last read). */
   voluntaryContextSwitches: z.number().finite().int().nonnegative(),
   involuntaryContextSwitches: z.number().finite().int().nonnegative(),
+  /** samples read over the window (one every 100 ms, fewer for a tree so large that reading it takes long). */
   samples: z.number().finite().int().nonnegative(),
 });
 export type ProcWindow = z.infer<typeof ProcWindowSchema>;
+/** A window as the probe measures it today: every field there (processesPeak is absent only from older results.json). */
+export type ProbedProcWindow = Required<ProcWindow>;
 
 /** The limits that decide how many connections a server can hold. */
 export const LimitsSchema = z.object({
@@ -207,7 +262,7 @@ export const RunRecordSchema = z.object({
   serverRuntime: z.string().nullable(),
   clients: z.array(ClientRecordSchema),
   proc: ProcWindowSchema.nullable(),
-  /** the idle server right after its ready line, before any client: threads, fds and RSS to subtract. */
+  /** the idle server right after its ready line, before any client: processes, threads, fds and RSS to subtract. */
   baseline: ProcWindowSchema.nullable(),
   limits: LimitsSchema.nullable(),
   /** trace runs: what the tracer counted; null in measure runs. */

@@ -1,12 +1,13 @@
-// Everything a lab observes of one server process, in one place: its limits and its idle
-// baseline when observing starts, then (optionally) strace attached, then the /proc window while
-// the clients measure. The local runtime runs this in the controller; the Docker runtime runs it
+// Everything a lab observes of one server, in one place: its limits and its idle baseline when
+// observing starts, then (optionally) strace attached, then the /proc window while the clients
+// measure. The baseline and the window are of the server's process tree (the pid and every
+// descendant: a server that forks per connection), the limits of the pid itself. The local runtime runs this in the controller; the Docker runtime runs it
 // in a sidecar container that shares the server's PID namespace (`iolab observe --pid 1`).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SERVING_THREAD_PREFIX } from '../shared/model.js';
-import type { Limits, ProcWindow, TraceRecord } from '../shared/results.js';
+import type { Limits, ProbedProcWindow, TraceRecord } from '../shared/results.js';
 import { ProcProbe, readLimits, readThreadNames } from './proc.js';
 import { startStrace, type StraceSession } from './strace.js';
 import { countStraceLog } from './strace-log.js';
@@ -21,15 +22,15 @@ export interface ObserveOptions {
 }
 
 export interface Observed {
-  proc: ProcWindow;
+  proc: ProbedProcWindow;
   /** null when not traced. */
   trace: TraceRecord | null;
 }
 
 export interface Observer {
   readonly limits: Limits;
-  /** the server before any client: threads, fds and RSS to subtract from the window's peaks. */
-  readonly baseline: ProcWindow;
+  /** the server before any client: processes, threads, fds and RSS to subtract from the window's peaks. */
+  readonly baseline: ProbedProcWindow;
   /** the measured window begins (every client is connected and starts now). */
   startWindow(): Promise<void>;
   /** ends the window and the tracing. */

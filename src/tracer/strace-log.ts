@@ -20,11 +20,15 @@
 //   TID SECONDS NAME(ARGS <unfinished ...>          a call another thread's line interrupted...
 //   TID SECONDS <... NAME resumed>ARGS) = RET       ...and its end
 //   TID SECONDS +++ exited with 0 +++ / --- SIGNAL {...} ---   not calls
+// The readiness calls that are handed their fds (select, pselect6, poll, ppoll) also keep which
+// fds they watched, from their arguments: a wait on the listening socket alone (Python's
+// socketserver waits so between accepts) is not a server multiplexing its connections. Flags
+// that tell how a call is used (NOTABLE_FLAGS: EPOLLET, CLONE_THREAD) are kept too.
 // A call is counted once it has ended (its phase is where it began), with its errno: a call still
 // in progress when strace detaches (a thread blocked in accept4 or in its own event loop since
 // before the attach, which strace prints as `<unfinished ...>` then) was not a call of the
 // window, as `strace -c` does not count it either.
-import type { CallTable, SyscallCount } from '../shared/results.js';
+import { mergeWatched, NOTABLE_FLAGS, type CallTable, type SyscallCount } from '../shared/results.js';
 
 export interface StraceLogOptions {
   /** each thread's name when strace attached (/proc/PID/task/TID/comm), by tid. */
@@ -65,6 +69,24 @@ const CALL_START = /^([a-z_][a-z0-9_]*)\(/;
 const RESUMED = /^<\.\.\. ([a-z_][a-z0-9_]*) resumed>/;
 const RESULT = /^(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+)\b)?/;
 const THREAD_NAME = /PR_SET_NAME, "([^"]*)"/;
+/** poll(2)/ppoll: `poll([{fd=3, events=POLLIN}, ...], NFDS, ...`; select(2)/pselect6: `select(NFDS, [3 4], [5], NULL, ...`. */
+const POLL_ARGS = /^p?poll\(\[(.*?)\], (\d+)/;
+const SELECT_SETS = /^(?:select|pselect6)\(\d+, (\[[\d ]*\]|NULL), (\[[\d ]*\]|NULL), (\[[\d ]*\]|NULL)/;
+
+/** How many fds one readiness call watched, and their numbers, from its start line; null for other calls. */
+export function watchedFds(call: string): { max: number; fds: number[] } | null {
+  const poll = POLL_ARGS.exec(call);
+  if (poll) {
+    // strace shortens a long array ("..."): NFDS still says how many there were.
+    return { max: Number(poll[2]), fds: [...poll[1].matchAll(/fd=(\d+)/g)].map((m) => Number(m[1])) };
+  }
+  const select = SELECT_SETS.exec(call);
+  if (select) {
+    const fds = new Set(select.slice(1).flatMap((set) => (set === 'NULL' ? [] : set.slice(1, -1).split(' ').filter(Boolean).map(Number))));
+    return { max: fds.size, fds: [...fds] };
+  }
+  return null;
+}
 
 /** Counts an strace log; see the header for the phases and thread groups. */
 export function countStraceLog(text: string, options: StraceLogOptions): StraceLogCounts {
@@ -110,8 +132,14 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
     const [, value, errno] = returned;
     if (counted) {
       if (counted.group === 'serving') thread.everServing = true;
-      row(counted.phase, counted.group, counted.syscall).calls++;
-      row(counted.phase, 'all', counted.syscall).calls++;
+      const fds = watchedFds(arguments_);
+      for (const group of [counted.group, 'all'] as const) {
+        const target = row(counted.phase, group, counted.syscall);
+        target.calls++;
+        if (fds) target.watched = mergeWatched(target.watched, fds);
+        const flags = NOTABLE_FLAGS.filter((flag) => arguments_.includes(flag));
+        if (flags.length) target.flags = [...new Set([...(target.flags ?? []), ...flags])];
+      }
     }
     if (counted && value === '-1' && errno) {
       for (const group of [counted.group, 'all'] as const) {
