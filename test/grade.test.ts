@@ -84,7 +84,7 @@ describe('submissions', () => {
   });
 
   it("a student's mistake in the submission itself is named: nothing to run, bad iolab.yaml, a TypeScript syntax error", async () => {
-    await expect(prepareSubmission(await dir({ 'notes.txt': 'hi' }))).rejects.toThrow(/has no server.py, server.ts, server.js, Dockerfile or iolab.yaml \(it holds notes.txt\)/);
+    await expect(prepareSubmission(await dir({ 'notes.txt': 'hi' }))).rejects.toThrow(/has no server.py, server.ts, server.js, server.c, Makefile, Dockerfile or iolab.yaml \(it holds notes.txt\)/);
     await expect(prepareSubmission(await dir({ 'iolab.yaml': 'cmd: x\n' }))).rejects.toThrow(/iolab\.yaml: [\s\S]*command: expected the command that starts the server: a string, or a list of strings[\s\S]*unknown field\(s\) cmd/);
     const error = await prepareSubmission(await dir({ 'server.ts': 'const a = 1;\nconst b = (;\n' })).catch((e) => e);
     expect(error).toBeInstanceOf(SubmissionError);
@@ -175,7 +175,7 @@ describe('the model on the whole evidence (calls by job, what readiness calls wa
     ];
     const judged = judgeModel('threaded', threaded, false, { ...open16, threads: { before: 1, peak: 17 }, counts: socketserver });
     expect(judged.passed).toBe(true);
-    expect(judged.feedback).toContain('Its 19 poll calls each watched a single fd (fd 3) while 16 connections were open');
+    expect(judged.feedback).toContain("Its 19 poll calls each watched a single fd (fd 3): a wait on one socket with a timeout (socketserver's serve_forever polls its listening socket between accepts");
     // A poll of every connection is a poll server's, and threaded forbids it.
     const pollAll: SyscallCount[] = [...socketserver.slice(0, 5), { syscall: 'poll', calls: 19, errors: 0, errnos: {}, watched: { max: 17, fds: [3, 4, 5] } }];
     expect(judgeModel('threaded', threaded, false, { ...open16, threads: { before: 1, peak: 17 }, counts: pollAll })).toMatchObject({
@@ -196,6 +196,46 @@ describe('the model on the whole evidence (calls by job, what readiness calls wa
       passed: false,
       feedback: expect.stringContaining('its threads went from 1 to 17 with 16 connections open; this exercise serves every connection from one thread'),
     });
+  });
+});
+
+describe('the model on the whole evidence: what a thread, a process or a one-fd wait really is', () => {
+  const threaded = { threads: 'per-connection', processes: 'one' } as const;
+  const oneThread = { threads: 'one', processes: 'one' } as const;
+  const withThreads = (calls: [string, number, number?][], threads: Record<string, number>): SyscallCount[] =>
+    counts(calls).map((c) => (threads[c.syscall] ? { ...c, threads: threads[c.syscall] } : c));
+
+  it("a C thread per connection (pthread_create, read/write, no futex) is the threaded model: futex is a runtime's, not the model's", () => {
+    const cPthread = counts([['accept', 16], ['clone3', 16], ['read', 19819], ['write', 19818]]);
+    const judged = judgeModel('threaded', threaded, false, { connections: 16, threads: { before: 1, peak: 17 }, processes: { before: 1, peak: 1 }, counts: cPthread });
+    expect(judged).toMatchObject({ passed: true, feedback: expect.stringContaining('a thread per connection') });
+  });
+
+  it('a pool started before any client, or pre-forked workers, break a one-thread, one-process budget', () => {
+    const pool = withThreads([['accept', 8], ['read', 8049], ['write', 8048]], { read: 8, accept: 8 });
+    expect(judgeModel('blocking', oneThread, false, { connections: 1, threads: { before: 9, peak: 9 }, processes: { before: 1, peak: 1 }, counts: pool })).toMatchObject({
+      passed: false,
+      feedback: expect.stringContaining('8 of its threads read from connections; this exercise serves every connection from one thread'),
+    });
+    const prefork = counts([['accept', 1], ['read', 900], ['write', 899]]);
+    expect(judgeModel('blocking', oneThread, false, { connections: 1, threads: { before: 5, peak: 5 }, processes: { before: 5, peak: 5 }, counts: prefork })).toMatchObject({
+      passed: false,
+      feedback: expect.stringMatching(/it ran as 5 processes with 1 connection open \(5 processes before any client\); this exercise's server is one process\. These counts fit a pool of 5 processes forked before any client \(pre-forking\), each waiting in its own accept$/),
+    });
+  });
+
+  it('a poll of one connection at a time (socket.settimeout) is a wait on one socket, said so, and never denied beside it', () => {
+    const settimeout: SyscallCount[] = [
+      ...counts([['accept4', 16], ['recvfrom', 3084], ['sendto', 3080], ['clone3', 16], ['futex', 900]]),
+      { syscall: 'poll', calls: 3084, errors: 0, errnos: {}, watched: { max: 1, fds: [4, 5, 6] } },
+    ];
+    const judged = judgeModel('threaded', threaded, false, { connections: 16, threads: { before: 1, peak: 17 }, processes: { before: 1, peak: 1 }, counts: settimeout });
+    expect(judged.passed).toBe(true);
+    expect(judged.feedback).toContain('Its 3,084 poll calls each watched a single fd one at a time (fd 4, fd 5, fd 6): a wait on one socket with a timeout');
+    expect(judged.feedback).toContain('none of select, pselect6 (for the others, see below)');
+    // the blocking exercise, one connection: the same wait is not taken for the poll model
+    const blocking: SyscallCount[] = [...counts([['accept4', 1], ['recvfrom', 900], ['sendto', 899]]), { syscall: 'poll', calls: 900, errors: 0, errnos: {}, watched: { max: 1, fds: [4] } }];
+    expect(judgeModel('blocking', oneThread, false, { connections: 1, threads: { before: 1, peak: 1 }, processes: { before: 1, peak: 1 }, counts: blocking }).passed).toBe(true);
   });
 });
 

@@ -252,6 +252,8 @@ describe('countStraceLog: what readiness calls watched, and the flags that tell 
     expect(row('poll')).toMatchObject({ calls: 3, watched: { max: 40, fds: [3, 4] } });
     expect(row('pselect6')).toMatchObject({ calls: 1, watched: { max: 3, fds: [3, 5, 7] } });
     expect(row('recvfrom').watched).toBeUndefined();
+    // each of the four polls' threads (300, 303) and the one that read
+    expect([row('poll').threads, row('recvfrom').threads]).toEqual([2, 1]);
   });
 
   it('keeps EPOLLET of an epoll_ctl, and tells a clone that forks (no CLONE_THREAD) from one that starts a thread', () => {
@@ -304,9 +306,9 @@ describe('countStraceLog', () => {
   });
 
   it('keeps each failure with its errno, a resumed call included', () => {
-    expect(row(counted.setup.runtime, 'futex')).toEqual({ syscall: 'futex', calls: 1, errors: 1, errnos: { EAGAIN: 1 } });
+    expect(row(counted.setup.runtime, 'futex')).toEqual({ syscall: 'futex', calls: 1, errors: 1, errnos: { EAGAIN: 1 }, threads: 1 });
     expect(row(counted.setup.runtime, 'openat')?.errnos).toEqual({ ENOENT: 1 });
-    expect(row(counted.window.serving, 'recvfrom')).toEqual({ syscall: 'recvfrom', calls: 2, errors: 1, errnos: { EAGAIN: 1 } });
+    expect(row(counted.window.serving, 'recvfrom')).toEqual({ syscall: 'recvfrom', calls: 2, errors: 1, errnos: { EAGAIN: 1 }, threads: 1 });
   });
 
   it('counts every thread as the model\'s when none names itself (a Python or C server)', () => {

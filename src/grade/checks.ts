@@ -4,7 +4,7 @@
 // server must show what iolab's own select server shows.
 import { constants } from 'node:os';
 import { NotGradableError } from '../errors.js';
-import { formatCount } from '../shared/format.js';
+import { formatCount, plural } from '../shared/format.js';
 import { allCalls, type SyscallCount } from '../shared/results.js';
 import { judgeModel, type ModelEvidence } from './model-evidence.js';
 import type { ProbeOutcome, ProbeRequest } from './probe.js';
@@ -134,7 +134,7 @@ export const HINTS = {
   }),
   doesNotBuild: (): Hint => ({
     id: 'does-not-build',
-    text: 'your server does not build: the compiler names the file, line and column of its first error above. Build it yourself as the grader does (see the exercise README) and fix the first error first: the ones after it often follow from it',
+    text: "your server does not build: above is the build's first error (a compiler error names its file, line and column; make names the Makefile's line or the target it could not make). Build it yourself as the grader does (see the exercise README) and fix the first error first: the ones after it often follow from it",
   }),
   noServer: (): Hint => ({
     id: 'no-server',
@@ -222,7 +222,9 @@ function verdict(passed: boolean, feedback: string, evidence: string[] = [], hin
 export function crashHint(state: ServerState, otherwise: Hint = HINTS.crashed()): Hint {
   if (state.oomKilled) return HINTS.memoryLimit(null);
   if (state.exit === 'SIGPIPE' || state.exit === 128 + constants.signals.SIGPIPE) return HINTS.sigpipe();
-  if (state.output.some((line) => /BlockingIOError|Resource temporarily unavailable|EWOULDBLOCK|EAGAIN/.test(line))) return HINTS.fullSendBuffer();
+  // The error's own line (Python's "BlockingIOError: [Errno 11] Resource temporarily unavailable",
+  // C's perror "send: Resource temporarily unavailable"), not a source line that names it.
+  if (state.output.some((line) => /^(?:\w+\.)*BlockingIOError:|Resource temporarily unavailable$/.test(line.trim()))) return HINTS.fullSendBuffer();
   return otherwise;
 }
 
@@ -324,11 +326,18 @@ async function fingerprint(context: CheckContext, spec: Extract<CheckSpec, { che
     processes: { before: baseline.processesPeak, peak: proc.processesPeak },
   };
   const lines = [
-    `strace -f while ${spec.connections} connection(s) echoed for ${spec.seconds} s beside ${spec.idle} idle ones (${formatCount(roundTrips)} round trips): ${topCalls(counts) || 'no calls'}`,
-    `threads ${formatCount(baseline.threadsPeak)} and processes ${formatCount(baseline.processesPeak)} before any client; at most ${formatCount(proc.threadsPeak)} and ${formatCount(proc.processesPeak)} with ${formatCount(connected)} connections open`,
+    `strace -f while ${plural(spec.connections, 'connection')} echoed for ${spec.seconds} s beside ${formatCount(spec.idle)} idle (${plural(roundTrips, 'round trip')}): ${topCalls(counts) || 'no calls'}`,
+    `threads ${formatCount(baseline.threadsPeak)} and processes ${formatCount(baseline.processesPeak)} before any client; at most ${formatCount(proc.threadsPeak)} and ${formatCount(proc.processesPeak)} with ${plural(connected, 'connection')} open`,
   ];
   if (connected === 0) return verdict(false, `could not be judged: no client could connect (${outcome.summary})`, lines);
   const judged = judgeModel(context.exercise.rubric.model, context.exercise.rubric.budget, spec.eagainStorm, evidence);
+  const answered = Number(outcome.facts.answered ?? 0);
+  if (roundTrips > 0 && answered < spec.connections) {
+    // A server that served some of its echoing clients and left the others waiting was not under
+    // the load the fingerprint is judged by (a stall, or one connection at a time).
+    const calls = judged.passed ? 'the calls it made fit the model, but a model is judged with every client served' : `and by the calls it made: ${judged.feedback}`;
+    return verdict(false, `only ${formatCount(answered)} of the ${formatCount(spec.connections)} echoing connections got an answer in ${spec.seconds} s (${outcome.summary}); ${calls}`, lines);
+  }
   if (roundTrips === 0) {
     // No echo under trace: the calls it made still tell against a model, never for one.
     const calls = judged.passed ? 'the calls it made fit the model, but a model is judged under load' : `and by the calls it made: ${judged.feedback}`;

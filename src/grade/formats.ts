@@ -37,6 +37,18 @@ function sandboxLine(report: GradeReport): string {
   );
 }
 
+/**
+ * A check's feedback as Markdown: a sentence (capitalised, with its full stop) when it is one;
+ * a compiler's or make's output (a file name first, "server.c:4:14: error: ...", or several
+ * lines with gcc's caret lines) as a code block, exactly as the tool wrote it.
+ */
+export function feedbackMarkdown(feedback: string): string[] {
+  const [first, ...rest] = feedback.split('\n');
+  if (rest.length > 0 || /^\S+:\d+/.test(first) || /^make: /.test(first)) return ['```', feedback, '```'];
+  const capitalised = /^[a-z]+\b[^:./]/.test(first) ? first.charAt(0).toUpperCase() + first.slice(1) : first;
+  return [/[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`];
+}
+
 /** One check as text: verdict, feedback, evidence. */
 function checkText(check: GradeReport['checks'][number]): string {
   const lines = [`${check.passed ? 'PASSED' : 'FAILED'}: ${check.feedback}`];
@@ -61,7 +73,7 @@ export function toMarkdown(report: GradeReport): string {
     const rows = report.checks.map((check) => [check.title, `${points(check.points)} / ${points(check.maxPoints)}`, check.passed ? 'passed' : '**failed**']);
     out.push(table(['check', 'points', 'result'], rows, 'text'), '');
     for (const check of report.checks) {
-      out.push(`## ${check.passed ? 'Passed' : 'Failed'}: ${check.title}`, '', check.feedback.charAt(0).toUpperCase() + check.feedback.slice(1) + '.', '');
+      out.push(`## ${check.passed ? 'Passed' : 'Failed'}: ${check.title}`, '', ...feedbackMarkdown(check.feedback), '');
       for (const line of check.evidence) out.push(`- evidence: ${line}`);
       if (check.evidence.length) out.push('');
     }

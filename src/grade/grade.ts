@@ -105,12 +105,13 @@ export function explainNotListening(report: ListenerReport, state: ServerState, 
   return { feedback: `your server never listened on port ${port} within ${seconds} s`, hints: [HINTS.neverListens(seconds, port)] };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or ServerGone with `message` once `ms` have passed. */
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   // A check that lost the race may still fail later, with nobody waiting for it.
   promise.catch(() => {});
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ServerGone(`${what} did not finish within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new ServerGone(message)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -167,8 +168,10 @@ export async function gradeSubmission(source: string, exercise: Exercise, option
           progress(`${submission.name}: ${spec.check}`);
           const cutByLimit = left < CHECK_TIMEOUT_MS;
           try {
-            const what = cutByLimit ? `the ${spec.check} check, cut by the grading's time limit of ${limitSeconds} s,` : `the ${spec.check} check`;
-            record(spec, await withTimeout(runCheck(context, spec), Math.min(CHECK_TIMEOUT_MS, left), what));
+            const message = cutByLimit
+              ? `the ${spec.check} check did not finish: the grading's time limit of ${limitSeconds} s ran out during it (${(left / 1000).toFixed(1)} s were left when it began)`
+              : `the ${spec.check} check did not finish within ${CHECK_TIMEOUT_MS / 1000} s`;
+            record(spec, await withTimeout(runCheck(context, spec), Math.min(CHECK_TIMEOUT_MS, left), message));
           } catch (error) {
             if (!(error instanceof ServerGone)) throw error;
             ranOut ||= cutByLimit && Date.now() >= deadline;

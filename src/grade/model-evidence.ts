@@ -4,8 +4,8 @@
 // server had while its connections were open. The exercise's model and its thread and process
 // budget (rubric.yaml) are what it is held to; when it fails, the feedback names what the
 // evidence does fit, from the same declarations the lab servers make (src/servers/MODEL.ts).
-import { formatCount, formatShare, joinWords } from '../shared/format.js';
-import { checkFingerprint, EQUIVALENT_SYSCALLS, fingerprintByJob, jobOf, type ModelTraits } from '../shared/model.js';
+import { formatCount, formatShare, joinWords, plural } from '../shared/format.js';
+import { checkFingerprint, EQUIVALENT_SYSCALLS, fingerprintByJob, jobOf, type Fingerprint, type ModelTraits } from '../shared/model.js';
 import { mergeWatched, type SyscallCount } from '../shared/results.js';
 import { findModel, models } from '../servers/index.js';
 import type { Budget } from './rubric.js';
@@ -27,7 +27,21 @@ interface JobCount {
   calls: number;
   errnos: Record<string, number>;
   watched: SyscallCount['watched'];
+  /** the most threads that made the calls of one of its names. */
+  threads?: number;
   names: { syscall: string; calls: number }[];
+}
+
+/**
+ * Required calls that are a language runtime's, not the model's: futex is how Python's and Node's
+ * threads wait for each other (the GIL, a worker's queue); a C server's detached threads need
+ * none. A thread per connection is judged by the server's threads instead.
+ */
+const RUNTIME_ONLY = new Set(['futex']);
+/** A model's fingerprint as a student's server is held to it: by job, without RUNTIME_ONLY calls. */
+function gradedFingerprint(declared: Fingerprint): Fingerprint {
+  const byJob = fingerprintByJob(declared);
+  return { ...byJob, required: byJob.required.filter((anyOf) => !anyOf.every((job) => RUNTIME_ONLY.has(job))) };
 }
 
 /** The readiness jobs whose calls are handed their fds, so what they watched is known. */
@@ -45,6 +59,7 @@ function byJob(counts: SyscallCount[]): Map<string, JobCount> {
     row.calls += count.calls;
     for (const [errno, n] of Object.entries(count.errnos)) row.errnos[errno] = (row.errnos[errno] ?? 0) + n;
     if (count.watched) row.watched = mergeWatched(row.watched, count.watched);
+    if (count.threads !== undefined) row.threads = Math.max(row.threads ?? 0, count.threads);
     if (count.calls > 0) row.names.push({ syscall: count.syscall, calls: count.calls });
     jobs.set(job, row);
   }
@@ -64,18 +79,22 @@ export function perConnection(evidence: ModelEvidence): ModelTraits['perConnecti
 }
 
 /**
- * Readiness calls that only ever watched one fd while several connections were open: a wait on
- * the listening socket between accepts (socketserver's serve_forever polls it so), not the
- * server multiplexing its connections. Returns the jobs to leave out, with a sentence each.
+ * Readiness calls that never watched more than one fd: a wait on one socket with a timeout, not
+ * a server multiplexing its connections. Python's socketserver polls its listening socket so
+ * between accepts (serve_forever), and socket.settimeout makes CPython poll a connection before
+ * each recv. Returns the jobs to leave out of the model's judgement, with a sentence each.
  */
-function listenerOnlyWaits(jobs: Map<string, JobCount>, connections: number): { job: string; sentence: string }[] {
-  if (connections < 2) return [];
+function singleFdWaits(jobs: Map<string, JobCount>): { job: string; sentence: string }[] {
   return [...jobs.values()]
     .filter((row) => SCANNING_JOBS.has(row.job) && row.calls > 0 && row.watched !== undefined && row.watched.max <= 1)
-    .map((row) => ({
-      job: row.job,
-      sentence: `Its ${formatCount(row.calls)} ${row.names.map((n) => n.syscall).join('/')} call${row.calls === 1 ? '' : 's'} each watched a single fd (${row.watched!.fds.map((fd) => `fd ${fd}`).join(', ') || 'one'}) while ${formatCount(connections)} connections were open: a wait for the next connection on the listening socket (as socketserver's serve_forever does between accepts), not a wait on the connections`,
-    }));
+    .map((row) => {
+      const fds = row.watched!.fds.map((fd) => `fd ${fd}`);
+      const which = fds.length > 1 ? `one at a time (${fds.join(', ')})` : `(${fds[0] ?? 'one fd'})`;
+      return {
+        job: row.job,
+        sentence: `Its ${formatCount(row.calls)} ${row.names.map((n) => n.syscall).join('/')} call${row.calls === 1 ? '' : 's'} each watched a single fd ${which}: a wait on one socket with a timeout (socketserver's serve_forever polls its listening socket between accepts; socket.settimeout polls a connection before each recv), not a wait on many connections, so not the model's readiness call`,
+      };
+    });
 }
 
 /** Busy polling's mark: reads of the connection sockets that find nothing (EAGAIN). */
@@ -86,23 +105,30 @@ function readStorm(jobs: Map<string, JobCount>): { calls: number; share: number 
   return { calls, share: calls > 0 ? eagain / calls : 0 };
 }
 
-/** The budget's problems: a thread or a process per connection where the exercise allows one. */
+/**
+ * The budget's problems: more processes than the server's own where it has one; a thread per
+ * connection, or reads made by several threads (a pool started before any client), where one
+ * thread serves every connection; no thread per connection where each should have one.
+ */
 function budgetProblems(budget: Budget, evidence: ModelEvidence, cost: ModelTraits['perConnection'] | null, jobs: Map<string, JobCount>): string[] {
   const problems: string[] = [];
-  const open = `${formatCount(evidence.connections)} connections open`;
-  if (budget.processes === 'one' && evidence.processes && evidence.processes.peak > evidence.processes.before) {
+  const open = `with ${plural(evidence.connections, 'connection')} open`;
+  if (budget.processes === 'one' && evidence.processes && evidence.processes.peak > 1) {
     const clones = jobs.get('clone');
     problems.push(
-      `it ran as ${formatCount(evidence.processes.peak)} processes with ${open} (${formatCount(evidence.processes.before)} before any client${clones ? `; ${shown(clones)}` : ''})${cost === 'process' ? ': a process per connection (fork)' : ''}; this exercise's server is one process`,
+      `it ran as ${formatCount(evidence.processes.peak)} processes ${open} (${plural(evidence.processes.before, 'process', 'processes')} before any client${clones ? `; ${shown(clones)}` : ''})${cost === 'process' ? ': a process per connection (fork)' : ''}; this exercise's server is one process`,
     );
   }
   if (evidence.threads) {
     const grew = evidence.threads.peak - evidence.threads.before;
-    const went = `its threads went from ${formatCount(evidence.threads.before)} to ${formatCount(evidence.threads.peak)} with ${open}`;
+    const went = `its threads went from ${formatCount(evidence.threads.before)} to ${formatCount(evidence.threads.peak)} ${open}`;
+    const readers = jobs.get('recvfrom')?.threads ?? 0;
     if (budget.threads === 'one' && grew > oneThreadAllows(evidence.connections)) {
       problems.push(`${went}; this exercise serves every connection from one thread`);
+    } else if (budget.threads === 'one' && readers > 1) {
+      problems.push(`${formatCount(readers)} of its threads read from connections; this exercise serves every connection from one thread`);
     }
-    if (budget.threads === 'per-connection' && cost !== 'thread' && cost !== null && cost !== 'process') {
+    if (budget.threads === 'per-connection' && cost === 'none') {
       problems.push(`${went}: not a thread per connection, which this exercise asks for`);
     }
   }
@@ -110,7 +136,10 @@ function budgetProblems(budget: Budget, evidence: ModelEvidence, cost: ModelTrai
 }
 
 /** The models (or the process-per-connection shape, which no lab server has) the evidence fits. */
-function fits(jobs: Map<string, JobCount>, cost: ModelTraits['perConnection'] | null, storm: { share: number }, except: string): string | null {
+function fits(jobs: Map<string, JobCount>, evidence: ModelEvidence, cost: ModelTraits['perConnection'] | null, storm: { share: number }, except: string): string | null {
+  if (cost !== 'process' && evidence.processes && evidence.processes.before > 1) {
+    return `a pool of ${formatCount(evidence.processes.before)} processes forked before any client (pre-forking), each waiting in its own ${jobs.get('accept4')?.names[0].syscall ?? 'accept'}`;
+  }
   if (cost === 'process') {
     const reads = jobs.get('recvfrom');
     return `a process per connection (fork): each child process blocks in its own ${reads ? reads.names[0].syscall : 'read'}, and every connection costs a whole process`;
@@ -119,7 +148,7 @@ function fits(jobs: Map<string, JobCount>, cost: ModelTraits['perConnection'] | 
     if (other.name === except) return false;
     if (cost !== null && other.traits.perConnection !== cost) return false;
     if (other.name === 'nonblocking' && storm.share < 0.5) return false;
-    return checkFingerprint(fingerprintByJob(other.fingerprint), jobCounts(jobs), 1).verdict === 'matches';
+    return checkFingerprint(gradedFingerprint(other.fingerprint), jobCounts(jobs), 1).verdict === 'matches';
   });
   if (fitting.length === 0) return null;
   const names = fitting.slice(0, 4).map((m) => m.name);
@@ -135,9 +164,9 @@ const jobCounts = (jobs: Map<string, JobCount>) => [...jobs.values()].map((row) 
  */
 export function judgeModel(modelName: string, budget: Budget, eagainStorm: boolean, evidence: ModelEvidence): { passed: boolean; feedback: string } {
   const model = findModel(modelName);
-  const fingerprint = fingerprintByJob(model.fingerprint);
+  const fingerprint = gradedFingerprint(model.fingerprint);
   const all = byJob(evidence.counts);
-  const explained = listenerOnlyWaits(all, evidence.connections);
+  const explained = singleFdWaits(all);
   const jobs = new Map([...all].filter(([job]) => !explained.some((e) => e.job === job)));
   const check = checkFingerprint(fingerprint, jobCounts(jobs), 1);
   const cost = perConnection(evidence);
@@ -162,9 +191,11 @@ export function judgeModel(modelName: string, budget: Budget, eagainStorm: boole
     const required = check.required.map((r) => r.seen.map((s) => shown(jobs.get(s.syscall)!)).join(', ')).join('; ');
     const stormNote = eagainStorm ? `; ${formatShare(storm.share)} of its reads failed with EAGAIN: the busy loop's storm` : '';
     const costNote = cost === 'thread' ? '; a thread per connection' : cost === 'none' ? `; ${budget.threads === 'one' ? 'one thread for every connection' : 'no thread per connection'}` : '';
-    const forbiddenNames = model.fingerprint.forbidden.length ? `; none of ${model.fingerprint.forbidden.join(', ')}` : '';
+    // A forbidden call explained as a wait on one fd is said below, not denied here.
+    const denied = model.fingerprint.forbidden.filter((name) => !explained.some((e) => e.job === jobOf(name)));
+    const forbiddenNames = denied.length ? `; none of ${denied.join(', ')}${denied.length < model.fingerprint.forbidden.length ? ' (for the others, see below)' : ''}` : '';
     return { passed: true, feedback: [`the syscalls of ${model.name}: ${required}${forbiddenNames}${stormNote}${costNote}`, ...notes].join('. ') };
   }
-  const fit = fits(jobs, cost, storm, model.name);
+  const fit = fits(jobs, evidence, cost, storm, model.name);
   return { passed: false, feedback: [problems.join('; '), ...notes, ...(fit ? [`These counts fit ${fit}`] : [])].join('. ') };
 }

@@ -388,23 +388,26 @@ async function loadProbe(target: Target, connections: number, idle: number, seco
   const quiet = await openMany(target, idle);
   ready();
   let roundTrips = 0;
+  /** the echoing connections that got at least one answer. */
+  let answered = 0;
   let firstProblem: string | null = busy.firstError;
   const deadline = Date.now() + seconds * 1000;
   const message = Buffer.from('the quick brown fox jumps over the lazy dog, 64 bytes in all...\n');
   await Promise.all(
     busy.open.map(async (c) => {
-      while (Date.now() < deadline) {
+      for (let mine = 0; Date.now() < deadline; mine++) {
         const problem = await c.exchange(message, Math.max(1000, deadline - Date.now()));
         if (problem) {
           firstProblem ??= problem;
           return;
         }
         roundTrips++;
+        if (mine === 0) answered++;
       }
     }),
   );
   for (const c of [...quiet.open, ...busy.open]) c.close();
-  const facts = { connections, idle, seconds, roundTrips, connected: busy.open.length + quiet.open.length };
+  const facts = { connections, idle, seconds, roundTrips, answered, connected: busy.open.length + quiet.open.length };
   const note = firstProblem ? `; a problem: ${firstProblem}` : '';
   return outcome('load', roundTrips > 0, `${formatCount(roundTrips)} round trips on ${busy.open.length} connections in ${seconds} s beside ${quiet.open.length} idle ones${note}`, facts);
 }

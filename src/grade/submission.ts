@@ -146,7 +146,8 @@ export function buildMistake(output: string[], buildDir: string): string | null 
   const make = output.findIndex((line) => MAKE_FAILED.test(line));
   if (make >= 0) {
     // the line before "make: *** [Makefile:2: server] Error 127" is usually why: "/bin/sh: 1: clang: not found"
-    const why = make > 0 && !MAKE_FAILED.test(output[make - 1]) ? [output[make - 1]] : [];
+    const before = make > 0 ? output[make - 1] : '';
+    const why = !MAKE_FAILED.test(before) && /not found|No such file|cannot|denied|error/i.test(before) ? [before] : [];
     return [...why, output[make]].map(inSubmission).join('\n');
   }
   if (output.includes(NO_C_BINARY)) return NO_C_BINARY;
@@ -193,7 +194,7 @@ export async function prepareSubmission(source: string): Promise<PreparedSubmiss
     [kind, command, build, description] = ['c', [`./${C_BINARY}`], C_COMPILE, 'server.c (C)'];
   } else {
     const seen = files.length ? `it holds ${files.slice(0, 8).join(', ')}${files.length > 8 ? ', ...' : ''}` : 'it is empty';
-    throw new SubmissionError(`${source} has no server.py, server.ts, server.js, Dockerfile or iolab.yaml (${seen}), nor server.c or a Makefile for a C server`);
+    throw new SubmissionError(`${source} has no server.py, server.ts, server.js, server.c, Makefile, Dockerfile or iolab.yaml (${seen})`);
   }
   // A C server is built from its source: no binary or object file of the student's machine runs.
   const copied = kind === 'c' ? files.filter((file) => !C_BUILD_PRODUCTS(file)) : files;

@@ -35,6 +35,8 @@ export const SyscallCountSchema = z.object({
    * every other call, and where counts come from a summary (strace -c) that has no arguments.
    */
   watched: z.object({ max: count(), fds: z.array(count()) }).optional(),
+  /** how many threads made the call (in one table; where tables are merged, the most of any). */
+  threads: count().optional(),
   /** the flags of NOTABLE_FLAGS seen in its arguments (epoll_ctl: EPOLLET; clone: CLONE_THREAD), when any was. */
   flags: z.array(z.string()).optional(),
 });
@@ -78,6 +80,7 @@ export function mergeCounts(...lists: readonly (readonly SyscallCount[])[]): Sys
     sum.errors += row.errors;
     for (const [errno, n] of Object.entries(row.errnos)) sum.errnos[errno] = (sum.errnos[errno] ?? 0) + n;
     if (row.watched) sum.watched = mergeWatched(sum.watched, row.watched);
+    if (row.threads !== undefined) sum.threads = Math.max(sum.threads ?? 0, row.threads);
     if (row.flags) sum.flags = [...new Set([...(sum.flags ?? []), ...row.flags])];
     bySyscall.set(row.syscall, sum);
   }

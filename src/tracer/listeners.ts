@@ -115,7 +115,9 @@ export async function processIds(procRoot = '/proc', root: number | null = null)
 export async function readListeners(pids: number[], port: number, procRoot = '/proc'): Promise<ListenerReport> {
   const report: ListenerReport = { listening: null, sockets: [], processes: 0, threads: 0, cpuSeconds: 0, running: false };
   const ticks = clockTicksPerSecond();
-  const owners = new Map<number, number>();
+  // A socket held by several processes (workers forked after listen()) belongs to the eldest:
+  // the holder whose parent does not hold it, so that the server's whole tree is observed.
+  const holders = new Map<number, { pid: number; parentPid: number }[]>();
   for (const pid of pids) {
     const stat = await readFile(`${procRoot}/${pid}/stat`, 'utf8').catch(() => null);
     if (!stat) continue;
@@ -124,8 +126,10 @@ export async function readListeners(pids: number[], port: number, procRoot = '/p
     report.processes += 1;
     report.threads += parsed.threads;
     report.cpuSeconds += (parsed.userTicks + parsed.systemTicks) / ticks;
-    for (const inode of await socketInodes(pid, procRoot)) owners.set(inode, pid);
+    for (const inode of await socketInodes(pid, procRoot)) holders.set(inode, [...(holders.get(inode) ?? []), { pid, parentPid: parsed.parentPid }]);
   }
+  const owners = new Map<number, number>();
+  for (const [inode, all] of holders) owners.set(inode, (all.find((h) => !all.some((o) => o.pid === h.parentPid)) ?? all[0]).pid);
   report.running = report.processes > 0;
   if (!report.running) return report;
   // every process looked at shares one network namespace: read it through a socket's owner

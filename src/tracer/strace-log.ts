@@ -93,6 +93,8 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
   const threads = new Map<number, Thread>();
   // Rows keyed phase/group/syscall, plus the same calls without the group for a server that names no thread.
   const rows = new Map<string, SyscallCount>();
+  // The threads that made each row's calls.
+  const callers = new Map<SyscallCount, Set<number>>();
   let anyServingName = false;
 
   const threadOf = (tid: number): Thread => {
@@ -126,7 +128,7 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
     if (phase === null) return null;
     return { phase, group: isServing(thread) ? 'serving' : 'runtime', syscall };
   };
-  const finish = (counted: Counted | null, tail: string, thread: Thread, arguments_: string) => {
+  const finish = (counted: Counted | null, tail: string, thread: Thread, arguments_: string, tid: number) => {
     const returned = RESULT.exec(tail);
     if (!returned) return;
     const [, value, errno] = returned;
@@ -136,6 +138,8 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
       for (const group of [counted.group, 'all'] as const) {
         const target = row(counted.phase, group, counted.syscall);
         target.calls++;
+        callers.set(target, (callers.get(target) ?? new Set<number>()).add(tid));
+        target.threads = callers.get(target)!.size;
         if (fds) target.watched = mergeWatched(target.watched, fds);
         const flags = NOTABLE_FLAGS.filter((flag) => arguments_.includes(flag));
         if (flags.length) target.flags = [...new Set([...(target.flags ?? []), ...flags])];
@@ -176,7 +180,7 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
       const tail = rest.slice(rest.lastIndexOf(') = ') + 4);
       if (rest.lastIndexOf(') = ') === -1) continue;
       const matches = pending !== null && pending.syscall === resumed[1];
-      finish(matches ? pending.counted : null, tail, thread, matches ? pending.start : rest);
+      finish(matches ? pending.counted : null, tail, thread, matches ? pending.start : rest, tid);
       continue;
     }
     const call = CALL_START.exec(rest);
@@ -187,7 +191,7 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
       continue;
     }
     const end = rest.lastIndexOf(') = ');
-    if (end !== -1) finish(counted, rest.slice(end + 4), thread, rest);
+    if (end !== -1) finish(counted, rest.slice(end + 4), thread, rest, tid);
   }
 
   const table = (phase: Phase): CallTable => {

@@ -1,4 +1,4 @@
-// Traces the system calls of a running process: `strace -f -ttt -o FILE -p PID`.
+// Traces the system calls of a running process and its children: `strace -f -ttt -o FILE -p PID ...`.
 //
 // strace attaches to a process that is already running: the caller attaches once the server has
 // printed its ready line, so the server's start-up (execve, loading modules, binding) is never
@@ -8,6 +8,8 @@
 // The flags, and why:
 //   -f        follow every thread and child. With -p it also attaches to every thread that
 //             already exists: a Node server is a dozen threads (libuv's pool, V8's workers).
+//   -p PID    once for the server and once for each process it had already forked (a pre-forked
+//             pool of workers): -f follows only the children born while traced.
 //   -ttt      each line starts with the time of the call (seconds since the epoch, with
 //             microseconds): what tells set-up from the measured window.
 //   -s 16     strings cut at 16 bytes: a thread's name (at most 15) is all we read of them, and
@@ -18,6 +20,7 @@
 //             an epoll server at 16 connections), and it is what per-thread counts need.
 //   LC_ALL=C  strace formats numbers with printf: keep the decimal point a point.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { processIds } from './listeners.js';
 import { readFile } from 'node:fs/promises';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
 const DEFAULT_ATTACH_TIMEOUT_MS = 5000;
@@ -33,14 +36,23 @@ export interface StraceOptions {
   timeoutMs?: number;
 }
 
-export function straceArguments(pid: number, outputFile: string): string[] {
-  return ['-f', '-ttt', '-s', '16', '-o', outputFile, '-p', String(pid)];
+/** strace's arguments for the processes `pids` (the server first, then its children). */
+export function straceArguments(pids: number[], outputFile: string): string[] {
+  return ['-f', '-ttt', '-s', '16', '-o', outputFile, ...pids.flatMap((pid) => ['-p', String(pid)])];
 }
 
-/** Attaches strace to `pid` and resolves once it has attached to every thread of the process. */
-export function startStrace(pid: number, options: StraceOptions): Promise<StraceSession> {
+/**
+ * Attaches strace to `pid` and every process it has forked, and resolves once it has attached
+ * to every thread of the server's process. Rejects (LabRunError) when strace cannot attach.
+ */
+export async function startStrace(pid: number, options: StraceOptions): Promise<StraceSession> {
+  const children = (await processIds('/proc', pid)).filter((other) => other !== pid);
+  return attach(pid, [pid, ...children], options);
+}
+
+function attach(pid: number, pids: number[], options: StraceOptions): Promise<StraceSession> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS;
-  const child = spawn('strace', straceArguments(pid, options.outputFile), {
+  const child = spawn('strace', straceArguments(pids, options.outputFile), {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, LC_ALL: 'C' },
   });
