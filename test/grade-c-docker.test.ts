@@ -3,40 +3,25 @@
 // image, no network), a compile error there is the student's, named as on the local sandbox, and
 // the server runs under an init (docker-init), not as PID 1, so that a signal's default action
 // kills it as anywhere else. On this machine: grade-c.test.ts.
-import { cp, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Docker from 'dockerode';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DockerSandbox, submissionDockerfile } from '../src/grade/docker-sandbox.js';
 import { gradeSubmission } from '../src/grade/grade.js';
 import type { GradeReport } from '../src/grade/report.js';
 import { loadExercise } from '../src/grade/rubric.js';
+import { copyGraderCase, submissionDir } from './helpers.js';
 import { prepareSubmission, SubmissionError } from '../src/grade/submission.js';
 import { RUN_LABEL } from '../src/runtime/containers.js';
 import { engineAvailable, ensureImage } from '../src/runtime/docker-image.js';
 import { allCalls } from '../src/shared/results.js';
 
 const docker = new Docker();
-const CASES = join(import.meta.dirname, 'fixtures', 'grader-cases');
 
 beforeAll(async () => {
   const engine = await engineAvailable(docker);
   if (!engine.ok) throw new Error(`these tests need a Docker engine: ${engine.reason}`);
   await ensureImage(docker);
 }, 900_000);
-
-async function copyCase(name: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `iolab-c-docker-${name}-`));
-  await cp(join(CASES, name), dir, { recursive: true });
-  return dir;
-}
-
-async function directory(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'iolab-c-docker-'));
-  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-  return dir;
-}
 
 async function grade(dir: string, exerciseId: string, only: NonNullable<Parameters<typeof gradeSubmission>[2]['only']>): Promise<GradeReport> {
   return gradeSubmission(dir, await loadExercise(exerciseId), { sandbox: new DockerSandbox(), only });
@@ -88,7 +73,7 @@ describe('a C submission in the Docker sandbox', () => {
       'FROM iolab:x\nCOPY . /submission\nWORKDIR /submission\nRUN ["gcc","-o","server","server.c"]\n' +
         'RUN ["sh","-c","test -f server -a -x server || { echo \\"make finished without building ./server: the first target of the Makefile must build the server as ./server\\" >&2; exit 1; }"]\n',
     );
-    const report = await grade(await copyCase('c-blocking-read-write'), 'blocking-echo', ['echo', 'large-message']);
+    const report = await grade(await copyGraderCase('c-blocking-read-write'), 'blocking-echo', ['echo', 'large-message']);
     expect(report.status, report.notGradableReason ?? '').toBe('graded');
     expect(report.submission.description).toBe('server.c (C)');
     expect(report.checks.map((c) => [c.check, c.passed, c.passed ? '' : c.feedback])).toEqual([
@@ -99,7 +84,7 @@ describe('a C submission in the Docker sandbox', () => {
   }, 240_000);
 
   it('a compile error in the image build is the student\'s: "server.c:LINE:COL: error: ..." on every check', async () => {
-    const dir = await directory({ 'server.c': SYNTAX_ERROR });
+    const dir = await submissionDir({ 'server.c': SYNTAX_ERROR });
     const sandbox = new DockerSandbox();
     const submission = await prepareSubmission(dir);
     const error = await sandbox.prepare(submission).then(() => null, (e: unknown) => e);
@@ -121,7 +106,7 @@ describe('a C submission in the Docker sandbox', () => {
 
   it('the server is not PID 1: its pid is found by its listener, and SIGPIPE kills it (status 141 = 128 + 13)', async () => {
     const sandbox = new DockerSandbox();
-    const submission = await prepareSubmission(await directory({ 'server.c': WRITES_AFTER_SHUTDOWN }));
+    const submission = await prepareSubmission(await submissionDir({ 'server.c': WRITES_AFTER_SHUTDOWN }));
     try {
       await sandbox.prepare(submission);
       const server = await sandbox.start();
@@ -153,7 +138,7 @@ describe('a C submission in the Docker sandbox', () => {
 
   it("under the init, the sidecars still find the server: its listener, /proc, and strace -f of its calls", async () => {
     const sandbox = new DockerSandbox();
-    const submission = await prepareSubmission(await copyCase('c-blocking-read-write'));
+    const submission = await prepareSubmission(await copyGraderCase('c-blocking-read-write'));
     try {
       await sandbox.prepare(submission);
       const server = await sandbox.start();

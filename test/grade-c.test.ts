@@ -2,30 +2,17 @@
 // student's Makefile with make), grades the binary like any other server, names a compile error
 // the way a student reads it (file:line:col), and reports a server killed by a signal by the
 // signal's name. Real gcc, real make, real sockets. In containers: grade-c-docker.test.ts.
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gradeSubmission } from '../src/grade/grade.js';
 import { LocalSandbox } from '../src/grade/local-sandbox.js';
 import type { GradeReport } from '../src/grade/report.js';
 import { loadExercise } from '../src/grade/rubric.js';
+import { copyGraderCase, submissionDir } from './helpers.js';
 import { buildMistake, C_COMPILE, prepareSubmission, SubmissionError } from '../src/grade/submission.js';
 
 const CASES = join(import.meta.dirname, 'fixtures', 'grader-cases');
-
-/** A writable copy of a grader case (the fixtures are read-only). */
-async function copyCase(name: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `iolab-c-${name}-`));
-  await cp(join(CASES, name), dir, { recursive: true });
-  return dir;
-}
-
-async function directory(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'iolab-c-'));
-  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-  return dir;
-}
 
 async function grade(dir: string, exerciseId: string, only: NonNullable<Parameters<typeof gradeSubmission>[2]['only']>): Promise<GradeReport> {
   return gradeSubmission(dir, await loadExercise(exerciseId), { sandbox: new LocalSandbox(), only });
@@ -71,7 +58,7 @@ const GCC_SAYS = "server.c:4:14: error: expected expression before ';' token\n  
 describe('a C submission is found', () => {
   it('after iolab.yaml, a Dockerfile, server.py, server.ts and server.js; a Makefile before server.c', async () => {
     const kind = async (files: Record<string, string>) => {
-      const prepared = await prepareSubmission(await directory(files));
+      const prepared = await prepareSubmission(await submissionDir(files));
       await prepared.dispose();
       return [prepared.kind, prepared.description, prepared.command, prepared.build];
     };
@@ -81,14 +68,14 @@ describe('a C submission is found', () => {
     expect((await kind({ 'server.c': '', 'server.py': '' }))[0]).toBe('python');
     expect((await kind({ 'server.c': '', 'server.js': '' }))[0]).toBe('javascript');
     expect((await kind({ 'server.c': '', Dockerfile: 'FROM x' }))[0]).toBe('dockerfile');
-    const empty = await prepareSubmission(await directory({ 'notes.txt': 'hi' })).catch((e: unknown) => e);
+    const empty = await prepareSubmission(await submissionDir({ 'notes.txt': 'hi' })).catch((e: unknown) => e);
     expect((empty as Error).message).toMatch(/has no server\.py, server\.ts, server\.js, server\.c, Makefile, Dockerfile or iolab\.yaml \(it holds notes\.txt\)$/);
   });
 });
 
 describe('a C submission on the local sandbox', () => {
   it('server.c is built with gcc -D_FORTIFY_SOURCE=2 and the blocking server passes echo, large-message and binary', async () => {
-    const dir = await copyCase('c-blocking-read-write');
+    const dir = await copyGraderCase('c-blocking-read-write');
     const report = await grade(dir, 'blocking-echo', ['echo', 'large-message', 'binary']);
     expect(report.status, report.notGradableReason ?? '').toBe('graded');
     expect(report.submission.description).toBe('server.c (C)');
@@ -103,7 +90,7 @@ describe('a C submission on the local sandbox', () => {
   }, 90_000);
 
   it('an epoll server in C passes the concurrent check', async () => {
-    const report = await grade(await copyCase('c-epoll-read-write'), 'epoll-echo', ['echo', 'concurrent']);
+    const report = await grade(await copyGraderCase('c-epoll-read-write'), 'epoll-echo', ['echo', 'concurrent']);
     expect(report.status, report.notGradableReason ?? '').toBe('graded');
     expect(verdicts(report)).toEqual([
       ['echo', true, ''],
@@ -112,7 +99,7 @@ describe('a C submission on the local sandbox', () => {
   }, 90_000);
 
   it('a syntax error fails every check with "server.c:LINE:COL: error: ..." and the source line under it', async () => {
-    const dir = await directory({ 'server.c': SYNTAX_ERROR });
+    const dir = await submissionDir({ 'server.c': SYNTAX_ERROR });
     // the sandbox's build: the student's mistake, not the grader's failure
     const submission = await prepareSubmission(dir);
     const error = await new LocalSandbox().prepare(submission).then(() => null, (e: unknown) => e);
@@ -134,7 +121,7 @@ describe('a C submission on the local sandbox', () => {
   }, 60_000);
 
   it('a Makefile builds the server with make: its ./server runs, not a binary handed in', async () => {
-    const dir = await directory({
+    const dir = await submissionDir({
       Makefile: 'CFLAGS = -O2 -Wall\n\nserver: echo.o\n\t$(CC) $(CFLAGS) -o server echo.o\n\nclean:\n\trm -f server echo.o\n',
       // a stale binary from the student's machine: never run, the grader builds from source
       server: '#!/bin/sh\necho stale binary >&2\nexit 3\n',
@@ -154,13 +141,13 @@ describe('a C submission on the local sandbox', () => {
   }, 60_000);
 
   it("a Makefile whose first target is not ./server, or that does not build, is the student's mistake", async () => {
-    const other = await prepareSubmission(await directory({ Makefile: 'all:\n\techo nothing to build\n', 'server.c': 'int main(void) { return 0; }\n' }));
+    const other = await prepareSubmission(await submissionDir({ Makefile: 'all:\n\techo nothing to build\n', 'server.c': 'int main(void) { return 0; }\n' }));
     const notBuilt = await new LocalSandbox().prepare(other).then(() => null, (e: unknown) => e);
     await other.dispose();
     expect(notBuilt).toBeInstanceOf(SubmissionError);
     expect((notBuilt as Error).message).toBe('make finished without building ./server: the first target of the Makefile must build the server as ./server');
 
-    const broken = await prepareSubmission(await directory({ Makefile: 'server: server.c\n    cc -o server server.c\n', 'server.c': 'int main(void) { return 0; }\n' }));
+    const broken = await prepareSubmission(await submissionDir({ Makefile: 'server: server.c\n    cc -o server server.c\n', 'server.c': 'int main(void) { return 0; }\n' }));
     const error = await new LocalSandbox().prepare(broken).then(() => null, (e: unknown) => e);
     await broken.dispose();
     expect(error).toBeInstanceOf(SubmissionError);
@@ -169,7 +156,7 @@ describe('a C submission on the local sandbox', () => {
 
   it("a server killed by a signal ends with the signal's name: SIGPIPE for a write the peer can no longer take", async () => {
     const sandbox = new LocalSandbox();
-    const submission = await prepareSubmission(await directory({ 'server.c': WRITES_AFTER_SHUTDOWN }));
+    const submission = await prepareSubmission(await submissionDir({ 'server.c': WRITES_AFTER_SHUTDOWN }));
     try {
       await sandbox.prepare(submission);
       const server = await sandbox.start();

@@ -1,7 +1,7 @@
 // The grader's parts that need no Docker: exercises and rubrics, the submission kinds, the
 // listener table, the fingerprint wording, the output formats, and the grade command's exit
 // codes (with the local runtime's warning). Grading in containers: grade-docker.test.ts.
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { prepareSubmission, SubmissionError } from '../src/grade/submission.js';
 import type { SyscallCount } from '../src/shared/results.js';
 import { allInterfaces, parseListeningSockets, readListeners } from '../src/tracer/listeners.js';
 import { GradescopeResultsSchema } from './gradescope.js';
-import { runIolab as iolab } from './helpers.js';
+import { runIolab as iolab, submissionDir } from './helpers.js';
 
 const counts = (entries: [string, number, number?][]): SyscallCount[] =>
   entries.map(([syscall, calls, errors = 0]) => ({ syscall, calls, errors, errnos: errors ? { EAGAIN: errors } : ({} as Record<string, number>) }));
@@ -67,26 +67,20 @@ describe('exercises', () => {
 });
 
 describe('submissions', () => {
-  async function dir(files: Record<string, string>): Promise<string> {
-    const root = await mkdtemp(join(tmpdir(), 'iolab-test-submission-'));
-    for (const [name, text] of Object.entries(files)) await writeFile(join(root, name), text);
-    return root;
-  }
-
   it('iolab.yaml comes first, then a Dockerfile, server.py, server.ts, server.js', async () => {
-    const both = await prepareSubmission(await dir({ 'iolab.yaml': 'command: python3 -u main.py --fast\n', 'server.py': '' }));
+    const both = await prepareSubmission(await submissionDir({ 'iolab.yaml': 'command: python3 -u main.py --fast\n', 'server.py': '' }));
     expect([both.kind, both.command]).toEqual(['command', ['sh', '-c', 'python3 -u main.py --fast']]);
-    const list = await prepareSubmission(await dir({ 'iolab.yaml': 'command: [python3, main.py]\n' }));
+    const list = await prepareSubmission(await submissionDir({ 'iolab.yaml': 'command: [python3, main.py]\n' }));
     expect(list.command).toEqual(['python3', 'main.py']);
-    expect((await prepareSubmission(await dir({ Dockerfile: 'FROM x', 'server.py': '' }))).kind).toBe('dockerfile');
-    expect((await prepareSubmission(await dir({ 'server.py': '', 'server.ts': '' }))).command).toEqual(['python3', 'server.py']);
-    expect((await prepareSubmission(await dir({ 'server.js': '' }))).command).toEqual(['node', 'server.js']);
+    expect((await prepareSubmission(await submissionDir({ Dockerfile: 'FROM x', 'server.py': '' }))).kind).toBe('dockerfile');
+    expect((await prepareSubmission(await submissionDir({ 'server.py': '', 'server.ts': '' }))).command).toEqual(['python3', 'server.py']);
+    expect((await prepareSubmission(await submissionDir({ 'server.js': '' }))).command).toEqual(['node', 'server.js']);
   });
 
   it("a student's mistake in the submission itself is named: nothing to run, bad iolab.yaml, a TypeScript syntax error", async () => {
-    await expect(prepareSubmission(await dir({ 'notes.txt': 'hi' }))).rejects.toThrow(/has no server.py, server.ts, server.js, server.c, Makefile, Dockerfile or iolab.yaml \(it holds notes.txt\)/);
-    await expect(prepareSubmission(await dir({ 'iolab.yaml': 'cmd: x\n' }))).rejects.toThrow(/iolab\.yaml: [\s\S]*command: expected the command that starts the server: a string, or a list of strings[\s\S]*unknown field\(s\) cmd/);
-    const error = await prepareSubmission(await dir({ 'server.ts': 'const a = 1;\nconst b = (;\n' })).catch((e) => e);
+    await expect(prepareSubmission(await submissionDir({ 'notes.txt': 'hi' }))).rejects.toThrow(/has no server.py, server.ts, server.js, server.c, Makefile, Dockerfile or iolab.yaml \(it holds notes.txt\)/);
+    await expect(prepareSubmission(await submissionDir({ 'iolab.yaml': 'cmd: x\n' }))).rejects.toThrow(/iolab\.yaml: [\s\S]*command: expected the command that starts the server: a string, or a list of strings[\s\S]*unknown field\(s\) cmd/);
+    const error = await prepareSubmission(await submissionDir({ 'server.ts': 'const a = 1;\nconst b = (;\n' })).catch((e) => e);
     expect(error).toBeInstanceOf(SubmissionError);
     expect(error.message).toMatch(/^server\.ts:2:\d+: Expression expected/);
   });

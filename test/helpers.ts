@@ -2,6 +2,8 @@
 // them (the tests check the servers, so their own client need not be fast).
 import { spawn } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { analyse } from '../src/analysis/index.js';
@@ -227,4 +229,18 @@ export function expectHolds(verdict: ClaimVerdict): void {
  */
 export function labTimeoutMs(runs: number, seconds: number, overheadSecondsPerRun = 10): number {
   return 60_000 + runs * (seconds + overheadSecondsPerRun) * 1000;
+}
+
+/** A submission directory holding `files` (name to text), in the system's temporary folder. */
+export async function submissionDir(files: Record<string, string>): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'iolab-test-submission-'));
+  for (const [name, text] of Object.entries(files)) await writeFile(join(root, name), text);
+  return root;
+}
+
+/** A writable copy of a case of test/fixtures/grader-cases/, for tests that build in it or change it. */
+export async function copyGraderCase(name: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `iolab-case-${name}-`));
+  await cp(join(import.meta.dirname, 'fixtures', 'grader-cases', name), dir, { recursive: true });
+  return dir;
 }

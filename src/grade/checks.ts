@@ -240,16 +240,25 @@ async function functional(context: CheckContext, request: ProbeRequest): Promise
 }
 
 /**
+ * Runs `request` while the server is observed (/proc, and strace with `trace`), the window
+ * started before the probe's first connection. `observed` is null when the server exited before
+ * the observer could stop.
+ */
+async function probeObserved(context: CheckContext, request: ProbeRequest, trace: boolean) {
+  const { server, pid } = await context.server();
+  const observer = await server.observe(pid, { trace });
+  await observer.startWindow();
+  const outcome = await server.probe(request).result;
+  const observed = await stopObserving(observer, server);
+  return { outcome, observed, baseline: observer.baseline, state: await server.state() };
+}
+
+/**
  * The large message, traced: a reply cut short is read-once's mark, and the calls tell which
  * read-once it is (edge-triggered registrations, EPOLLET, wait for an event that never comes).
  */
 async function largeMessage(context: CheckContext, bytes: number): Promise<CheckVerdict> {
-  const { server, pid } = await context.server();
-  const observer = await server.observe(pid, { trace: true });
-  await observer.startWindow();
-  const outcome = await server.probe({ probe: 'large-message', bytes }).result;
-  const observed = await stopObserving(observer, server);
-  const state = await server.state();
+  const { outcome, observed, state } = await probeObserved(context, { probe: 'large-message', bytes }, true);
   const { received, ended } = outcome.facts;
   const short = !outcome.ok && typeof received === 'number' && received < bytes;
   const hints: Hint[] = [];
@@ -276,15 +285,10 @@ async function disconnect(context: CheckContext): Promise<CheckVerdict> {
 }
 
 async function churn(context: CheckContext, cycles: number): Promise<CheckVerdict> {
-  const { server, pid } = await context.server();
-  const observer = await server.observe(pid, { trace: false });
-  await observer.startWindow();
-  const outcome = await server.probe({ probe: 'churn', cycles }).result;
-  const observed = await stopObserving(observer, server);
-  const state = await server.state();
+  const { outcome, observed, baseline, state } = await probeObserved(context, { probe: 'churn', cycles }, false);
   if (!state.running || !observed) return exitedDuring(state);
-  const before = observer.baseline.fdsPeak;
-  const peak = observed?.proc.fdsPeak ?? before;
+  const before = baseline.fdsPeak;
+  const peak = observed.proc.fdsPeak;
   const evidence = [`open fds: ${formatCount(before)} before, at most ${formatCount(peak)} during the cycles`];
   // The probe runs 4 cycles at a time: a server that closes what it accepted stays near its start.
   if (peak - before > cycles / 2) {
@@ -307,18 +311,13 @@ function topCalls(counts: SyscallCount[], n = 8): string {
 }
 
 async function fingerprint(context: CheckContext, spec: Extract<CheckSpec, { check: 'fingerprint' }>): Promise<CheckVerdict> {
-  const { server, pid } = await context.server();
-  const observer = await server.observe(pid, { trace: true });
-  await observer.startWindow();
-  const outcome = await server.probe({ probe: 'load', connections: spec.connections, idle: spec.idle, seconds: spec.seconds }).result;
-  const observed = await stopObserving(observer, server);
-  const state = await server.state();
+  const { outcome, observed, baseline, state } = await probeObserved(context, { probe: 'load', connections: spec.connections, idle: spec.idle, seconds: spec.seconds }, true);
   if (!state.running || !observed) return exitedDuring(state);
   const counts = observed.trace ? allCalls(observed.trace) : [];
   context.syscalls = counts;
   const roundTrips = Number(outcome.facts.roundTrips ?? 0);
   const connected = Number(outcome.facts.connected ?? 0);
-  const { baseline, proc } = { baseline: observer.baseline, proc: observed.proc };
+  const { proc } = observed;
   const evidence: ModelEvidence = {
     counts,
     connections: connected,

@@ -70,7 +70,7 @@ const shown = (row: JobCount) => row.names.map((n) => `${n.syscall} ${formatCoun
 const times = (n: number) => (n === 1 ? 'once' : `${formatCount(n)} times`);
 
 /** What each connection cost the server, from its threads and processes while they were open. */
-export function perConnection(evidence: ModelEvidence): ModelTraits['perConnection'] | null {
+function perConnection(evidence: ModelEvidence): ModelTraits['perConnection'] | null {
   if (!evidence.threads || evidence.connections < 2) return null;
   const enough = PER_CONNECTION_SHARE * evidence.connections;
   if (evidence.processes && evidence.processes.peak - evidence.processes.before >= enough) return 'process';

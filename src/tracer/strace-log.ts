@@ -69,6 +69,8 @@ const CALL_START = /^([a-z_][a-z0-9_]*)\(/;
 const RESUMED = /^<\.\.\. ([a-z_][a-z0-9_]*) resumed>/;
 const RESULT = /^(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+)\b)?/;
 const THREAD_NAME = /PR_SET_NAME, "([^"]*)"/;
+/** The calls whose arguments carry NOTABLE_FLAGS (epoll_ctl(2), clone(2), clone3). */
+const FLAGGED_CALLS = new Set(['epoll_ctl', 'clone', 'clone3']);
 /** poll(2)/ppoll: `poll([{fd=3, events=POLLIN}, ...], NFDS, ...`; select(2)/pselect6: `select(NFDS, [3 4], [5], NULL, ...`. */
 const POLL_ARGS = /^p?poll\(\[(.*?)\], (\d+)/;
 const SELECT_SETS = /^(?:select|pselect6)\(\d+, (\[[\d ]*\]|NULL), (\[[\d ]*\]|NULL), (\[[\d ]*\]|NULL)/;
@@ -139,9 +141,8 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
         const target = row(counted.phase, group, counted.syscall);
         target.calls++;
         callers.set(target, (callers.get(target) ?? new Set<number>()).add(tid));
-        target.threads = callers.get(target)!.size;
         if (fds) target.watched = mergeWatched(target.watched, fds);
-        const flags = NOTABLE_FLAGS.filter((flag) => arguments_.includes(flag));
+        const flags = FLAGGED_CALLS.has(counted.syscall) ? NOTABLE_FLAGS.filter((flag) => arguments_.includes(flag)) : [];
         if (flags.length) target.flags = [...new Set([...(target.flags ?? []), ...flags])];
       }
     }
@@ -196,7 +197,7 @@ export function countStraceLog(text: string, options: StraceLogOptions): StraceL
 
   const table = (phase: Phase): CallTable => {
     const pick = (group: Group | 'all') =>
-      [...rows.entries()].filter(([key]) => key.startsWith(`${phase}/${group}/`)).map(([, value]) => value);
+      [...rows.entries()].filter(([key]) => key.startsWith(`${phase}/${group}/`)).map(([, value]) => ({ ...value, threads: callers.get(value)?.size ?? 0 }));
     // A server that names no thread: nothing tells the runtime's threads apart, so all is the model's.
     return anyServingName ? { serving: pick('serving'), runtime: pick('runtime') } : { serving: pick('all'), runtime: [] };
   };
