@@ -89,6 +89,7 @@ async function runCommand(argv: {
   connections?: number;
   clients: number;
   runtime: RuntimeChoice;
+  tracer: 'auto' | 'bpf' | 'strace';
   verbose: boolean;
 }): Promise<number> {
   const { loadAllLabs, resolveLab } = await import('./labs/load.js');
@@ -114,6 +115,11 @@ async function runCommand(argv: {
   process.on('SIGTERM', onSignal);
 
   let incomplete = false;
+  const noticed = new Set<string>();
+  const notice = (line: string) => {
+    if (!noticed.has(line)) process.stderr.write(`${line}\n`);
+    noticed.add(line);
+  };
   try {
     for (const lab of loaded) {
       if (abort.signal.aborted) break;
@@ -121,8 +127,10 @@ async function runCommand(argv: {
         durationSeconds: argv.duration,
         connections: argv.connections,
         clients: argv.clients,
+        tracer: argv.tracer,
         signal: abort.signal,
         onProgress: progressPrinter(),
+        onNotice: notice,
       });
       const results = analyse(measured);
       const written = await writeReport(results, join(resolve(argv.out), lab.lab.name));
@@ -166,6 +174,11 @@ async function main(): Promise<void> {
               choices: ['auto', 'docker', 'local'] as const,
               default: 'auto' as const,
               describe: 'where servers and clients run: containers, local processes, or Docker when an engine answers',
+            })
+            .option('tracer', {
+              choices: ['auto', 'bpf', 'strace'] as const,
+              default: 'auto' as const,
+              describe: 'how syscalls are counted: eBPF in the measured runs, strace in runs of their own, or eBPF where the machine allows it',
             }),
         async (argv) => {
           process.exitCode = await runCommand({ ...argv, labs: argv.labs as string[], clients: argv.clients! });
@@ -318,18 +331,25 @@ async function main(): Promise<void> {
         (y) =>
           y
             .option('pid', { type: 'number', describe: 'the process to observe' })
-            .option('trace', { type: 'boolean', default: false, describe: 'attach strace for syscall counts' })
+            .option('tracer', { choices: ['bpf', 'strace'] as const, describe: 'attach a tracer for syscall counts' })
+            .option('bpf-scope', { choices: ['process-tree', 'cgroup'] as const, default: 'process-tree' as const, describe: 'what the eBPF observer counts: the process tree of --pid, or its cgroup' })
+            .option('check', { choices: ['bpf', 'strace'] as const, describe: 'instead: print whether this tracer can run here ({available, name|reason}) and exit' })
             .option('listening', { type: 'number', describe: 'instead: wait until a process here listens on this port, print where, and exit' })
             .option('timeout-ms', { type: 'number', default: 20_000, describe: 'with --listening: how long to wait' })
-            .check((argv) => argv.pid !== undefined || argv.listening !== undefined || 'name --pid or --listening'),
+            .check((argv) => argv.pid !== undefined || argv.listening !== undefined || argv.check !== undefined || 'name --pid, --listening or --check'),
         async (argv) => {
           if (argv.listening !== undefined) {
             const { serveListenerWait } = await import('./tracer/listeners.js');
             await serveListenerWait(argv.listening, argv.timeoutMs);
             return;
           }
+          if (argv.check !== undefined) {
+            const { LocalRuntime } = await import('./runtime/local.js');
+            process.stdout.write(`${JSON.stringify(await new LocalRuntime().tracer(argv.check))}\n`);
+            return;
+          }
           const { serveObserver } = await import('./tracer/observe.js');
-          await serveObserver(argv.pid!, { trace: argv.trace });
+          await serveObserver(argv.pid!, { tracer: argv.tracer ?? null, bpfScope: argv.bpfScope });
         },
       )
       .command(

@@ -55,9 +55,24 @@ describe('the Docker runtime', () => {
     const verdicts = results.analysis.verdicts;
     expect(verdicts).toHaveLength(12);
     for (const verdict of verdicts) expectHolds(verdict);
-    const nonblocking = results.runs.find((r) => r.model === 'nonblocking' && r.phase === 'trace')!;
+    // The eBPF observer counted in the measured runs, from a sidecar, by the server's cgroup.
+    expect(results.environment.tracerKind).toBe('bpf');
+    expect(results.runs.every((r) => r.phase === 'measure')).toBe(true);
+    const nonblocking = results.runs.find((r) => r.model === 'nonblocking' && r.trace !== null)!;
     const accept = nonblocking.trace!.window.serving.find((s) => s.syscall === 'accept4')!;
     expect(accept.errnos.EAGAIN / accept.calls).toBeGreaterThan(0.5);
+    // Only the server's cgroup is counted: no client's connect, no bpf(2) or perf_event_open of the sidecar.
+    for (const run of results.runs) {
+      const calls = [...run.trace!.setup.serving, ...run.trace!.window.serving, ...run.trace!.setup.runtime, ...run.trace!.window.runtime].map((s) => s.syscall);
+      expect(calls, run.variant).not.toContain('connect');
+      expect(calls, run.variant).not.toContain('bpf');
+      expect(calls, run.variant).not.toContain('perf_event_open');
+    }
+    // The kernel's side of io_uring: a receive and a send per round trip, which strace never sees.
+    const uring = results.analysis.subjects.find((s) => s.model === 'uring')!.trace!;
+    const ops = Object.fromEntries(uring.uring!.map((op) => [op.opcode, op.submitted]));
+    expect(ops.RECV).toBeGreaterThanOrEqual(uring.roundTrips);
+    expect(ops.SEND).toBeGreaterThanOrEqual(uring.roundTrips);
     expect(await labelled(runId)).toEqual(NOTHING);
   }, labTimeoutMs(24, 0.5, DOCKER_RUN_OVERHEAD_SECONDS));
 

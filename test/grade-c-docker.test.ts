@@ -116,7 +116,7 @@ describe('a C submission in the Docker sandbox', () => {
       expect(listening.listening!.pid).toBeGreaterThan(1);
       expect((await server.state()).output).toEqual([`listening as pid ${listening.listening!.pid}`]);
       // the observer sidecar finds it by that pid too
-      const observer = await server.observe(listening.listening!.pid, { trace: false });
+      const observer = await server.observe(listening.listening!.pid, { tracer: null });
       expect(observer.baseline.threadsPeak).toBe(1);
       observer.kill();
 
@@ -144,7 +144,7 @@ describe('a C submission in the Docker sandbox', () => {
       const server = await sandbox.start();
       const listening = await server.waitListening(20_000);
       expect(listening.listening!.pid).toBeGreaterThan(1);
-      const observer = await server.observe(listening.listening!.pid, { trace: true });
+      const observer = await server.observe(listening.listening!.pid, { tracer: 'strace' });
       await observer.startWindow();
       const outcome = await server.probe({ probe: 'echo' }).result;
       const observed = await observer.stop();

@@ -9,6 +9,7 @@ import { LocalSandbox } from '../src/grade/local-sandbox.js';
 import type { CheckResult, GradeReport } from '../src/grade/report.js';
 import type { GradeSandbox, SandboxedServer } from '../src/grade/sandbox.js';
 import { loadExercise, type CheckKind } from '../src/grade/rubric.js';
+import type { ObserveOptions } from '../src/tracer/observe.js';
 
 const CASES = join(import.meta.dirname, 'fixtures', 'grader-cases');
 /** A whole grading takes 10-30 s; strace and 1,100 connections on a busy machine, more. */
@@ -137,7 +138,7 @@ describe("the grader's own limits", () => {
     const real = new LocalSandbox();
     const breakObserver = (server: SandboxedServer): SandboxedServer =>
       Object.assign(Object.create(server) as SandboxedServer, {
-        observe: async (pid: number, options: { trace: boolean }) => {
+        observe: async (pid: number, options: ObserveOptions) => {
           const observer = await server.observe(pid, options);
           return { ...observer, stop: async () => { await observer.stop(); throw new Error('strace: attach: ptrace(PTRACE_SEIZE, 1): Operation not permitted'); } };
         },

@@ -122,7 +122,7 @@ export async function traceUnderLoad(
   const runtime = new LocalRuntime();
   try {
     const server = await runtime.startServer({ model, nofile: null, options });
-    const observer = await server.observe({ trace: true });
+    const observer = await server.observe({ tracer: 'strace' });
     const client = await runtime.startClient({ name: 'load', mode: 'echo', connections, messageSize: 64, durationSeconds: 1, target: server.target });
     await client.ready;
     await observer.startWindow();

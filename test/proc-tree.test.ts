@@ -119,14 +119,23 @@ async function reaped(pid: number): Promise<void> {
 }
 
 describe('ProcProbe follows the process tree', () => {
-  it('sees the processes, threads and fds of a server that forks a process per connection', async () => {
+  it('sees the processes, threads and fds of a server that forks a process per connection, and the eBPF observer counts each child\'s calls', async () => {
     const server = await startPython(forking('greet'));
-    const observer = await observeProcess(server.pid, { trace: false });
+    const observer = await observeProcess(server.pid, { tracer: 'bpf' });
     await observer.startWindow();
     const held = await openMany(server.port, 5);
     const childPids = held.map(({ line }) => Number(line));
     const rootFds = (await readdir(`/proc/${server.pid}/fd`)).length;
-    const { proc } = await observer.stop();
+    const { proc, trace } = await observer.stop();
+
+    // The children are forked while traced: their calls are the server's. Each greets with one
+    // sendto (socket.sendall) from its own process, and the server forks once per connection.
+    expect(trace?.tracer).toBe('bpf');
+    const window = [...trace!.window.serving, ...trace!.window.runtime];
+    const calls = (name: string) => window.filter((s) => s.syscall === name).reduce((total, s) => total + s.calls, 0);
+    expect(calls('sendto')).toBe(5);
+    expect(calls('clone') + calls('clone3') + calls('fork')).toBe(5);
+    expect(window.find((s) => s.syscall === 'sendto')!.threads).toBe(5);
 
     // Every connection has a process of its own, not the server's.
     expect(new Set(childPids).size).toBe(5);

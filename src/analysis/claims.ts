@@ -11,11 +11,11 @@
 // is a named constant with the reason for its value; none is a timing the tests assert.
 import { formatCount, formatKibibytes, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
 import { servesAtOnce } from '../shared/model.js';
-import type { Measurement, RunRecord, SubjectFigures } from '../shared/results.js';
+import { runThroughput, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
 import { combineVerdicts, type ClaimPart, type ClaimVerdict, type Verdict, type VerdictRuleName } from '../shared/verdicts.js';
 import { againstLine, compare, formatRatio, type Judged } from './compare.js';
-import { answeredOf, connectionsOf, cpuPerRoundTrip, grown, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
+import { answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
 import { busyRuns, describeBusy } from './machine.js';
 
 /** What a rule is given: the measurement, the figures of each row, and the client the lab names. */
@@ -69,6 +69,24 @@ const STRANDED_ROUND_TRIPS = 10;
 const STALL_THROUGHPUT_SHARE = 0.5;
 /** ... and makes some of their requests (p99) wait at least this share of the blocking call. */
 const STALL_SHARE = 0.5;
+
+/**
+ * "Never waits": a busy-polling thread sleeps in calls less than this share of its time. A thread
+ * that waits for data sleeps most of an echo window under a light load (its client needs the
+ * round trip to send again); one that spins sleeps only when the scheduler takes its core for a
+ * moment (a page fault, a futex of its runtime).
+ */
+const NEVER_WAITS_SHARE = 0.05;
+/** Below this share of their time asleep in any call, a model's threads hardly waited: too little to say where. */
+const HARDLY_WAITS_SHARE = 0.02;
+/** "Returns at once": a readiness model's threads sleep in their data reads less than this share of their time. */
+const AT_ONCE_SHARE = 0.01;
+/**
+ * strace distorts: the traced server keeps less than this share of its untraced round trips.
+ * Measured here (bench/observer.sh): strace keeps 9-25% of an epoll server's round trips, the
+ * eBPF observer most of them; a tracer within 30% of untraced is not the lesson's distortion.
+ */
+const DISTORTS_SHARE = 0.7;
 
 // ---- building verdicts -----------------------------------------------------------------------
 
@@ -328,7 +346,7 @@ export const oneConnection: ClaimRule = (context) => {
   if (!blocking) return [];
   // All the server's calls, over the requests of all echo clients (as the tables divide them).
   const callsPerRoundTrip = (row: Subject) =>
-    runsOf(context.results, row, 'trace').flatMap((run) => {
+    countedRunsOf(context.results, row).flatMap((run) => {
       const roundTrips = runAnswered(run);
       return run.trace && roundTrips > 0 ? [sum(run.trace.window.serving.map((s) => s.calls)) / roundTrips] : [];
     });
@@ -413,7 +431,7 @@ export const levelVsEdge: ClaimRule = (context) => {
   const large = requireClient(context);
   const drains = (row: Subject) => !(row.variant.declared.traits.triggering === 'edge' && row.variant.options.drain === false);
   const wakeups = (row: Subject) =>
-    runsOf(context.results, row, 'trace').flatMap((run) => {
+    countedRunsOf(context.results, row).flatMap((run) => {
       const roundTrips = runAnswered(run);
       const waits = row.variant.declared.fingerprint.waitsIn;
       return run.trace && roundTrips > 0 ? [sum(run.trace.window.serving.filter((s) => waits.includes(s.syscall)).map((s) => s.calls)) / roundTrips] : [];
@@ -520,7 +538,111 @@ export const coroutines: ClaimRule = (context) => {
   });
 };
 
+/** The calls that read a connection's data: a model whose wait is elsewhere must find them ready. */
+const DATA_READS = ['recvfrom', 'read', 'recvmsg', 'readv'];
+
+/**
+ * The two phases of a read: phase 1 waits for data to arrive, phase 2 copies it. Each model
+ * spends phase 1 asleep in its own call, which its fingerprint declares (waitsIn): blocking in
+ * accept4 or recvfrom, each thread of a thread-per-connection server in its own recvfrom, a
+ * readiness model in select/poll/epoll_wait (its recvfrom then returns at once), sigio in its
+ * signalfd read, uring in io_uring_enter; the busy loop never sleeps (it burns the CPU instead).
+ * Figures from the eBPF observer: the share of the model's threads' time asleep in each call.
+ */
+export const twoPhases: ClaimRule = (context) =>
+  context.rows.map((row) => {
+    const figures = figuresOf(context, row);
+    const declared = row.variant.declared;
+    const waits = figures.trace?.waits ?? null;
+    const parts: ClaimPart[] = [];
+    const waitsIn = declared.fingerprint.waitsIn;
+    const claim = waitsIn.length ? `it waits in ${joinWords(waitsIn, 'or')}` : 'it never waits in a call';
+    if (!waits) {
+      parts.push({ claim, verdict: 'inconclusive', measurement: 'no run timed its calls (the eBPF observer times them; strace does not: run with --tracer bpf)' });
+      return verdict('two-phases', row.subject, parts, { blockedShare: null, longestWait: null });
+    }
+    const blocked = (names: readonly string[]) => sum(waits.rows.filter((r) => names.includes(r.syscall)).map((r) => r.blockedShare));
+    const total = sum(waits.rows.map((r) => r.blockedShare));
+    const longest = [...waits.rows].sort((a, b) => b.blockedShare - a.blockedShare)[0] ?? null;
+    const slept = waits.threads === 1 ? `its thread slept ${formatShare(total)} of its time in calls` : `its ${formatCount(waits.threads)} threads slept ${formatShare(total)} of their time in calls`;
+    const where = longest && longest.blockedShare > 0 ? `, most in ${longest.syscall} (${formatShare(longest.blockedShare)})` : '';
+    if (waitsIn.length === 0) {
+      const cpu = figures.measure?.cpuPercent?.median ?? null;
+      const burns = cpu === null ? '' : `; its CPU ${perCent(cpu)} of a core`;
+      parts.push({ claim, verdict: total < NEVER_WAITS_SHARE ? 'holds' : 'does not hold here', measurement: `${slept}${where}${total < NEVER_WAITS_SHARE ? `, under ${formatShare(NEVER_WAITS_SHARE)}` : `, not under ${formatShare(NEVER_WAITS_SHARE)}`}${burns}` });
+    } else if (total < HARDLY_WAITS_SHARE) {
+      parts.push({ claim, verdict: 'inconclusive', measurement: `${slept}${where}: under ${formatShare(HARDLY_WAITS_SHARE)}, too little to tell where (the load kept them busy)` });
+    } else {
+      const inDeclared = blocked(waitsIn);
+      const holds = longest !== null && waitsIn.includes(longest.syscall);
+      parts.push({ claim, verdict: holds ? 'holds' : 'does not hold here', measurement: `${slept}${where}${holds ? '' : `; in ${joinWords(waitsIn, 'or')} ${formatShare(inDeclared)}`}` });
+      const dataReads = DATA_READS.filter((call) => !waitsIn.includes(call) && waits.rows.some((r) => r.syscall === call));
+      if (!waitsIn.some((call) => DATA_READS.includes(call)) && dataReads.length) {
+        const inReads = blocked(dataReads);
+        parts.push({
+          claim: `its reads (${joinWords(dataReads, 'and')}) return at once: asleep in them under ${formatShare(AT_ONCE_SHARE)} of the time`,
+          verdict: inReads < AT_ONCE_SHARE ? 'holds' : 'does not hold here',
+          measurement: `asleep in ${joinWords(dataReads, 'and')} ${formatShare(inReads)} of the time`,
+        });
+      }
+      if (declared.traits.perConnection === 'thread') {
+        const connections = sum(context.results.lab.clients.filter((c) => c.mode === 'echo').map((c) => c.connections));
+        const readers = Math.max(0, ...waits.rows.filter((r) => DATA_READS.includes(r.syscall)).map((r) => r.mainWaitOf));
+        parts.push({
+          claim: `each connection's thread waits in its own read (${plural(connections, 'echo connection')})`,
+          verdict: readers >= connections ? 'holds' : 'does not hold here',
+          measurement: `${plural(readers, 'thread')} slept longest in a read`,
+        });
+      }
+    }
+    return verdict('two-phases', row.subject, parts, {
+      blockedShare: total,
+      longestWait: longest?.syscall ?? null,
+      longestWaitShare: longest?.blockedShare ?? null,
+      threads: waits.threads,
+    });
+  });
+
+/**
+ * The observer effect: a tracer that stops the server at every call (strace, ptrace) slows it
+ * so much that its timings describe the tracer, not the model; the eBPF observer, which stops
+ * no thread, keeps most of the pace. Rows: each model untraced and under each tracer (variants
+ * with their own `tracer`). Figures: round trips per second of each run, and p50 latency.
+ */
+export const observerEffect: ClaimRule = (context) => {
+  const byModel = new Map<string, Subject[]>();
+  for (const row of context.rows) byModel.set(row.variant.model, [...(byModel.get(row.variant.model) ?? []), row]);
+  const throughput = (row: Subject) => measured(context, row).flatMap((run) => {
+    const value = runThroughput(run);
+    return value === null ? [] : [value];
+  });
+  const p50 = (row: Subject) => figuresOf(context, row).measure?.latency?.p50Us ?? null;
+  return [...byModel.values()].flatMap((rows) => {
+    const untraced = rows.find((row) => row.variant.tracer === 'none');
+    const strace = rows.find((row) => row.variant.tracer === 'strace');
+    const bpf = rows.find((row) => row.variant.tracer === 'bpf');
+    if (!untraced || !strace) return [];
+    const names = (row: Subject) => ({ a: row.variant.label, b: untraced.variant.label });
+    const parts = [
+      part(`strace keeps under ${formatRatio(DISTORTS_SHARE)} of the untraced round trips`, compare(throughput(strace), throughput(untraced), 'below', DISTORTS_SHARE, names(strace), formatCount, 'round trips/s')),
+    ];
+    if (bpf) parts.push(part('the eBPF observer keeps more of them than strace', compare(throughput(bpf), throughput(strace), 'above', 1, { a: bpf.variant.label, b: strace.variant.label }, formatCount, 'round trips/s')));
+    return [
+      verdict('observer-effect', `${untraced.variant.model}: untraced, ${bpf ? 'bpf, ' : ''}strace`, parts, {
+        untracedRoundTripsPerSecond: throughput(untraced),
+        straceRoundTripsPerSecond: throughput(strace),
+        bpfRoundTripsPerSecond: bpf ? throughput(bpf) : null,
+        untracedP50Us: p50(untraced),
+        straceP50Us: p50(strace),
+        bpfP50Us: bpf ? p50(bpf) : null,
+      }),
+    ];
+  });
+};
+
 export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
+  'two-phases': twoPhases,
+  'observer-effect': observerEffect,
   fingerprints,
   starvation,
   'fd-ceiling': fdCeiling,

@@ -28,7 +28,10 @@ import {
   type SubjectFigures,
   type SyscallCount,
   type TraceFigures,
+  type UringOp,
   type VariantRecord,
+  type WaitFigures,
+  type Waits,
 } from '../shared/results.js';
 import { medianServerEvents } from '../shared/server-events.js';
 
@@ -240,7 +243,48 @@ export function traceFigures(runs: readonly RunRecord[], declared: VariantRecord
       runtime: Math.max(...traced.map((run) => run.trace!.threads.runtime)),
     },
     fingerprint: checkFingerprint(declared.fingerprint, mergeCounts(setup.serving, window.serving), roundTrips),
+    ...(traced.every((run) => run.trace!.tracer === 'bpf') ? { tracer: 'bpf' as const, waits: waitFigures(traced), uring: uringFigures(traced) } : {}),
   };
+}
+
+/** Where the serving threads waited, over the runs that timed their calls: each share is of every thread's window added up. */
+export function waitFigures(runs: readonly RunRecord[]): WaitFigures | null {
+  const timed = runs.flatMap((run) => (run.trace?.waits && run.trace.waits.threads > 0 ? [run.trace.waits] : []));
+  if (timed.length === 0) return null;
+  const threadSecondsOf = (waits: Waits) => waits.threads * waits.windowSeconds;
+  const threadSeconds = sum(timed.map(threadSecondsOf));
+  if (threadSeconds <= 0) return null;
+  const syscalls = [...new Set(timed.flatMap((waits) => waits.serving.map((row) => row.syscall)))];
+  const rows = syscalls.map((syscall) => {
+    const of = (waits: Waits) => waits.serving.find((row) => row.syscall === syscall);
+    return {
+      syscall,
+      insideShare: sum(timed.map((waits) => of(waits)?.insideSeconds ?? 0)) / threadSeconds,
+      blockedShare: sum(timed.map((waits) => of(waits)?.blockedSeconds ?? 0)) / threadSeconds,
+      blockedShares: timed.map((waits) => (threadSecondsOf(waits) > 0 ? (of(waits)?.blockedSeconds ?? 0) / threadSecondsOf(waits) : 0)),
+      threads: Math.max(...timed.map((waits) => of(waits)?.threads ?? 0)),
+      mainWaitOf: Math.max(...timed.map((waits) => of(waits)?.mainWaitOf ?? 0)),
+    };
+  });
+  return {
+    runs: timed.length,
+    threads: Math.max(...timed.map((waits) => waits.threads)),
+    threadSeconds,
+    rows: rows.sort((a, b) => b.insideShare - a.insideShare),
+  };
+}
+
+/** The io_uring requests of the traced windows by opcode, added over the runs. */
+function uringFigures(runs: readonly RunRecord[]): UringOp[] {
+  const byOpcode = new Map<string, UringOp>();
+  for (const op of runs.flatMap((run) => run.trace?.uring?.window ?? [])) {
+    const sumOp = byOpcode.get(op.opcode) ?? { opcode: op.opcode, submitted: 0, failed: 0, errnos: {} };
+    sumOp.submitted += op.submitted;
+    sumOp.failed += op.failed;
+    for (const [errno, n] of Object.entries(op.errnos)) sumOp.errnos[errno] = (sumOp.errnos[errno] ?? 0) + n;
+    byOpcode.set(op.opcode, sumOp);
+  }
+  return [...byOpcode.values()].sort((a, b) => b.submitted - a.submitted);
 }
 
 /** One row of a lab: a server, and in a sweep one value of the swept connections. */
@@ -266,6 +310,11 @@ export function subjectsOf(results: Pick<Measurement, 'lab'>): Subject[] {
   );
 }
 
+/** The runs of a row that count (not failed) and carry syscall counts: trace runs (strace), or measured runs (bpf). */
+export function countedRunsOf(results: Measurement, subject: Subject): RunRecord[] {
+  return results.runs.filter((run) => run.trace !== null && subjectName(results, run) === subject.subject && !isFailed(run));
+}
+
 /** The runs of a row that count (not failed), by phase. */
 export function runsOf(results: Measurement, subject: Subject, phase: RunRecord['phase']): RunRecord[] {
   return results.runs.filter((run) => run.phase === phase && subjectName(results, run) === subject.subject && !isFailed(run));
@@ -274,7 +323,7 @@ export function runsOf(results: Measurement, subject: Subject, phase: RunRecord[
 export function subjectFigures(results: Measurement, subject: Subject): SubjectFigures {
   const all = results.runs.filter((run) => subjectName(results, run) === subject.subject);
   const measureRuns = runsOf(results, subject, 'measure');
-  const traceRuns = runsOf(results, subject, 'trace');
+  const traceRuns = countedRunsOf(results, subject);
   return {
     subject: subject.subject,
     variant: subject.variant.label,

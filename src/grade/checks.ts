@@ -246,7 +246,7 @@ async function functional(context: CheckContext, request: ProbeRequest): Promise
  */
 async function probeObserved(context: CheckContext, request: ProbeRequest, trace: boolean) {
   const { server, pid } = await context.server();
-  const observer = await server.observe(pid, { trace });
+  const observer = await server.observe(pid, { tracer: trace ? 'strace' : null });
   await observer.startWindow();
   const outcome = await server.probe(request).result;
   const observed = await stopObserving(observer, server);
@@ -348,7 +348,7 @@ async function fingerprint(context: CheckContext, spec: Extract<CheckSpec, { che
 /** Holds `connections` silent clients and observes the server meanwhile (no strace: it would slow a busy loop). */
 async function holdAndObserve(context: CheckContext, connections: number, seconds: number) {
   const { server, pid } = await context.server();
-  const observer = await server.observe(pid, { trace: false });
+  const observer = await server.observe(pid, { tracer: null });
   const running = server.probe({ probe: 'hold', connections, seconds });
   await running.ready;
   await observer.startWindow();

@@ -15,7 +15,7 @@ import { runProbe } from './probe.js';
 import { clipOutputLine, type GradeSandbox, type SandboxedServer, type ServerState } from './sandbox.js';
 import { buildMistake, C_BINARY, NO_C_BINARY, SubmissionError, type PreparedSubmission } from './submission.js';
 import { processIds, waitForListener } from '../tracer/listeners.js';
-import { observeProcess } from '../tracer/observe.js';
+import { observeProcess, type ObserveOptions } from '../tracer/observe.js';
 import { LineProcess } from '../runtime/process.js';
 
 const KEPT_LINES = 40;
@@ -97,7 +97,7 @@ class LocalServer implements SandboxedServer {
     return waitForListener(() => (this.child.running ? processIds('/proc', this.pid) : Promise.resolve([])), this.port, timeoutMs);
   }
 
-  observe(pid: number, options: { trace: boolean }) {
+  observe(pid: number, options: ObserveOptions) {
     return observeProcess(pid, options);
   }
 

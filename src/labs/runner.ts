@@ -7,8 +7,11 @@
 //   4. start the /proc probe, the host sample and every client's measured window at once; wait
 //      for the results
 //   5. stop the probe and the tracer; stop the clients and the server
-// Measured runs (no tracer) are interleaved across models, repetition by repetition, so that a
-// noisy moment of the machine does not fall on one model only; then the traced runs, likewise.
+// Measured runs are interleaved across models, repetition by repetition, so that a noisy moment
+// of the machine does not fall on one model only. The syscall counts come from the measured runs
+// themselves under the eBPF observer (the default where the machine allows it); under strace,
+// which slows a server 5-10x, from traced runs of their own after the measured ones, likewise
+// interleaved.
 // A failing run is recorded with its error and the lab goes on; an abort (Ctrl-C) stops it. Either
 // way the results hold every run measured so far, marked incomplete. The analysis of what was
 // measured is not made here (src/analysis/).
@@ -19,7 +22,8 @@ import { NO_SERVER_EVENTS } from '../shared/server-events.js';
 import { answeredOf, clientResults, RESULTS_SCHEMA_VERSION, runThroughput, type ClientRecord, type LabRecord, type Measurement, type RunRecord, type VariantRecord } from '../shared/results.js';
 import type { RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
 import { startHostSample } from '../tracer/host.js';
-import type { Observer } from '../tracer/observe.js';
+import type { Observer, TracerKind } from '../tracer/observe.js';
+import { RuntimeUnavailableError } from '../errors.js';
 import type { LoadedLab } from './load.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
 
@@ -32,8 +36,15 @@ export interface RunOptions {
   connections?: number;
   /** runs each of the lab's clients as this many client processes (containers); default 1. */
   clients?: number;
+  /**
+   * how to count syscalls in a lab that counts them: bpf (the measured runs themselves), strace
+   * (runs of their own), or auto (default): bpf where this runtime allows it, else strace.
+   */
+  tracer?: 'auto' | TracerKind;
   signal?: AbortSignal;
   onProgress?: (progress: RunProgress) => void;
+  /** a line for the user, said once (auto fell back to strace, and why). */
+  onNotice?: (line: string) => void;
 }
 
 export interface RunProgress {
@@ -68,17 +79,29 @@ interface Step {
   sweepValue: number | null;
   phase: 'measure' | 'trace';
   repetition: number;
+  /** the tracer attached to this run, or null. */
+  tracer: TracerKind | null;
 }
 
-function plan(lab: Lab): Step[] {
+/**
+ * The runs of a lab, in order. `counting`: how the lab's counts are taken (null: not counted). A
+ * server with a tracer of its own (observer-effect) runs under it in its measured runs and has
+ * no trace runs.
+ */
+function plan(lab: Lab, counting: TracerKind | null): Step[] {
   const steps: Step[] = [];
   const variants = variantsOf(lab);
   const sweepValues = lab.sweep?.connections ?? [null];
-  const round = (phase: Step['phase'], repetition: number) => {
-    for (const sweepValue of sweepValues) for (const variant of variants) steps.push({ variant, sweepValue, phase, repetition });
-  };
-  for (let repetition = 0; repetition < lab.repetitions; repetition++) round('measure', repetition);
-  for (let repetition = 0; repetition < traceRunsOf(lab); repetition++) round('trace', repetition);
+  const measureTracer = (variant: Variant): TracerKind | null =>
+    variant.tracer === 'none' ? null : (variant.tracer ?? (counting === 'bpf' ? 'bpf' : null));
+  for (let repetition = 0; repetition < lab.repetitions; repetition++) {
+    for (const sweepValue of sweepValues) for (const variant of variants) steps.push({ variant, sweepValue, phase: 'measure', repetition, tracer: measureTracer(variant) });
+  }
+  if (counting === 'strace') {
+    for (let repetition = 0; repetition < traceRunsOf(lab); repetition++) {
+      for (const sweepValue of sweepValues) for (const variant of variants.filter((v) => v.tracer === null)) steps.push({ variant, sweepValue, phase: 'trace', repetition, tracer: 'strace' });
+    }
+  }
   return steps;
 }
 
@@ -116,11 +139,13 @@ function variantRecord(variant: Variant): VariantRecord {
     nofile: variant.nofile,
     options: { ...DEFAULT_SERVE_OPTIONS, ...variant.options },
     declared: declarationOf(findModel(variant.model)),
+    ...(variant.tracer !== null ? { tracer: variant.tracer } : {}),
   };
 }
 
-async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides): Promise<RunRecord> {
-  const record: RunRecord = {
+/** A run's record before anything was measured. */
+function emptyRecord(step: Step, durationSeconds: number): RunRecord {
+  return {
     model: step.variant.model,
     variant: step.variant.label,
     sweepValue: step.sweepValue,
@@ -140,6 +165,10 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     serverLog: [],
     error: null,
   };
+}
+
+async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides): Promise<RunRecord> {
+  const record = emptyRecord(step, durationSeconds);
   let server: RunningServer | null = null;
   let observer: Observer | null = null;
   const clients: RunningClient[] = [];
@@ -151,7 +180,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     server = await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
     record.serverPid = server.pid;
     record.serverRuntime = server.runtime;
-    observer = await server.observe({ trace: step.phase === 'trace' });
+    observer = await server.observe({ tracer: step.tracer });
     record.limits = observer.limits;
     record.baseline = observer.baseline;
     // The lab's clients in order; the copies of one client (--clients N) side by side.
@@ -218,9 +247,46 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
 
 
 /**
- * Runs every step of the lab (measured runs, then traced ones) on `runtime` and returns what was
- * measured, complete or not: a failed run is recorded and the lab goes on; an abort stops it.
- * Throws only when the runtime cannot start at all (RuntimeUnavailableError).
+ * Which tracer counts the lab's syscalls (bpf where asked or, on auto, where the runtime allows
+ * it; else strace), and which tracers cannot run here, with why: a server that asks for one of
+ * those (its own `tracer`) gets runs that failed with that reason. Throws RuntimeUnavailableError
+ * when --tracer bpf was asked for and cannot run.
+ */
+async function chooseTracer(lab: Lab, runtime: Runtime, options: RunOptions): Promise<{ counting: TracerKind | null; tracerName: string | null; unavailable: Map<TracerKind, string> }> {
+  const wanted = options.tracer ?? 'auto';
+  const checks = new Map<TracerKind, Awaited<ReturnType<Runtime['tracer']>>>();
+  const check = async (kind: TracerKind) => {
+    if (!checks.has(kind)) checks.set(kind, await runtime.tracer(kind));
+    return checks.get(kind)!;
+  };
+  const ownTracers = variantsOf(lab).flatMap((v) => (v.tracer === 'bpf' || v.tracer === 'strace' ? [v.tracer] : []));
+  for (const kind of new Set(ownTracers)) await check(kind);
+  let counting: TracerKind | null = null;
+  if (traceRunsOf(lab) > 0) {
+    if (wanted !== 'strace') {
+      const bpf = await check('bpf');
+      if (bpf.available) counting = 'bpf';
+      else if (wanted === 'bpf') throw new RuntimeUnavailableError(`--tracer bpf: ${bpf.reason}`);
+      else options.onNotice?.(`counting syscalls with strace, in runs of their own: the eBPF observer cannot run on the ${runtime.name} runtime (${bpf.reason})`);
+    }
+    if (counting === null && (await check('strace')).available) counting = 'strace';
+  }
+  const unavailable = new Map([...checks].flatMap(([kind, c]) => (c.available ? [] : [[kind, c.reason] as const])));
+  const named = counting !== null ? checks.get(counting) : undefined;
+  const tracerName = named?.available ? `${named.name} (${counting === 'bpf' ? 'eBPF, in the measured runs' : 'ptrace, in runs of their own'})` : null;
+  return { counting, tracerName, unavailable };
+}
+
+/** The record of a run that could not start (its tracer cannot run here). */
+function notRun(step: Step, durationSeconds: number, error: string): RunRecord {
+  return { ...emptyRecord(step, durationSeconds), error };
+}
+
+/**
+ * Runs every step of the lab (measured runs, then strace's runs of their own) on `runtime` and
+ * returns what was measured, complete or not: a failed run is recorded and the lab goes on; an
+ * abort stops it. Throws only when the runtime cannot start at all, or --tracer bpf cannot run
+ * (RuntimeUnavailableError).
  */
 export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOptions = {}): Promise<Measurement> {
   const { lab, file } = loaded;
@@ -228,18 +294,17 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   const startedAt = new Date().toISOString();
   const runs: RunRecord[] = [];
   let incompleteReason: string | null = null;
-  const steps = plan(lab);
   const traceRuns = traceRunsOf(lab);
-  const tracerName = traceRuns > 0 ? await runtime.tracer() : null;
   const facts = await runtime.facts();
-  if (traceRuns > 0 && !tracerName) incompleteReason = `no tracer available on the ${runtime.name} runtime (strace missing): syscall counts were not taken`;
+  const { counting, tracerName, unavailable } = await chooseTracer(lab, runtime, options);
+  if (traceRuns > 0 && counting === null) incompleteReason = `no tracer on the ${runtime.name} runtime: syscall counts were not taken (${unavailable.get('strace') ?? unavailable.get('bpf')})`;
+  const steps = plan(lab, counting);
 
   for (const [index, step] of steps.entries()) {
     if (options.signal?.aborted) {
       incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) after ${index} of ${steps.length} runs`;
       break;
     }
-    if (step.phase === 'trace' && !tracerName) continue;
     const progress: RunProgress = {
       lab: lab.name,
       step: index + 1,
@@ -249,7 +314,10 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       repetition: step.repetition,
     };
     options.onProgress?.(progress);
-    const record = await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 });
+    const missing = step.tracer !== null ? unavailable.get(step.tracer) : undefined;
+    const record = missing
+      ? notRun(step, durationSeconds, `${step.tracer} cannot run on the ${runtime.name} runtime: ${missing}`)
+      : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 });
     runs.push(record);
     options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
     if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
@@ -272,7 +340,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       verdict: lab.verdict ?? null,
       durationSeconds,
       repetitions: lab.repetitions,
-      traceRuns,
+      traceRuns: counting === 'strace' ? traceRuns : 0,
       nofile: lab.nofile ?? null,
     },
     environment: {
@@ -283,6 +351,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       hostname: hostname(),
       cpus: cpus().length,
       tracer: tracerName,
+      ...(counting !== null ? { tracerKind: counting } : {}),
       container: facts.container,
       clientReplicas: options.clients ?? 1,
     },

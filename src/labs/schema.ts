@@ -31,6 +31,11 @@ export const VariantSchema = z
     label: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes').optional(),
     /** overrides the lab's nofile for this variant. */
     nofile: z.number().int().min(16).max(1_048_576).optional(),
+    /**
+     * runs this server's measured runs under this tracer (none: untraced), whatever the lab's
+     * tracer: a lab that measures what a tracer does to the server it watches.
+     */
+    tracer: z.enum(['none', 'bpf', 'strace']).optional(),
     options: z
       .object({
         threads: z.number().int().min(1).max(1024).optional(),
@@ -78,9 +83,11 @@ export const LabSchema = z
     /** measured runs per model, interleaved (A B C, A B C, ...); the report quotes medians. */
     repetitions: z.number().int().min(1).max(50).default(1),
     /**
-     * runs per model with strace attached, for the syscall counts, after the measured ones: true
-     * is one, false none; a number, for a lab whose verdict compares syscall counts (a comparison
-     * needs several runs per server to know the spread).
+     * whether the lab counts syscalls. With the eBPF observer (--tracer bpf, the default where the
+     * machine allows it) every measured run is counted and this only says yes or no. With strace,
+     * which stops the server at every call, the counts come from runs of their own after the
+     * measured ones: true is one per model, false none; a number, for a lab whose verdict
+     * compares syscall counts (a comparison needs several runs per server to know the spread).
      */
     trace: z.union([z.boolean(), z.number().int().min(1).max(20)]).default(true),
     /** RLIMIT_NOFILE (soft = hard) of the server process; unset: the runtime's default. */
@@ -157,14 +164,21 @@ export type Lab = z.infer<typeof LabSchema>;
 export function traceRunsOf(lab: Pick<Lab, 'trace'>): number {
   return lab.trace === true ? 1 : lab.trace === false ? 0 : lab.trace;
 }
-export type Variant = { label: string; model: string; nofile: number | null; options: z.infer<typeof VariantSchema>['options'] };
+export type Variant = {
+  label: string;
+  model: string;
+  nofile: number | null;
+  options: z.infer<typeof VariantSchema>['options'];
+  /** its own tracer for its measured runs (none: untraced); null: the lab's. */
+  tracer: 'none' | 'bpf' | 'strace' | null;
+};
 
 /** The lab's servers as variants: a plain model name is the model with the lab's settings. */
 export function variantsOf(lab: Pick<Lab, 'models' | 'nofile'>): Variant[] {
   return lab.models.map((entry) =>
     typeof entry === 'string'
-      ? { label: entry, model: entry, nofile: lab.nofile ?? null, options: {} }
-      : { label: entry.label ?? entry.model, model: entry.model, nofile: entry.nofile ?? lab.nofile ?? null, options: entry.options },
+      ? { label: entry, model: entry, nofile: lab.nofile ?? null, options: {}, tracer: null }
+      : { label: entry.label ?? entry.model, model: entry.model, nofile: entry.nofile ?? lab.nofile ?? null, options: entry.options, tracer: entry.tracer ?? null },
   );
 }
 export type ClientSpec = z.infer<typeof ClientSpecSchema>;

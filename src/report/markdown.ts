@@ -140,15 +140,42 @@ function methodSection(results: Results): string {
     connectionsLine(results),
     '- Warm-up: before its window, every connection makes one round trip (not counted), so that the window measures a server that has accepted and set up each connection; it ends when every connection is answered, or when no new reply came for 2 s (before the first) or 0.5 s (after one): a server that serves one client at a time never answers the rest.',
     nofileLine(results),
-    `- The lab runs each server ${plural(lab.repetitions, 'time')} for ${formatSeconds(lab.durationSeconds)} with no tracer attached ("measure" runs, interleaved across servers). The tables give the median over those runs and, where there are several, [lowest–highest].`,
-    lab.traceRuns > 0 && results.environment.tracer
-      ? `- Syscall counts come from ${plural(lab.traceRuns, 'separate run')} of each server with ${results.environment.tracer} attached ("trace" runs). strace stops the server at every call, so a traced run's pace says nothing about the model: those runs give counts only, never timings. Calls before the window (connecting, warming up) are set-up, counted per connection; calls in the window are counted per round trip of that same window. The model's calls are those of the threads that run its code (each names itself \`iolab:…\`); the language runtime's own threads are counted apart.`
-      : '- No tracer was attached: no syscall counts.',
+    ...countingLines(results),
     '- Each run also records how busy the machine was during its window (/proc/stat), to tell when other processes took CPU from the server.',
     '- A run that failed is left out of every figure and listed at the end.',
   ];
   const description = lab.description ? `${clean(lab.description)}\n\n` : '';
   return `## Method\n\n${description}${lines.join('\n')}`;
+}
+
+/** How the runs were timed and counted: untraced, under the eBPF observer, under strace, or per server. */
+function countingLines(results: Results): string[] {
+  const lab = results.lab;
+  const env = results.environment;
+  const kind = env.tracerKind ?? (lab.traceRuns > 0 && env.tracer ? 'strace' : null);
+  const runs = `- The lab runs each server ${plural(lab.repetitions, 'time')} for ${formatSeconds(lab.durationSeconds)} ("measure" runs, interleaved across servers). The tables give the median over those runs and, where there are several, [lowest–highest].`;
+  const phases =
+    "Calls before the window (connecting, warming up) are set-up, counted per connection; calls in the window are counted per round trip of that same window. The model's calls are those of the threads that run its code (each names itself `iolab:…`); the language runtime's own threads are counted apart.";
+  const own = lab.variants.filter((v) => v.tracer !== undefined);
+  const ownLine = own.length
+    ? [`- Some servers run under a tracer of their own in their measured runs, to show what the tracer does to them: ${joinWords(own.map((v) => `${v.label} ${v.tracer === 'none' ? 'untraced' : `under ${v.tracer}`}`))}.`]
+    : [];
+  if (kind === 'bpf') {
+    return [
+      runs,
+      `- Syscall counts come from those same runs: the eBPF observer (bpftrace) counts every call of the server's processes in the kernel, as it happens, and stops no thread (raw_syscalls:sys_enter and sys_exit; see src/tracer/bpf-program.ts). It costs the server a little on every call (bench/observer.sh measures how much). ${phases}`,
+      "- Where each model waits: for each call, the share of the model's threads' time spent inside it, and asleep in it (switched off the CPU, not runnable: waiting for the kernel to have data, a connection or a completion). What is left is the thread's own code, or a wait for a CPU.",
+      ...ownLine,
+    ];
+  }
+  if (kind === 'strace') {
+    return [
+      runs.replace('("measure" runs', 'with no tracer attached ("measure" runs'),
+      `- Syscall counts come from ${plural(lab.traceRuns, 'separate run')} of each server with strace attached ("trace" runs). strace stops the server at every call, so a traced run's pace says nothing about the model: those runs give counts only, never timings, and no time per call. ${phases}`,
+      ...ownLine,
+    ];
+  }
+  return [runs.replace('("measure" runs', 'with no tracer attached ("measure" runs'), ...(own.length ? ownLine : ['- No tracer was attached: no syscall counts.'])];
 }
 
 function summarySection(subjects: readonly SubjectFigures[]): string {
@@ -245,6 +272,53 @@ function perConnectionSection(subjects: readonly SubjectFigures[]): string | nul
   return `## Calls per connection (set-up)\n\n${table(header, rows)}\n\n${note}`;
 }
 
+/** The calls each model's threads spent the most time in, as columns: enough to show every model's wait. */
+const WAIT_COLUMNS = 6;
+
+function waitsSection(subjects: readonly SubjectFigures[]): string | null {
+  const timed = subjects.filter((s) => s.trace?.waits);
+  if (timed.length === 0) return null;
+  const header = ['server', 'threads', 'asleep in a call', 'where (asleep, of the threads\' time)', 'inside calls, on CPU', 'outside any call'];
+  const rows = timed.map((subject) => {
+    const waits = subject.trace!.waits!;
+    const asleep = waits.rows.reduce((total, r) => total + r.blockedShare, 0);
+    const inside = waits.rows.reduce((total, r) => total + r.insideShare, 0);
+    const where = [...waits.rows]
+      .filter((r) => r.blockedShare >= 0.0005)
+      .sort((a, b) => b.blockedShare - a.blockedShare)
+      .slice(0, WAIT_COLUMNS)
+      .map((r) => `${r.syscall} ${formatShare(r.blockedShare)}${r.mainWaitOf > 1 ? ` (longest for ${r.mainWaitOf} threads)` : ''}`);
+    return [
+      subject.subject,
+      formatCount(waits.threads),
+      formatShare(asleep),
+      where.length ? where.join(', ') : 'none',
+      formatShare(Math.max(0, inside - asleep)),
+      formatShare(Math.max(0, 1 - inside)),
+    ];
+  });
+  const note =
+    "Phase 1 of a read, waiting for data, is where a thread sleeps; phase 2, copying it, is time inside the call on the CPU. Shares are of the model's threads' time in the measured windows (threads × window), from the eBPF observer: asleep in a call (switched out, not runnable), inside calls but running (the kernel's work: copying, the TCP stack), outside any call (the model's own code, or waiting for a CPU). \"longest for N threads\": the call that N threads slept in longest.";
+  return `## Where each model waits\n\n${table(header, rows)}\n\n${note}`;
+}
+
+function uringSection(subjects: readonly SubjectFigures[]): string | null {
+  const with_ = subjects.filter((s) => s.trace?.uring && s.trace.uring.length > 0);
+  if (with_.length === 0) return null;
+  const rows = with_.flatMap((subject) =>
+    subject.trace!.uring!.map((op) => [
+      subject.subject,
+      op.opcode,
+      formatCount(op.submitted),
+      orNone(subject.trace!.roundTrips > 0 ? op.submitted / subject.trace!.roundTrips : null, formatQuantity),
+      op.failed ? `${formatCount(op.failed)} (${errnosCell(op)})` : '0',
+    ]),
+  );
+  const note =
+    'The requests the kernel ran for the server through io_uring in the measured windows, by opcode (tracepoints io_uring:io_uring_submit_req and io_uring_complete): the accepts, receives and sends that strace never sees, because the server makes no such system call; it only enters the ring (io_uring_enter).';
+  return `## io_uring requests (kernel side)\n\n${table(['server', 'opcode', 'submitted', 'per round trip', 'failed'], rows)}\n\n${note}`;
+}
+
 function limitsSection(subjects: readonly SubjectFigures[]): string {
   const rows = subjects.map((subject) => {
     const l = subject.limits;
@@ -267,7 +341,7 @@ function observationsSection(results: Results): string {
 }
 
 /** "EAGAIN 7,660, ECONNRESET 2", most first; a dash for none. */
-function errnosCell(row: SyscallFigures | undefined): string {
+function errnosCell(row: { errnos: Record<string, number> } | undefined): string {
   const errnos = Object.entries(row?.errnos ?? {}).sort((a, b) => b[1] - a[1]);
   return errnos.length ? errnos.map(([code, n]) => `${code} ${formatCount(n)}`).join(', ') : NONE;
 }
@@ -291,7 +365,7 @@ function callRows(rows: readonly SyscallFigures[], setup: readonly SyscallFigure
 function syscallTable(subject: SubjectFigures, runtime: string | null): string {
   const trace = subject.trace!;
   const intro =
-    `${plural(trace.runs, 'traced run')}: ${plural(trace.connections, 'connection')} set up, ${plural(trace.roundTrips, 'round trip')} in ${formatSeconds(trace.windowSeconds)} of window. ` +
+    `${plural(trace.runs, 'counted run')}: ${plural(trace.connections, 'connection')} set up, ${plural(trace.roundTrips, 'round trip')} in ${formatSeconds(trace.windowSeconds)} of window. ` +
     `The model's threads: ${formatCount(trace.threads.serving)}; the runtime's: ${formatCount(trace.threads.runtime)}. Fingerprint: ${trace.fingerprint.verdict}.`;
   const serving = table(['syscall', 'set-up calls', 'set-up failed', 'window calls', 'window failed', 'per round trip'], callRows(trace.window.serving, trace.setup.serving, true));
   if (trace.window.runtime.length === 0 && trace.setup.runtime.length === 0) return `### ${subject.subject}\n\n${intro}\n\n${serving}`;
@@ -306,7 +380,8 @@ function syscallTable(subject: SubjectFigures, runtime: string | null): string {
 function syscallsSection(results: Results): string | null {
   const traced = results.analysis.subjects.filter((s) => s.trace);
   if (traced.length === 0) return null;
-  return `## Syscalls per server (strace -f)\n\n${traced.map((s) => syscallTable(s, serverRuntime(results))).join('\n\n')}`;
+  const by = traced.every((s) => s.trace!.tracer === 'bpf') ? 'eBPF' : 'strace -f';
+  return `## Syscalls per server (${by})\n\n${traced.map((s) => syscallTable(s, serverRuntime(results))).join('\n\n')}`;
 }
 
 function failedRunsSection(results: Results): string | null {
@@ -340,6 +415,8 @@ export function renderMarkdown(results: Results): string {
     clientsSection(subjects),
     perRoundTripSection(subjects),
     perConnectionSection(subjects),
+    waitsSection(subjects),
+    uringSection(subjects),
     limitsSection(subjects),
     observationsSection(results),
     syscallsSection(results),

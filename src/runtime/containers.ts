@@ -5,7 +5,7 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { LabRunError } from '../errors.js';
-import { OBSERVER_SIGNALS, type Observed, type Observer } from '../tracer/observe.js';
+import { OBSERVER_SIGNALS, type ObserveOptions, type Observed, type Observer, type TracerKind } from '../tracer/observe.js';
 import { LineSource } from './process.js';
 
 /** The label every container, network and submission image of a run carries; its value is the run id. */
@@ -155,14 +155,30 @@ export class RunContainers {
   }
 }
 
-/** A sidecar in `target`'s PID namespace, with SYS_PTRACE and no network: what observes a server. */
-export function sidecarSpec(image: string, target: Docker.Container, command: string[]): Docker.ContainerCreateOptions {
-  return { Image: image, Cmd: command, HostConfig: { PidMode: `container:${target.id}`, CapAdd: ['SYS_PTRACE'], NetworkMode: 'none' } };
+/**
+ * A sidecar in `target`'s PID namespace (none: a container that checks a tracer) with no network: what observes a server. It gets
+ * SYS_PTRACE (strace, /proc of the server); for the eBPF observer (tracer "bpf") also SYS_ADMIN
+ * (Docker 20.10 knows no CAP_BPF or CAP_PERFMON), no seccomp or AppArmor profile (both forbid
+ * bpf(2) and mounts), and the host's cgroup namespace, so that it can mount tracefs and cgroup2
+ * and find the server's cgroup. The server itself gets none of these.
+ */
+export function sidecarSpec(image: string, target: Docker.Container | null, command: string[], tracer: TracerKind | null = null): Docker.ContainerCreateOptions {
+  const bpf = tracer === 'bpf';
+  return {
+    Image: image,
+    Cmd: command,
+    HostConfig: {
+      ...(target ? { PidMode: `container:${target.id}` } : {}),
+      CapAdd: bpf ? ['SYS_PTRACE', 'SYS_ADMIN'] : ['SYS_PTRACE'],
+      NetworkMode: 'none',
+      ...(bpf ? { SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'], CgroupnsMode: 'host' as const } : {}),
+    },
+  };
 }
 
 /** The `iolab observe` command line for a sidecar: see src/tracer/observe.ts. */
-export function observerCommand(pid: number, options: { trace: boolean }): string[] {
-  return ['iolab', 'observe', '--pid', String(pid), ...(options.trace ? ['--trace'] : [])];
+export function observerCommand(pid: number, options: ObserveOptions): string[] {
+  return ['iolab', 'observe', '--pid', String(pid), ...(options.tracer ? ['--tracer', options.tracer] : []), ...(options.tracer === 'bpf' ? ['--bpf-scope', 'cgroup'] : [])];
 }
 
 /** The Docker side of the `iolab observe` protocol: JSON lines on stdout, driven by signals. */

@@ -20,6 +20,8 @@ import { ensureImage } from './docker-image.js';
 import { serverOptionArguments } from './local.js';
 import { readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
+import type { TracerCheck } from '../tracer/bpf.js';
+import type { TracerKind } from '../tracer/observe.js';
 
 const SERVER_PORT = 7000;
 const READY_TIMEOUT_MS = 30_000;
@@ -40,7 +42,7 @@ export class DockerRuntime implements Runtime {
   private readonly run = new RunContainers(this.docker, this.runId);
   private image: { tag: string; id: string } | null = null;
   private network: string | null = null;
-  private traceVersion: string | null = null;
+  private readonly tracers = new Map<TracerKind, TracerCheck>();
 
   constructor(private readonly options: DockerRuntimeOptions = {}) {}
 
@@ -62,13 +64,18 @@ export class DockerRuntime implements Runtime {
     return { kernel: info.KernelVersion, container: { image: image.tag, imageId: image.id, engine: `Docker ${info.ServerVersion}` } };
   }
 
-  async tracer(): Promise<string | null> {
-    if (this.traceVersion === null) {
-      const image = await this.prepare();
-      const output = await this.run.runToEnd('strace-version', { Image: image.id, Cmd: ['strace', '-V'] });
-      this.traceVersion = output.stdout[0]?.replace(/^strace -- version /, 'strace ') ?? 'strace';
-    }
-    return `${this.traceVersion} (sidecar container)`;
+  async tracer(kind: TracerKind): Promise<TracerCheck> {
+    const known = this.tracers.get(kind);
+    if (known) return known;
+    const image = await this.prepare();
+    // The check runs where the observer will: in a sidecar with the observer's privileges.
+    const spec = { ...sidecarSpec(image.id, null, ['iolab', 'observe', '--check', kind], kind), Image: image.id };
+    const output = await this.run.runToEnd(`${kind}-check`, spec);
+    const line = output.stdout.find((l) => l.startsWith('{'));
+    const check: TracerCheck = line ? JSON.parse(line) : { available: false, reason: `the ${kind} check printed nothing: ${output.stderr.slice(-3).join(' ')}` };
+    const named: TracerCheck = check.available ? { available: true, name: `${check.name} (sidecar container)` } : check;
+    this.tracers.set(kind, named);
+    return named;
   }
 
   async startServer(spec: ServerSpec): Promise<RunningServer> {
@@ -111,7 +118,7 @@ export class DockerRuntime implements Runtime {
       alive: () => output.running,
       ending: () => output.ending(),
       observe: async (options) => {
-        const sidecar = await this.run.start('observer', sidecarSpec(image.id, container, observerCommand(1, options)), `observer of ${description}`);
+        const sidecar = await this.run.start('observer', sidecarSpec(image.id, container, observerCommand(1, options), options.tracer), `observer of ${description}`);
         observers.add(sidecar.container);
         return sidecarObserver(sidecar.output, sidecar.container, (c) => this.run.remove(c));
       },

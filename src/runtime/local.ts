@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import { RuntimeUnavailableError } from '../errors.js';
 import { parseReadyLine } from '../servers/listen.js';
 import { ServerEventTally } from '../shared/server-events.js';
-import { observeProcess, type Observer } from '../tracer/observe.js';
+import { observeProcess, type Observer, type TracerKind } from '../tracer/observe.js';
+import { checkBpf, type TracerCheck } from '../tracer/bpf.js';
 import { ProcProbe } from '../tracer/proc.js';
 import { LineProcess, readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
@@ -53,12 +54,13 @@ export class LocalRuntime implements Runtime {
     return { kernel: release(), container: null };
   }
 
-  async tracer(): Promise<string | null> {
+  async tracer(kind: TracerKind): Promise<TracerCheck> {
+    if (kind === 'bpf') return checkBpf();
     try {
       const { stdout } = await run('strace', ['-V']);
-      return stdout.split('\n')[0].replace(/^strace -- version /, 'strace ');
+      return { available: true, name: stdout.split('\n')[0].replace(/^strace -- version /, 'strace ') };
     } catch {
-      return null;
+      return { available: false, reason: 'strace is not installed (apt-get install strace)' };
     }
   }
 

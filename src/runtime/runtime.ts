@@ -4,7 +4,8 @@
 // a Docker runtime sits beside it behind the same interface.
 import type { ClientResult } from '../shared/results.js';
 import type { ServerEventCounts } from '../shared/server-events.js';
-import type { ObserveOptions, Observer } from '../tracer/observe.js';
+import type { ObserveOptions, Observer, TracerKind } from '../tracer/observe.js';
+import type { TracerCheck } from '../tracer/bpf.js';
 import type { ServeOptions } from '../servers/model.js';
 
 export interface ServerSpec {
@@ -31,7 +32,7 @@ export interface RunningServer {
   alive(): boolean;
   /** once it has exited: how ("exited with code 1", "killed by SIGSEGV") and the last lines of its stderr; else null. */
   ending(): string | null;
-  /** reads its limits and idle baseline and, when tracing, attaches strace (see src/tracer/observe.ts). */
+  /** reads its limits and idle baseline and, when tracing, attaches the tracer (see src/tracer/observe.ts). */
   observe(options: ObserveOptions): Promise<Observer>;
   /** stops the server (and whatever observes it). Idempotent. */
   stop(): Promise<void>;
@@ -72,8 +73,8 @@ export interface RuntimeFacts {
 export interface Runtime {
   readonly name: string;
   facts(): Promise<RuntimeFacts>;
-  /** the tracer it attaches ("strace 6.1"), or null when it cannot trace. */
-  tracer(): Promise<string | null>;
+  /** whether it can attach this tracer: its name ("strace 6.1", "bpftrace 0.17.0") or why not. Never throws. */
+  tracer(kind: TracerKind): Promise<TracerCheck>;
   startServer(spec: ServerSpec): Promise<RunningServer>;
   startClient(spec: ClientRunSpec): Promise<RunningClient>;
   /** tears down every process or container this runtime started. Idempotent. */

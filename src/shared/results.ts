@@ -87,8 +87,49 @@ export function mergeCounts(...lists: readonly (readonly SyscallCount[])[]): Sys
   return [...bySyscall.values()];
 }
 
+/**
+ * Where the threads of one group spent the measured window, per call (the eBPF observer only):
+ * wall time inside the call, and the part of it they slept there (off the CPU, not runnable:
+ * waiting for the kernel to have something for them). What is left of a thread's window was
+ * spent outside any call (running its own code) or waiting for a CPU.
+ */
+export const WaitRowSchema = z.object({
+  syscall: z.string(),
+  /** seconds inside the call in the window, summed over the group's threads. */
+  insideSeconds: z.number().finite().nonnegative(),
+  /** of those, seconds asleep in it (sched_switch out with a state other than running). */
+  blockedSeconds: z.number().finite().nonnegative(),
+  /** threads that were inside it during the window. */
+  threads: count(),
+  /** threads whose longest sleep of the window was in this call. */
+  mainWaitOf: count(),
+});
+export type WaitRow = z.infer<typeof WaitRowSchema>;
+
+export const WaitsSchema = z.object({
+  /** from the window's start to the tracer's end, in seconds: each thread's time to share. */
+  windowSeconds: z.number().finite().nonnegative(),
+  /** the model's threads alive in the window (they made a call in it, or were in one). */
+  threads: count(),
+  /** the model's threads (group "serving"), a row per call, most time inside first. */
+  serving: z.array(WaitRowSchema),
+});
+export type Waits = z.infer<typeof WaitsSchema>;
+
+/** io_uring requests the kernel ran for the server, by opcode name ("RECV", "SEND", "ACCEPT"). */
+export const UringOpSchema = z.object({
+  opcode: z.string(),
+  submitted: count(),
+  /** completions with a negative result, by errno code. */
+  failed: count(),
+  errnos: z.record(z.string(), count()),
+});
+export type UringOp = z.infer<typeof UringOpSchema>;
+
 /** What the tracer counted in one run. */
 export const TraceRecordSchema = z.object({
+  /** which tracer counted: "strace" (ptrace, a traced run of its own) or "bpf" (eBPF, in the measured run). Absent: strace. */
+  tracer: z.enum(['strace', 'bpf']).optional(),
   /** from attaching (after the server's ready line) to the start of the measured window: connecting, warming up. */
   setup: CallTableSchema,
   /** the measured window and the drain after it: steady state, the requests the clients' windows sent. */
@@ -97,6 +138,10 @@ export const TraceRecordSchema = z.object({
   windowSeconds: z.number().finite().nonnegative(),
   /** threads seen while tracing, by group. */
   threads: z.object({ serving: count(), runtime: count() }),
+  /** where the model's threads spent the window (bpf only). */
+  waits: WaitsSchema.optional(),
+  /** the io_uring requests of each phase (bpf only; absent or empty for a server that makes none). */
+  uring: z.object({ setup: z.array(UringOpSchema), window: z.array(UringOpSchema) }).optional(),
 });
 export type TraceRecord = z.infer<typeof TraceRecordSchema>;
 
@@ -289,6 +334,8 @@ export const VariantRecordSchema = z.object({
   /** the model's options with their defaults filled in (pool threads, coroutine blocking call, epoll-et drain). */
   options: z.object({ threads: z.number().finite().int(), blockingCallMs: z.number().finite().int(), drain: z.boolean() }),
   declared: ModelDeclarationSchema,
+  /** the tracer its measured runs ran under, when the lab set one for this server alone ("none": untraced); absent: the lab's. */
+  tracer: z.enum(['none', 'bpf', 'strace']).optional(),
 });
 export type VariantRecord = z.infer<typeof VariantRecordSchema>;
 
@@ -323,6 +370,8 @@ export const EnvironmentSchema = z.object({
   hostname: z.string(),
   cpus: z.number().finite().int(),
   tracer: z.string().nullable(),
+  /** how the counts were taken: "bpf" (in the measured runs) or "strace" (runs of their own); absent with no tracer, or in files written before the eBPF observer (strace). */
+  tracerKind: z.enum(['strace', 'bpf']).optional(),
   /** the Docker runtime's image and engine; null on the local runtime. */
   container: z.object({ image: z.string(), imageId: z.string(), engine: z.string() }).nullable(),
   /** client processes (containers) per client of the lab (--clients). */
@@ -453,8 +502,35 @@ export const FingerprintCheckSchema = z.object({
   forbidden: z.array(CallCountSchema),
 });
 
+/** Where the model's threads spent the traced windows, per call, over every run with waits (bpf). */
+export const WaitFiguresSchema = z.object({
+  runs: count(),
+  /** the most serving threads of one run's window. */
+  threads: count(),
+  /** every serving thread's window, added over threads and runs: what each share is of. */
+  threadSeconds: z.number().finite().nonnegative(),
+  rows: z.array(
+    z.object({
+      syscall: z.string(),
+      /** of the threads' time, the share inside this call (0 to 1). */
+      insideShare: z.number().finite().nonnegative(),
+      /** of the threads' time, the share asleep in this call: waiting (0 to 1). */
+      blockedShare: z.number().finite().nonnegative(),
+      /** the blocked share of each run, for the spread. */
+      blockedShares: z.array(z.number().finite().nonnegative()),
+      /** the most threads in it in one run. */
+      threads: count(),
+      /** the most threads of one run whose longest sleep was in it. */
+      mainWaitOf: count(),
+    }),
+  ),
+});
+export type WaitFigures = z.infer<typeof WaitFiguresSchema>;
+
 export const TraceFiguresSchema = z.object({
-  /** trace runs that count; their counts are summed. */
+  /** the tracer that counted (absent: strace). */
+  tracer: z.enum(['strace', 'bpf']).optional(),
+  /** runs with counts (trace runs under strace; measured runs under bpf); their counts are summed. */
   runs: count(),
   windowSeconds: z.number().finite().nonnegative(),
   /** echo round trips in the traced windows, with the replies of their drain: what the window's calls answered. */
@@ -468,6 +544,10 @@ export const TraceFiguresSchema = z.object({
   threads: z.object({ serving: count(), runtime: count() }),
   /** the model's fingerprint against its serving threads' calls, set-up and window together. */
   fingerprint: FingerprintCheckSchema,
+  /** where the model's threads waited in the window (bpf only). */
+  waits: WaitFiguresSchema.nullable().optional(),
+  /** the io_uring requests of the windows by opcode, added over the runs (bpf only; empty: none). */
+  uring: z.array(UringOpSchema).optional(),
 });
 export type TraceFigures = z.infer<typeof TraceFiguresSchema>;
 

@@ -18,6 +18,8 @@ export const VERDICT_RULES = {
   'lt-vs-et': { client: { mode: 'echo', role: 'sends messages larger than one read' } },
   'busy-poll': { client: { mode: 'hold', role: 'holds the idle crowd and probes the latency' } },
   coroutines: { client: { mode: 'echo', role: 'is served beside the one blocking coroutine' } },
+  'two-phases': { client: null },
+  'observer-effect': { client: null },
 } as const satisfies Record<string, VerdictRuleNeeds>;
 
 export type VerdictRuleName = keyof typeof VERDICT_RULES;

@@ -1,6 +1,6 @@
 // Everything a lab observes of one server, in one place: its limits and its idle baseline when
-// observing starts, then (optionally) strace attached, then the /proc window while the clients
-// measure. The baseline and the window are of the server's process tree (the pid and every
+// observing starts, then (optionally) a tracer attached (the eBPF observer, src/tracer/bpf.ts, or
+// strace), then the /proc window while the clients measure. The baseline and the window are of the server's process tree (the pid and every
 // descendant: a server that forks per connection), the limits of the pid itself. The local runtime runs this in the controller; the Docker runtime runs it
 // in a sidecar container that shares the server's PID namespace (`iolab observe --pid 1`).
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,15 +10,26 @@ import { SERVING_THREAD_PREFIX } from '../shared/model.js';
 import type { Limits, ProbedProcWindow, TraceRecord } from '../shared/results.js';
 import { ProcProbe, readLimits, readThreadNames } from './proc.js';
 import { startStrace, type StraceSession } from './strace.js';
+import { BpfSession, cgroupIdOf } from './bpf.js';
+import { processIds } from './listeners.js';
 import { countStraceLog } from './strace-log.js';
+
+/** The two tracers: eBPF (counts in the measured run itself) and strace (a run of its own: it stops the server at every call). */
+export type TracerKind = 'bpf' | 'strace';
 
 export interface ObserveOptions {
   /**
-   * attach strace for the syscall counts (slows the server: only for traced runs). Calls before
-   * startWindow() are the set-up; calls from then until stop() (the clients' windows and the
-   * drain of the requests still in flight) are the window.
+   * the tracer to attach for the syscall counts, or null. Calls before startWindow() are the
+   * set-up; calls from then until stop() (the clients' windows and the drain of the requests
+   * still in flight) are the window. strace slows the server: only for runs of their own.
    */
-  trace: boolean;
+  tracer: TracerKind | null;
+  /**
+   * which tasks the eBPF observer counts: the process tree of the pid (default), or every task of
+   * the pid's cgroup (a container: the sidecar sees the host's pids of no one, and the cgroup
+   * leaves out the clients and the sidecar itself).
+   */
+  bpfScope?: 'process-tree' | 'cgroup';
 }
 
 export interface Observed {
@@ -44,12 +55,19 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
   const baseline = await (await ProcProbe.start(pid)).stop();
   let scratch: string | null = null;
   let strace: StraceSession | null = null;
+  let bpf: BpfSession | null = null;
   let namesAtAttach = new Map<number, string>();
-  if (options.trace) {
+  if (options.tracer === 'strace') {
     scratch = await mkdtemp(join(tmpdir(), 'iolab-strace-'));
     strace = await startStrace(pid, { outputFile: join(scratch, 'calls.log') });
     // Once attached, every thread that exists is traced; the ones born later are seen being born.
     namesAtAttach = await readThreadNames(pid);
+  } else if (options.tracer === 'bpf') {
+    const filter =
+      options.bpfScope === 'cgroup'
+        ? { kind: 'cgroup' as const, id: await cgroupIdOf(pid) }
+        : { kind: 'pids' as const, pids: [pid, ...(await processIds('/proc', pid)).filter((other) => other !== pid)] };
+    bpf = await BpfSession.start(filter, SERVING_THREAD_PREFIX);
   }
   let probe: ProcProbe | null = null;
   let windowStart: number | null = null;
@@ -59,12 +77,15 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
     baseline,
     async startWindow() {
       windowStart = Date.now() / 1000;
+      bpf?.startWindow();
       probe = await ProcProbe.start(pid);
     },
     async stop() {
       try {
+        bpf?.endWindow();
         // A window that never started (a client failed first) still reports the server as it is.
         const proc = await (probe ?? (await ProcProbe.start(pid))).stop();
+        if (bpf) return { proc, trace: await bpf.stop() };
         if (!strace) return { proc, trace: null };
         const windowEnd = Date.now() / 1000;
         const log = await strace.stop();
@@ -72,7 +93,7 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
         const windowSeconds = windowStart === null ? 0 : windowEnd - windowStart;
         return {
           proc,
-          trace: { setup: counted.setup, window: counted.window, windowSeconds: Math.round(windowSeconds * 1000) / 1000, threads: counted.threads },
+          trace: { tracer: 'strace', setup: counted.setup, window: counted.window, windowSeconds: Math.round(windowSeconds * 1000) / 1000, threads: counted.threads },
         };
       } finally {
         await removeScratch();
@@ -80,6 +101,7 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
     },
     kill() {
       strace?.kill();
+      bpf?.kill();
       void probe?.stop().catch(() => {});
       void removeScratch();
     },
@@ -90,7 +112,7 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
 export const OBSERVER_SIGNALS = { startWindow: 'SIGUSR2', stop: 'SIGTERM' } as const;
 
 /**
- * `iolab observe --pid N [--trace]`, the sidecar's side: one JSON line on
+ * `iolab observe --pid N [--tracer bpf|strace] [--bpf-scope cgroup]`, the sidecar's side: one JSON line on
  * stdout once observing (and tracing) has begun ({limits, baseline}), one when the window starts
  * ({window: "started"}) on SIGUSR2, and one with what was observed ({proc, trace}) on SIGTERM;
  * then it exits.

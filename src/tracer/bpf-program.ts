@@ -1,0 +1,115 @@
+// The eBPF observer's program, in bpftrace's language (bpftrace(8), docs/reference_guide.md of
+// bpftrace 0.17). It runs in the kernel beside the server, at every system call of the machine,
+// and keeps only the server's: no thread is stopped, so the counts come from the measured run
+// itself. What it keeps, all in bpf maps printed once when bpftrace ends (SIGINT):
+//
+//   @calls[phase, tid, group, syscall]          calls that ended          (raw_syscalls:sys_exit)
+//   @errors[phase, tid, group, syscall, errno]  those that returned -errno
+//   @insideNs[tid, group, syscall]              window only: wall time between the call's entry
+//                                               and its exit (the part after the window started)
+//   @blockedNs[tid, group, syscall]             window only: the part of it the thread slept,
+//                                               switched out of the CPU not runnable
+//                                               (sched:sched_switch with prev_state != 0)
+//   @enter, @sysid, @asleep, @sleptNs [tid]     calls in progress when bpftrace ends (@sysid is
+//                                               the last call's; read only where @enter is set;
+//                                               a thread's exit, which never returns, clears them)
+//   @uringSubmitted[phase, opcode], @uringFailed[phase, opcode, errno], @uringOpName[opcode]
+//                                               the io_uring requests the kernel ran for the
+//                                               server (io_uring:io_uring_submit_req and
+//                                               io_uring_complete): the calls strace never sees
+//   @windowStart, @windowEnd, @endNs            CLOCK_MONOTONIC nanoseconds
+//
+// Once the window has ended, no call is entered into @enter and no sleep into @asleep: bpftrace
+// prints the maps while the server runs on, and a hash map that keeps gaining and losing keys
+// while it is walked can be walked forever (bpf_map_get_next_key starts over at a missing key).
+//
+// phase: 0 for a call that began before the measured window (connecting, warming up), 1 after:
+// as the strace log counts. The window starts when the observer calls kill(MARKER, 0) and ends
+// at kill(MARKER + 1, 0): pids no process can have (above the kernel's PID_MAX_LIMIT, 2^22), so
+// the calls fail with ESRCH and only mark the moments. A call begun after the window is not
+// counted, and a call's time inside and asleep is cut at the window's end (as strace's log is
+// cut there): bpftrace takes a moment to end, while the server runs on. group: 1 for a thread of the model (named `iolab:...` by itself), 2 for
+// the language runtime's; a thread born while traced inherits its creator's name and stays the
+// runtime's until it names itself (prctl PR_SET_NAME), as src/tracer/strace-log.ts decides.
+// Which processes are the server's: those of one cgroup (a container: the cgroup v2 id, from
+// bpf_get_current_cgroup_id), or a process tree (the pids given, and every process they fork,
+// from sched:sched_process_fork).
+
+/** Which tasks the program counts. */
+export type BpfFilter = { kind: 'pids'; pids: readonly number[] } | { kind: 'cgroup'; id: bigint };
+
+export interface BpfProgramOptions {
+  filter: BpfFilter;
+  /** kill(marker, 0) by anyone starts the window, kill(marker + 1, 0) ends it; a number in [2^30, 2^31 - 1). */
+  marker: number;
+  /** a thread whose name starts with this is the model's (SERVING_THREAD_PREFIX). */
+  servingPrefix: string;
+}
+
+/** PR_SET_NAME, prctl(2). */
+const PR_SET_NAME = 15;
+/** prctl's number on x86_64 (src/tracer/syscall-names.ts). */
+const PRCTL = 157;
+
+/** bpftrace's source for `options`. Throws RangeError on a marker or prefix it cannot embed. */
+export function bpfProgram(options: BpfProgramOptions): string {
+  const { filter, marker, servingPrefix } = options;
+  if (!Number.isInteger(marker) || marker < 2 ** 30 || marker >= 2 ** 31 - 1) throw new RangeError(`marker ${marker}: not an integer in [2^30, 2^31 - 1)`);
+  if (!/^[\w:.-]{1,15}$/.test(servingPrefix)) throw new RangeError(`serving prefix ${JSON.stringify(servingPrefix)}: 1 to 15 word characters, ':', '.', '-'`);
+  const ours = filter.kind === 'cgroup' ? `cgroup == ${filter.id}` : '@tree[pid]';
+  const roots = filter.kind === 'pids' ? filter.pids.map((pid) => `@tree[${Math.trunc(pid)}] = 1;`).join(' ') : '';
+  const prefix = JSON.stringify(servingPrefix);
+  const group = `strncmp(comm, ${prefix}, ${servingPrefix.length}) == 0 ? 1 : 2`;
+  return `
+BEGIN { ${roots} printf("attached\\n"); }
+tracepoint:sched:sched_process_fork /${ours}/ { ${filter.kind === 'pids' ? '@tree[args->child_pid] = 1; ' : ''}@born[args->child_pid] = 1; }
+tracepoint:syscalls:sys_enter_kill /args->pid == ${marker} && args->sig == 0/ { @windowStart = nsecs; }
+tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0/ { @windowEnd = nsecs; }
+tracepoint:raw_syscalls:sys_enter /${ours} && @windowEnd == 0/ { @enter[tid] = nsecs; @sysid[tid] = args->id; }
+tracepoint:raw_syscalls:sys_exit /@enter[tid]/ {
+  $id = args->id;
+  $ret = args->ret;
+  $w = @windowStart;
+  $e = @enter[tid];
+  $end = @windowEnd > 0 ? @windowEnd : nsecs;
+  $g = @group[tid];
+  if ($g == 0 || ($id == ${PRCTL} && @renaming[tid])) {
+    $g = @born[tid] && !@renaming[tid] ? 2 : (${group});
+    @group[tid] = $g;
+    delete(@renaming[tid]);
+  }
+  $phase = $w > 0 && $e >= $w ? 1 : 0;
+  @calls[$phase, tid, $g, $id] = count();
+  if ($ret < 0 && $ret > -4096) { @errors[$phase, tid, $g, $id, 0 - $ret] = count(); }
+  if ($w > 0 && $end > $w) {
+    @insideNs[tid, $g, $id] = sum($end - ($e > $w ? $e : $w));
+  }
+  if (@sleptNs[tid] > 0) { @blockedNs[tid, $g, $id] = sum(@sleptNs[tid]); delete(@sleptNs[tid]); }
+  delete(@enter[tid]);
+}
+tracepoint:syscalls:sys_enter_prctl /args->option == ${PR_SET_NAME} && ${ours}/ { @renaming[tid] = 1; }
+tracepoint:sched:sched_process_exit /@enter[tid]/ { delete(@enter[tid]); delete(@asleep[tid]); delete(@sleptNs[tid]); }
+tracepoint:sched:sched_switch /args->prev_state != 0 && @enter[args->prev_pid] && @windowEnd == 0/ { @asleep[args->prev_pid] = nsecs; }
+tracepoint:sched:sched_switch /@asleep[args->next_pid]/ {
+  $w = @windowStart;
+  $s = @asleep[args->next_pid];
+  $to = @windowEnd > 0 ? @windowEnd : nsecs;
+  $from = $s > $w ? $s : $w;
+  if ($w > 0 && $to > $from) { @sleptNs[args->next_pid] += $to - $from; }
+  delete(@asleep[args->next_pid]);
+}
+tracepoint:io_uring:io_uring_submit_req /${ours}/ {
+  @uringSubmitted[@windowStart > 0 ? 1 : 0, args->opcode] = count();
+  @uringOpName[args->opcode] = str(args->op_str);
+  @uringRequest[args->req] = args->opcode + 1;
+}
+tracepoint:io_uring:io_uring_complete /@uringRequest[args->req]/ {
+  if (args->res < 0) { @uringFailed[@windowStart > 0 ? 1 : 0, @uringRequest[args->req] - 1, 0 - args->res] = count(); }
+  delete(@uringRequest[args->req]);
+}
+END {
+  @endNs = nsecs;
+  ${filter.kind === 'pids' ? 'clear(@tree); ' : ''}clear(@born); clear(@group); clear(@renaming); clear(@uringRequest);
+}
+`;
+}
