@@ -3,7 +3,10 @@
 // and keeps only the server's: no thread is stopped, so the counts come from the measured run
 // itself. What it keeps, all in bpf maps printed once when bpftrace ends (SIGINT):
 //
-//   @calls[phase, tid, group, syscall]          calls that ended          (raw_syscalls:sys_exit)
+//   @calls[phase, tid, group, syscall]          calls that ended          (raw_syscalls:sys_exit),
+//                                               one in progress when bpftrace attached too (a
+//                                               blocking server in accept4 until the first
+//                                               client): set-up, as strace counts it
 //   @errors[phase, tid, group, syscall, errno]  those that returned -errno
 //   @insideNs[tid, group, syscall]              window only: wall time between the call's entry
 //                                               and its exit (the part after the window started)
@@ -66,7 +69,7 @@ tracepoint:sched:sched_process_fork /${ours}/ { ${filter.kind === 'pids' ? '@tre
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker} && args->sig == 0/ { @windowStart = nsecs; }
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0/ { @windowEnd = nsecs; }
 tracepoint:raw_syscalls:sys_enter /${ours} && @windowEnd == 0/ { @enter[tid] = nsecs; @sysid[tid] = args->id; }
-tracepoint:raw_syscalls:sys_exit /@enter[tid]/ {
+tracepoint:raw_syscalls:sys_exit /@enter[tid] || (${ours} && @windowEnd == 0)/ {
   $id = args->id;
   $ret = args->ret;
   $w = @windowStart;
