@@ -83,8 +83,8 @@ const HARDLY_WAITS_SHARE = 0.02;
 const AT_ONCE_SHARE = 0.01;
 /**
  * strace distorts: the traced server keeps less than this share of its untraced round trips.
- * Measured here (bench/observer.sh): strace keeps 9-25% of an epoll server's round trips, the
- * eBPF observer most of them; a tracer within 30% of untraced is not the lesson's distortion.
+ * Measured here (bench/observer.md): strace keeps 3-16% of an epoll server's round trips, the
+ * eBPF observer 55-90%; a tracer within 30% of untraced is not the lesson's distortion.
  */
 const DISTORTS_SHARE = 0.7;
 

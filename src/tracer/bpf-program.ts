@@ -6,10 +6,11 @@
 //   @calls[phase, tid, group, syscall]          calls that ended          (raw_syscalls:sys_exit),
 //                                               one in progress when bpftrace attached too (a
 //                                               blocking server in accept4 until the first
-//                                               client): set-up, as strace counts it
+//                                               client): set-up, as strace counts it. A stats()
+//                                               map: the count is the calls, the total the wall
+//                                               time between their entry and exit that fell in
+//                                               the window (nanoseconds; 0 outside it)
 //   @errors[phase, tid, group, syscall, errno]  those that returned -errno
-//   @insideNs[tid, group, syscall]              window only: wall time between the call's entry
-//                                               and its exit (the part after the window started)
 //   @blockedNs[tid, group, syscall]             window only: the part of it the thread slept,
 //                                               switched out of the CPU not runnable
 //                                               (sched:sched_switch with prev_state != 0)
@@ -69,12 +70,13 @@ tracepoint:sched:sched_process_fork /${ours}/ { ${filter.kind === 'pids' ? '@tre
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker} && args->sig == 0/ { @windowStart = nsecs; }
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0/ { @windowEnd = nsecs; }
 tracepoint:raw_syscalls:sys_enter /${ours} && @windowEnd == 0/ { @enter[tid] = nsecs; @sysid[tid] = args->id; }
-tracepoint:raw_syscalls:sys_exit /@enter[tid] || (${ours} && @windowEnd == 0)/ {
+tracepoint:raw_syscalls:sys_exit /${ours}/ {
   $id = args->id;
   $ret = args->ret;
   $w = @windowStart;
   $e = @enter[tid];
-  $end = @windowEnd > 0 ? @windowEnd : nsecs;
+  $windowEnd = @windowEnd;
+  $end = $windowEnd > 0 ? $windowEnd : nsecs;
   $g = @group[tid];
   if ($g == 0 || ($id == ${PRCTL} && @renaming[tid])) {
     $g = @born[tid] && !@renaming[tid] ? 2 : (${group});
@@ -82,10 +84,11 @@ tracepoint:raw_syscalls:sys_exit /@enter[tid] || (${ours} && @windowEnd == 0)/ {
     delete(@renaming[tid]);
   }
   $phase = $w > 0 && $e >= $w ? 1 : 0;
-  @calls[$phase, tid, $g, $id] = count();
-  if ($ret < 0 && $ret > -4096) { @errors[$phase, tid, $g, $id, 0 - $ret] = count(); }
-  if ($w > 0 && $end > $w) {
-    @insideNs[tid, $g, $id] = sum($end - ($e > $w ? $e : $w));
+  $inside = $w > 0 && $end > $w ? $end - ($e > $w ? $e : $w) : 0;
+  // A call begun after the window's end (none is entered into @enter then) is not counted.
+  if ($e > 0 || $windowEnd == 0) {
+    @calls[$phase, tid, $g, $id] = stats($inside);
+    if ($ret < 0 && $ret > -4096) { @errors[$phase, tid, $g, $id, 0 - $ret] = count(); }
   }
   if (@sleptNs[tid] > 0) { @blockedNs[tid, $g, $id] = sum(@sleptNs[tid]); delete(@sleptNs[tid]); }
   delete(@enter[tid]);
@@ -101,7 +104,7 @@ tracepoint:sched:sched_switch /@asleep[args->next_pid]/ {
   if ($w > 0 && $to > $from) { @sleptNs[args->next_pid] += $to - $from; }
   delete(@asleep[args->next_pid]);
 }
-tracepoint:io_uring:io_uring_submit_req /${ours}/ {
+tracepoint:io_uring:io_uring_submit_req /${ours} && @windowEnd == 0/ {
   @uringSubmitted[@windowStart > 0 ? 1 : 0, args->opcode] = count();
   @uringOpName[args->opcode] = str(args->op_str);
   @uringRequest[args->req] = args->opcode + 1;

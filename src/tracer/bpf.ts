@@ -129,8 +129,10 @@ export async function checkBpf(): Promise<TracerCheck> {
   return { available: true, name: version.replace(/^bpftrace v?/, 'bpftrace ') };
 }
 
+/** A stats() value: how many, and their sum. */
+type Stats = { count: number; total: number };
 /** What bpftrace printed, as the JSON lines of `-f json`: each map by name. */
-type Maps = Map<string, number | Record<string, number | string>>;
+type Maps = Map<string, number | Record<string, number | string | Stats>>;
 
 export class BpfSession {
   stderr = '';
@@ -257,17 +259,17 @@ function mark(pid: number): void {
   }
 }
 
-/** The maps in bpftrace's `-f json` lines ({"type": "map", "data": {"@name": ...}}); other lines are skipped. */
+/** The maps in bpftrace's `-f json` lines ({"type": "map" or "stats", "data": {"@name": ...}}); other lines are skipped. */
 export function parseBpftraceJson(lines: readonly string[]): Maps {
   const maps: Maps = new Map();
   for (const line of lines) {
-    let parsed: { type?: string; data?: Record<string, number | Record<string, number | string>> };
+    let parsed: { type?: string; data?: Record<string, number | Record<string, number | string | Stats>> };
     try {
       parsed = JSON.parse(line);
     } catch {
       throw new LabRunError(`bpftrace printed a line that is not JSON: ${JSON.stringify(line.slice(0, 200))}`);
     }
-    if (parsed.type !== 'map' || !parsed.data) continue;
+    if ((parsed.type !== 'map' && parsed.type !== 'stats') || !parsed.data) continue;
     for (const [name, value] of Object.entries(parsed.data)) maps.set(name, value);
   }
   return maps;
@@ -275,11 +277,19 @@ export function parseBpftraceJson(lines: readonly string[]): Maps {
 
 const GROUP_SERVING = 1;
 
-/** A map keyed by several integers ("1,4242,1,45"): its entries as number tuples. */
+/** A map keyed by several integers ("1,4242,1,45"): its entries as number tuples (a stats() map: its counts). */
 function entries(maps: Maps, name: string): { key: number[]; value: number }[] {
+  return statsEntries(maps, name).map(({ key, value }) => ({ key, value: value.count }));
+}
+
+/** A map keyed by several integers, each value as {count, total} (a plain value v: {count: v, total: v}). */
+function statsEntries(maps: Maps, name: string): { key: number[]; value: Stats }[] {
   const map = maps.get(name);
   if (map === undefined || typeof map === 'number') return [];
-  return Object.entries(map).map(([key, value]) => ({ key: key.split(',').map(Number), value: Number(value) }));
+  return Object.entries(map).map(([key, value]) => ({
+    key: key.split(',').map(Number),
+    value: typeof value === 'object' ? { count: Number(value.count), total: Number(value.total) } : { count: Number(value), total: Number(value) },
+  }));
 }
 
 function scalar(maps: Maps, name: string): number | null {
@@ -366,7 +376,7 @@ function waitsOf(
     const sums = calls.get(id) ?? [0, 0];
     calls.set(id, [sums[0] + inside, sums[1] + blocked]);
   };
-  for (const { key: [tid, group, id], value } of entries(maps, '@insideNs')) if (groupOf(group) === 'serving') add(tid, id, value, 0);
+  for (const { key: [, tid, group, id], value } of statsEntries(maps, '@calls')) if (groupOf(group) === 'serving' && value.total > 0) add(tid, id, value.total, 0);
   for (const { key: [tid, group, id], value } of entries(maps, '@blockedNs')) if (groupOf(group) === 'serving') add(tid, id, 0, value);
   // Calls still in progress at the end: their part of the window, and the sleep in it so far.
   const sysid = new Map(entries(maps, '@sysid').map(({ key, value }) => [key[0], value]));
