@@ -8,13 +8,14 @@ import type { Lab } from '../src/labs/schema.js';
 import { LocalRuntime } from '../src/runtime/local.js';
 import type { Results } from '../src/shared/results.js';
 import type { ClaimVerdict } from '../src/shared/verdicts.js';
-import { expectHolds, labTimeoutMs, runShortLab } from './helpers.js';
+import { expectHolds, labTimeoutMs, runShortLab, expectNotContradicted } from './helpers.js';
 
 const runtime = new LocalRuntime();
 afterAll(() => runtime.close());
 
-function verdictFor(results: Results, subjectStart: string): ClaimVerdict {
-  const found = results.analysis.verdicts.filter((v) => v.subject.startsWith(subjectStart));
+/** The one verdict about a subject (of one rule, in a lab that names several). */
+function verdictFor(results: Results, subjectStart: string, rule?: string): ClaimVerdict {
+  const found = results.analysis.verdicts.filter((v) => v.subject.startsWith(subjectStart) && (rule === undefined || v.rule === rule));
   expect(found, `one verdict about ${subjectStart} among ${results.analysis.verdicts.map((v) => v.subject).join('; ')}`).toHaveLength(1);
   return found[0];
 }
@@ -71,14 +72,24 @@ describe('claims, measured', () => {
 
   it('models: every model shows its own syscall fingerprint under the same load, and busy polling burns a core', async () => {
     const results = await runShortLab('models', runtime, { duration: 0.5, repetitions: 1 });
-    expect(results.analysis.verdicts).toHaveLength(12);
-    for (const verdict of results.analysis.verdicts) expectHolds(verdict);
-    expect(verdictFor(results, 'nonblocking').parts.map((p) => p.claim)).toEqual([
+    // Two rules judge the claim: each model's fingerprint, and where it waits.
+    expect(results.analysis.verdicts.map((v) => v.rule)).toEqual([...Array(12).fill('fingerprints'), ...Array(12).fill('two-phases')]);
+    for (const verdict of results.analysis.verdicts.filter((v) => v.rule === 'fingerprints')) expectHolds(verdict);
+    for (const verdict of results.analysis.verdicts.filter((v) => v.rule === 'two-phases')) expectNotContradicted(verdict);
+    expect(verdictFor(results, 'nonblocking', 'fingerprints').parts.map((p) => p.claim)).toEqual([
       'shows the nonblocking fingerprint',
       'its calls on idle sockets fail with EAGAIN',
       'it burns a core (at least 60% of one)',
     ]);
   }, labTimeoutMs(runsOf(12, 1, 1, 1), 0.5));
+
+  it('two-phases: every model waits for data asleep in the call it declares, and the busy loop never sleeps', async () => {
+    const results = await runShortLab('two-phases', runtime, { duration: 1, repetitions: 1 });
+    expect(results.analysis.verdicts.map((v) => v.subject)).toEqual(results.lab.variants.map((v) => v.label));
+    for (const verdict of results.analysis.verdicts) expectHolds(verdict);
+    const longest = Object.fromEntries(results.analysis.verdicts.map((v) => [v.subject, v.figures.longestWait]));
+    expect(longest).toMatchObject({ blocking: 'recvfrom', threaded: 'recvfrom', select: expect.stringMatching(/^(select|pselect6)$/), epoll: 'epoll_wait', uring: 'io_uring_enter', sigio: 'read' });
+  }, labTimeoutMs(runsOf(12, 1, 1, 0), 1));
 
   it('threads-vs-events: a thread per connection, a fixed pool, and one thread for events and coroutines', async () => {
     const results = await runShortLab('threads-vs-events', runtime, {

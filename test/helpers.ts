@@ -223,6 +223,16 @@ export function expectHolds(verdict: ClaimVerdict): void {
 }
 
 /**
+ * A verdict that the measurement must not contradict: it holds, or is inconclusive with its
+ * reason (a load that kept a server too busy to sleep, for the two-phases rule), but never
+ * "does not hold here" unless a busy machine excuses it as expectHolds does.
+ */
+export function expectNotContradicted(verdict: ClaimVerdict): void {
+  if (verdict.verdict === 'inconclusive') return;
+  expectHolds(verdict);
+}
+
+/**
  * A time limit for a test that runs a lab: sized by its runs (each of `seconds` of load, plus the
  * start of a server and its clients, the warm-up and the teardown, generously for a busy machine),
  * never by a guess of how fast this machine is.

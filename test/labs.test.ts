@@ -86,8 +86,16 @@ describe('lab files', () => {
       'verdict.client: expected the name of one of the lab\'s hold clients (it has none): the one that holds the idle crowd and probes the latency; not "asker" (line 5)',
     ]);
     const lab = parseLab(named.replace('busy-poll', 'starvation'), 'labs/demo.yaml');
-    expect(lab.verdict).toEqual({ rule: 'starvation', client: 'asker' });
-    expect(parseLab(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: fingerprints'), 'labs/demo.yaml').verdict).toEqual({ rule: 'fingerprints', client: null });
+    expect(lab.verdict).toEqual([{ rule: 'starvation', client: 'asker' }]);
+    expect(parseLab(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: fingerprints'), 'labs/demo.yaml').verdict).toEqual([{ rule: 'fingerprints', client: null }]);
+    // Several rules, each judging its part of the claim; a wrong one is named by its place.
+    expect(parseLab(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: [fingerprints, two-phases]'), 'labs/demo.yaml').verdict).toEqual([
+      { rule: 'fingerprints', client: null },
+      { rule: 'two-phases', client: null },
+    ]);
+    expect(problems(GOOD.replace('models: [epoll]', 'models: [epoll]\nverdict: [fingerprints, two-phase]'))).toEqual([
+      expect.stringMatching(/^verdict\[1\]: expected a verdict rule, one of: fingerprints, .*two-phases.* \(line 5\)$/),
+    ]);
   });
 
   it('names two clients of one name, an option a model does not take, and an option of the wrong type', () => {

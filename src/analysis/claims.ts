@@ -11,7 +11,7 @@
 // is a named constant with the reason for its value; none is a timing the tests assert.
 import { formatCount, formatKibibytes, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
 import { servesAtOnce } from '../shared/model.js';
-import { runThroughput, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
+import { runThroughput, verdictRulesOf, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
 import { combineVerdicts, type ClaimPart, type ClaimVerdict, type Verdict, type VerdictRuleName } from '../shared/verdicts.js';
 import { againstLine, compare, formatRatio, type Judged } from './compare.js';
@@ -580,7 +580,7 @@ export const twoPhases: ClaimRule = (context) =>
       if (!waitsIn.some((call) => DATA_READS.includes(call)) && dataReads.length) {
         const inReads = blocked(dataReads);
         parts.push({
-          claim: `its reads (${joinWords(dataReads, 'and')}) return at once: asleep in them under ${formatShare(AT_ONCE_SHARE)} of the time`,
+          claim: `its reads (${joinWords(dataReads, 'and')}) return at once (asleep in them under ${formatShare(AT_ONCE_SHARE)} of the time)`,
           verdict: inReads < AT_ONCE_SHARE ? 'holds' : 'does not hold here',
           measurement: `asleep in ${joinWords(dataReads, 'and')} ${formatShare(inReads)} of the time`,
         });
@@ -654,16 +654,16 @@ export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
   coroutines,
 };
 
-/** The verdicts of the lab's rule on its figures; none when the lab names no rule. */
+/** The verdicts of the lab's rules on its figures, rule after rule; none when the lab names no rule. */
 export function judgeClaim(results: Measurement, figures: readonly SubjectFigures[]): ClaimVerdict[] {
-  if (!results.lab.verdict) return [];
-  const rule = CLAIM_RULES[results.lab.verdict.rule as VerdictRuleName];
-  if (!rule) throw new Error(`results name the verdict rule ${JSON.stringify(results.lab.verdict.rule)}, which this iolab does not have`);
-  return rule({
-    results,
-    rows: subjectsOf(results),
-    figures: new Map(figures.map((f) => [f.subject, f])),
-    client: results.lab.verdict.client,
+  return verdictRulesOf(results.lab).flatMap((named) => {
+    const rule = CLAIM_RULES[named.rule as VerdictRuleName];
+    if (!rule) throw new Error(`results name the verdict rule ${JSON.stringify(named.rule)}, which this iolab does not have`);
+    return rule({
+      results,
+      rows: subjectsOf(results),
+      figures: new Map(figures.map((f) => [f.subject, f])),
+      client: named.client,
+    });
   });
 }
-

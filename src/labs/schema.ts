@@ -22,6 +22,10 @@ export const ClientSpecSchema = z
     path: ['connections'],
   });
 
+const VerdictSpec = z
+  .union([z.string(), z.object({ rule: z.string(), client: z.string() }).strict()])
+  .transform((verdict) => (typeof verdict === 'string' ? { rule: verdict, client: null } : verdict));
+
 const ModelName = z.string().refine((name) => modelNames.includes(name), { message: `a model, one of: ${modelNames.join(', ')}` });
 
 export const VariantSchema = z
@@ -72,11 +76,12 @@ export const LabSchema = z
     /**
      * the rule in src/analysis/claims.ts that turns the measurements into a verdict on the claim,
      * and the client it measures: `{ rule: starvation, client: asker }`, or just the rule's name
-     * for a rule that measures no client in particular (fingerprints).
+     * for a rule that measures no client in particular (fingerprints); or a list of rules, each
+     * judging its part of the claim (`[fingerprints, two-phases]`).
      */
     verdict: z
-      .union([z.string(), z.object({ rule: z.string(), client: z.string() }).strict()])
-      .transform((verdict) => (typeof verdict === 'string' ? { rule: verdict, client: null } : verdict))
+      .union([VerdictSpec, z.array(VerdictSpec).min(1)])
+      .transform((verdict) => (Array.isArray(verdict) ? verdict : [verdict]))
       .optional(),
     /** seconds of load per run. */
     duration: z.number().positive().max(3600).default(3),
@@ -106,7 +111,7 @@ export const LabSchema = z
     if (lab.sweep && !lab.clients.some((client) => client.name === lab.sweep!.client)) {
       context.addIssue({ code: 'custom', path: ['sweep', 'client'], message: `the name of one of the lab's clients, not "${lab.sweep.client}"` });
     }
-    if (lab.verdict) checkVerdict(lab.verdict, lab.clients, context);
+    lab.verdict?.forEach((verdict, index) => checkVerdict(verdict, lab.clients, context, lab.verdict!.length > 1 ? ['verdict', index] : ['verdict']));
     const names = lab.clients.map((client, index) => client.name ?? `${client.mode}-${index + 1}`);
     names.forEach((name, index) => {
       if (names.indexOf(name) !== index) {
@@ -126,16 +131,16 @@ export const LabSchema = z
   });
 
 /** The verdict names a rule that exists and, when the rule measures a client, a client of the lab in the mode it needs. */
-function checkVerdict(verdict: { rule: string; client: string | null }, clients: ClientSpec[], context: z.RefinementCtx): void {
+function checkVerdict(verdict: { rule: string; client: string | null }, clients: ClientSpec[], context: z.RefinementCtx, at: (string | number)[]): void {
   if (!isVerdictRule(verdict.rule)) {
-    const path = verdict.client === null ? ['verdict'] : ['verdict', 'rule'];
+    const path = verdict.client === null ? at : [...at, 'rule'];
     context.addIssue({ code: 'custom', path, message: `a verdict rule, one of: ${VERDICT_RULE_NAMES.join(', ')}` });
     return;
   }
   const needs = VERDICT_RULES[verdict.rule].client;
   const modeClients = (mode: string) => clients.filter((c) => c.mode === mode && c.name).map((c) => c.name!);
   if (needs === null) {
-    if (verdict.client !== null) context.addIssue({ code: 'custom', path: ['verdict', 'client'], message: `no client: the rule ${verdict.rule} measures none` });
+    if (verdict.client !== null) context.addIssue({ code: 'custom', path: [...at, 'client'], message: `no client: the rule ${verdict.rule} measures none` });
     return;
   }
   const candidates = modeClients(needs.mode);
@@ -143,7 +148,7 @@ function checkVerdict(verdict: { rule: string; client: string | null }, clients:
   if (verdict.client === null) {
     context.addIssue({
       code: 'custom',
-      path: ['verdict'],
+      path: at,
       message: `the rule and the client it measures, { rule: ${verdict.rule}, client: ${example} }: the ${needs.mode} client that ${needs.role}`,
     });
     return;
@@ -152,7 +157,7 @@ function checkVerdict(verdict: { rule: string; client: string | null }, clients:
   if (!client || client.mode !== needs.mode) {
     context.addIssue({
       code: 'custom',
-      path: ['verdict', 'client'],
+      path: [...at, 'client'],
       message: `the name of one of the lab's ${needs.mode} clients (${candidates.length ? candidates.join(', ') : 'it has none'}): the one that ${needs.role}; not "${verdict.client}"`,
     });
   }

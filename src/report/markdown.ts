@@ -16,7 +16,8 @@ import {
   plural,
   table,
 } from '../shared/format.js';
-import type { ClientFigures, Results, Spread, SubjectFigures, SyscallFigures } from '../shared/results.js';
+import { verdictRulesOf, type ClientFigures, type Results, type Spread, type SubjectFigures, type SyscallFigures } from '../shared/results.js';
+
 
 const NONE = '—';
 /** The calls whose per-round-trip figures tell the models apart, in this order, when seen. */
@@ -61,18 +62,26 @@ function busyBanner(results: Results): string | null {
 }
 
 function claimSection(results: Results): string {
-  const verdicts = results.analysis.verdicts;
-  const rule = results.lab.verdict;
-  if (!rule || verdicts.length === 0) {
-    const why = rule ? `The rule \`${rule.rule}\` found no server to judge: read the figures below.` : 'This lab names no verdict rule: read the figures below.';
-    return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${why}`;
-  }
-  const rows = verdicts.map((v) => [clean(v.subject), v.verdict === 'holds' ? 'holds' : `**${v.verdict}**`, clean(v.measurement)]);
-  const measures = rule.client ? `, measuring the client \`${rule.client}\`` : '';
+  const rules = verdictRulesOf(results.lab);
+  const head = `## Claim\n\n> ${clean(results.lab.claim)}`;
+  if (rules.length === 0) return `${head}\n\nThis lab names no verdict rule: read the figures below.`;
+  const judged = rules.map((rule) => {
+    const verdicts = results.analysis.verdicts.filter((v) => v.rule === rule.rule);
+    const measures = rule.client ? `, measuring the client \`${rule.client}\`` : '';
+    const by = `the rule \`${rule.rule}\`${measures}`;
+    if (verdicts.length === 0) return `The rule \`${rule.rule}\` found no server to judge: read the figures below.`;
+    const rows = verdicts.map((v) => [clean(v.subject), v.verdict === 'holds' ? 'holds' : `**${v.verdict}**`, clean(v.measurement)]);
+    return `${rules.length > 1 ? `By ${by}:\n\n` : ''}${table(['subject', 'verdict', 'measurement'], rows, 'text')}`;
+  });
+  const [only] = rules;
+  const by =
+    rules.length > 1
+      ? `the rules ${joinWords(rules.map((r) => `\`${r.rule}\``))} (src/analysis/claims.ts), each judging its part of the claim,`
+      : `the rule \`${only.rule}\`${only.client ? `, measuring the client \`${only.client}\`` : ''} (src/analysis/claims.ts),`;
   const note =
-    `Verdicts by the rule \`${rule.rule}\`${measures} (src/analysis/claims.ts), judged once when the lab ended and kept in results.json. ` +
+    `Verdicts by ${by} judged once when the lab ended and kept in results.json. ` +
     'A claim of several parts holds only when every part holds. A difference between servers counts only when the ranges of their repetitions do not overlap, with enough repetitions that this would happen by chance at most 5% of the time; otherwise it is inconclusive.';
-  return `## Claim\n\n> ${clean(results.lab.claim)}\n\n${table(['subject', 'verdict', 'measurement'], rows, 'text')}\n\n${note}`;
+  return `${head}\n\n${judged.join('\n\n')}\n\n${note}`;
 }
 
 function serverRuntime(results: Results): string | null {

@@ -352,7 +352,10 @@ export const LabRecordSchema = z.object({
   /** the client whose connections took each value in turn, when the lab sweeps. */
   sweep: z.object({ client: z.string(), connections: z.array(z.number().finite().int()) }).nullable(),
   /** the rule that judges the claim (src/analysis/claims.ts) and the client it measures. */
+  /** the lab's verdict rule (its first, when it names several), or null. */
   verdict: z.object({ rule: z.string(), client: z.string().nullable() }).nullable(),
+  /** every verdict rule of the lab, in order (absent in files that name one rule at most). */
+  verdicts: z.array(z.object({ rule: z.string(), client: z.string().nullable() })).optional(),
   durationSeconds: z.number().finite(),
   repetitions: z.number().finite().int(),
   /** traced runs per server (0: no tracer). */
@@ -397,6 +400,11 @@ export function runThroughput(run: RunRecord): number | null {
   if (echo.length === 0) return null;
   // Each client measures its own window; one that never started (0 s) adds nothing.
   return echo.reduce((sum, c) => sum + (c.durationSeconds > 0 ? c.roundTrips / c.durationSeconds : 0), 0);
+}
+
+/** A lab's verdict rules, in order: one, several, or none. */
+export function verdictRulesOf(lab: Pick<LabRecord, 'verdict' | 'verdicts'>): { rule: string; client: string | null }[] {
+  return lab.verdicts ?? (lab.verdict ? [lab.verdict] : []);
 }
 
 /** What a lab measured, before the analysis: what the runner returns. */
