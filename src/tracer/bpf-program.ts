@@ -23,9 +23,11 @@
 //                                               io_uring_complete): the calls strace never sees
 //   @windowStart, @windowEnd, @endNs            CLOCK_MONOTONIC nanoseconds
 //
-// Once the window has ended, no call is entered into @enter and no sleep into @asleep: bpftrace
-// prints the maps while the server runs on, and a hash map that keeps gaining and losing keys
-// while it is walked can be walked forever (bpf_map_get_next_key starts over at a missing key).
+// The window's end prints every map (print() in the marker's probe, then the line "printed"),
+// and the observer then kills bpftrace without waiting for its own exit, which now and then took
+// longer than 20 s while the server ran on. Once the window has ended, no call is entered into
+// @enter and no sleep into @asleep: a hash map that keeps gaining and losing keys while it is
+// walked can be walked forever (bpf_map_get_next_key starts over at a missing key).
 //
 // phase: 0 for a call that began before the measured window (connecting, warming up), 1 after:
 // as the strace log counts. The window starts when the observer calls kill(MARKER, 0) and ends
@@ -50,6 +52,9 @@ export interface BpfProgramOptions {
   servingPrefix: string;
 }
 
+/** The line the program prints once it has printed its maps, at the window's end. */
+export const PRINTED = 'printed';
+
 /** PR_SET_NAME, prctl(2). */
 const PR_SET_NAME = 15;
 /** prctl's number on x86_64 (src/tracer/syscall-names.ts). */
@@ -68,7 +73,15 @@ export function bpfProgram(options: BpfProgramOptions): string {
 BEGIN { ${roots} printf("attached\\n"); }
 tracepoint:sched:sched_process_fork /${ours}/ { ${filter.kind === 'pids' ? '@tree[args->child_pid] = 1; ' : ''}@born[args->child_pid] = 1; }
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker} && args->sig == 0/ { @windowStart = nsecs; }
-tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0/ { @windowEnd = nsecs; }
+tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0/ {
+  @windowEnd = nsecs;
+  @endNs = nsecs;
+  print(@windowStart); print(@windowEnd); print(@endNs);
+  print(@calls); print(@errors); print(@blockedNs);
+  print(@enter); print(@sysid); print(@asleep); print(@sleptNs);
+  print(@uringSubmitted); print(@uringFailed); print(@uringOpName);
+  printf("${PRINTED}\\n");
+}
 tracepoint:raw_syscalls:sys_enter /${ours} && @windowEnd == 0/ { @enter[tid] = nsecs; @sysid[tid] = args->id; }
 tracepoint:raw_syscalls:sys_exit /${ours}/ {
   $id = args->id;

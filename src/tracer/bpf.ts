@@ -14,7 +14,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
 import type { CallTable, SyscallCount, TraceRecord, UringOp, WaitRow } from '../shared/results.js';
-import { bpfProgram, type BpfFilter } from './bpf-program.js';
+import { bpfProgram, PRINTED, type BpfFilter } from './bpf-program.js';
 import { syscallName } from './syscall-names.js';
 
 /** Compiling and attaching takes a second or two here; on a loaded machine, longer. */
@@ -208,7 +208,7 @@ export class BpfSession {
     mark(this.marker + 1);
   }
 
-  /** Ends the window, then bpftrace (SIGINT: it prints its maps), and counts what it printed. */
+  /** Ends the window (the program prints its maps then), ends bpftrace, and counts what it printed. */
   stop(): Promise<TraceRecord> {
     if (!this.stopping) this.endWindow();
     this.stopping ??= this.endAndCount();
@@ -234,17 +234,18 @@ export class BpfSession {
 
   private async endAndCount(): Promise<TraceRecord> {
     if (this.killed) throw new LabRunError('bpftrace was killed: its counts are lost');
-    this.child.kill('SIGINT');
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS)));
-    const outcome = await Promise.race([this.exited, timedOut]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      this.kill();
-      throw new LabRunError(`bpftrace did not print its counts within ${STOP_TIMEOUT_MS} ms${this.stderrForMessage()}`);
+    // The window's end (endWindow) made the program print its maps; once they are all here,
+    // bpftrace is done (the kernel detaches its probes when it dies).
+    const printed = `"${PRINTED}\\n"`;
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (!this.lines.some((line) => line.includes(printed)) && Date.now() < deadline && this.child.exitCode === null && this.child.signalCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    if (this.partial.trim()) this.lines.push(this.partial);
-    const maps = parseBpftraceJson(this.lines);
+    const complete = this.lines.some((line) => line.includes(printed));
+    this.kill();
+    await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    if (!complete) throw new LabRunError(`bpftrace did not print its counts within ${STOP_TIMEOUT_MS} ms${this.stderrForMessage()}`);
+    const maps = parseBpftraceJson(this.lines.slice(0, this.lines.findIndex((line) => line.includes(printed))));
     if (!maps.has('@endNs')) throw new LabRunError(`bpftrace ended without its counts${this.stderrForMessage()}`);
     return countBpfMaps(maps, this.windowStarted);
   }
