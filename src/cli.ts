@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, ResultsFileError, RuntimeUnavailableError, UsageError } from './errors.js';
-import type { LoadedLab } from './labs/load.js';
+import type { LoadedLab, ServerChoice } from './labs/load.js';
 import type { RunProgress } from './labs/runner.js';
 import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
 
@@ -54,7 +54,7 @@ function progressPrinter(): (progress: RunProgress) => void {
         : p.phase === 'trace'
           ? ` ${p.outcome.answered.toLocaleString('en-US')} round trips counted`
           : ` ${Math.round(p.outcome.roundTripsPerSecond).toLocaleString('en-US')} round trips/s`;
-    const tail = p.outcome.error ? ` FAILED: ${p.outcome.error}` : rate;
+    const tail = p.outcome.error ? ` FAILED: ${p.outcome.error}` : p.outcome.summary ? ` ${p.outcome.summary}` : rate;
     if (terminal) {
       clearLine(process.stderr, 0);
       cursorTo(process.stderr, 0);
@@ -91,15 +91,18 @@ async function runCommand(argv: {
   runtime: RuntimeChoice;
   tracer: 'auto' | 'bpf' | 'strace';
   verbose: boolean;
+  choice: ServerChoice;
 }): Promise<number> {
-  const { loadAllLabs, resolveLab } = await import('./labs/load.js');
+  const { chooseServers, loadAllLabs, resolveLab } = await import('./labs/load.js');
+  const { SandboxOwnServers } = await import('./grade/own-server.js');
   const { runLab } = await import('./labs/runner.js');
   const { analyse } = await import('./analysis/index.js');
   const { writeReport } = await import('./report/index.js');
-  const loaded: LoadedLab[] = argv.labs.length
+  const named: LoadedLab[] = argv.labs.length
     ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
     : (await loadAllLabs()).filter((l) => l.lab.default);
-  if (loaded.length === 0) throw new UsageError('no lab to run: name one (see `iolab list`)');
+  if (named.length === 0) throw new UsageError('no lab to run: name one (see `iolab list`)');
+  const loaded = named.map((lab) => chooseServers(lab, argv.choice));
 
   const runtime = await chooseRuntime(argv.runtime, argv.verbose);
   const abort = new AbortController();
@@ -131,6 +134,7 @@ async function runCommand(argv: {
         signal: abort.signal,
         onProgress: progressPrinter(),
         onNotice: notice,
+        ownServers: new SandboxOwnServers({ onProgress: (line) => argv.verbose && process.stderr.write(`${line}\n`) }),
       });
       const results = analyse(measured);
       const written = await writeReport(results, join(resolve(argv.out), lab.lab.name));
@@ -179,9 +183,22 @@ async function main(): Promise<void> {
               choices: ['auto', 'bpf', 'strace'] as const,
               default: 'auto' as const,
               describe: 'how syscalls are counted: eBPF in the measured runs, strace in runs of their own, or eBPF where the machine allows it',
-            }),
+            })
+            .option('models', { type: 'string', describe: 'only these servers, comma-separated: the lab\'s labels or any model (`iolab models`), e.g. select,python-select' })
+            .option('server', { type: 'string', describe: 'add a server of your own beside the lab\'s: a directory as a graded submission (server.py, server.c, ..., iolab.yaml)' })
+            .option('label', { type: 'string', describe: 'with --server: its name in the report (default: the directory\'s name)' })
+            .option('as', { type: 'string', describe: 'with --server: the model it claims to be, which judges it (default: the model its syscalls fit)' }),
         async (argv) => {
-          process.exitCode = await runCommand({ ...argv, labs: argv.labs as string[], clients: argv.clients! });
+          if ((argv.label !== undefined || argv.as !== undefined) && argv.server === undefined) throw new UsageError('--label and --as describe a --server DIR: give one');
+          process.exitCode = await runCommand({
+            ...argv,
+            labs: argv.labs as string[],
+            clients: argv.clients!,
+            choice: {
+              ...(argv.models !== undefined && { models: argv.models.split(',').map((name) => name.trim()).filter(Boolean) }),
+              ...(argv.server !== undefined && { server: { dir: argv.server, label: argv.label, as: argv.as } }),
+            },
+          });
         },
       )
       .command(
@@ -213,7 +230,8 @@ async function main(): Promise<void> {
       })
       .command('models', 'list the IO models: what each declares of itself and the syscalls it must show', {}, async () => {
         const { models } = await import('./servers/index.js');
-        const pad = ''.padEnd(12);
+        const width = Math.max(...models.map((model) => model.name.length)) + 1;
+        const pad = ''.padEnd(width);
         for (const model of models) {
           const { traits, fingerprint } = model;
           const required = fingerprint.required.map((names) => names.join('|')).join(', ');
@@ -221,7 +239,7 @@ async function main(): Promise<void> {
           const readiness = traits.triggering ? `, ${traits.triggering}-triggered` : '';
           const serves = traits.concurrency === 'one' ? 'one client at a time' : traits.concurrency === 'pool' ? 'as many clients as its pool has threads' : 'every connection';
           process.stdout.write(
-            `${model.name.padEnd(12)} ${model.summary}\n` +
+            `${model.name.padEnd(width)} ${model.summary}${model.program ? ` (${model.program.file}${model.twin ? `; twin of ${model.twin}` : ''})` : ''}\n` +
               `${pad} waits: ${traits.waits}${waitsIn}${readiness}${traits.coroutines ? ', coroutines' : ''}; a connection costs: ${traits.perConnection === 'none' ? 'no thread' : `a ${traits.perConnection}`}; serves ${serves}; fd ceiling: ${traits.fdCeiling}\n` +
               `${pad} shows: ${required}; never: ${fingerprint.forbidden.join(', ')}\n`,
           );
@@ -240,8 +258,14 @@ async function main(): Promise<void> {
             .option('drain', { type: 'boolean', describe: 'epoll-et: read until EAGAIN on every event (default); --no-drain reads once per event, the classic edge-triggered bug' }),
         async (argv) => {
           const { findModel } = await import('./servers/index.js');
+          const model = findModel(argv.model);
+          if (model.program) {
+            const { runProgramModel } = await import('./runtime/local.js');
+            process.exitCode = await runProgramModel(model, argv.host, argv.port);
+            return;
+          }
           const { listenAndServe } = await import('./servers/listen.js');
-          await listenAndServe(findModel(argv.model), argv.host, argv.port, {
+          await listenAndServe(model, argv.host, argv.port, {
             ...(argv.threads !== undefined && { threads: argv.threads }),
             ...(argv.blockingCallMs !== undefined && { blockingCallMs: argv.blockingCallMs }),
             ...(argv.drain !== undefined && { drain: argv.drain }),

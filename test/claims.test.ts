@@ -83,6 +83,19 @@ describe('claims, measured', () => {
     ]);
   }, labTimeoutMs(runsOf(12, 1, 1, 1), 0.5));
 
+  it("python: the course's Python servers each show their model's fingerprint, and each waits where its model does", async () => {
+    const results = await runShortLab('python', runtime, { duration: 0.5, repetitions: 1 });
+    const names = results.lab.variants.map((v) => v.label);
+    expect(names).toHaveLength(10);
+    expect(results.analysis.verdicts.map((v) => v.rule)).toEqual([...Array(10).fill('fingerprints'), ...Array(10).fill('two-phases')]);
+    for (const verdict of results.analysis.verdicts.filter((v) => v.rule === 'fingerprints')) expectHolds(verdict);
+    for (const verdict of results.analysis.verdicts.filter((v) => v.rule === 'two-phases')) expectNotContradicted(verdict);
+    // They announce the interpreter they ran on; the fork server's children were followed.
+    expect(results.runs[0].serverRuntime).toMatch(/^python 3\./);
+    const fork = results.runs.find((r) => r.variant === 'python-fork')!;
+    expect(fork.proc?.processesPeak, 'the fork server and a child per connection').toBeGreaterThan(16);
+  }, labTimeoutMs(runsOf(10, 1, 1, 1), 0.5));
+
   it('two-phases: every model waits for data asleep in the call it declares, and the busy loop never sleeps', async () => {
     const results = await runShortLab('two-phases', runtime, { duration: 1, repetitions: 1 });
     expect(results.analysis.verdicts.map((v) => v.subject)).toEqual(results.lab.variants.map((v) => v.label));
@@ -96,10 +109,15 @@ describe('claims, measured', () => {
       duration: 2,
       clients: [{ name: 'crowd', mode: 'echo', connections: 100, messageSize: 64 }],
     });
-    for (const subject of ['threaded: a thread per connection', 'pool: a fixed pool', 'epoll: no thread', 'coroutine: no thread']) {
+    for (const subject of ['threaded: a thread per connection', 'pool: a fixed pool', 'epoll: no thread', 'coroutine: no thread', 'python-fork: a process per connection']) {
       expectHolds(verdictFor(results, subject));
     }
-  }, labTimeoutMs(runsOf(4, 1, 1, 0), 2));
+    // The process row: a process per connection, its memory as PSS, its set-up time.
+    const fork = verdictFor(results, 'python-fork: a process per connection');
+    expect(fork.figures.processesAdded).toBeGreaterThanOrEqual(90);
+    expect(fork.figures.pssPerConnectionKb).toBeGreaterThan(0);
+    expect(fork.measurement).toMatch(/set-up: [\d.]+ ms per connection/);
+  }, labTimeoutMs(runsOf(5, 1, 1, 0), 2));
 
   it('idle-scan and one-connection judge every server, each comparison beyond the spread or inconclusive', async () => {
     const idle = await runShortLab('idle-scan', runtime, { duration: 0.5, sweep: { client: 'idle', connections: [0, 800] } });

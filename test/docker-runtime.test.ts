@@ -45,6 +45,17 @@ beforeAll(async () => {
 }, 900_000);
 
 describe('the Docker runtime', () => {
+  it("runs the course's Python servers as the container's own program: fingerprints hold, the fork server's children counted", async () => {
+    const { results } = await runInDocker('python', { models: ['python-select', 'python-fork', 'python-gevent', 'python-asyncio'] });
+    expect(results.runs.every((r) => r.serverRuntime?.startsWith('python 3.'))).toBe(true);
+    for (const verdict of results.analysis.verdicts.filter((v) => v.rule === 'fingerprints')) expectHolds(verdict);
+    const fork = results.runs.find((r) => r.variant === 'python-fork')!;
+    expect(fork.proc?.processesPeak).toBeGreaterThan(16);
+    // The container's program is the Python server itself: no Node thread of `iolab server` counted.
+    const calls = [...fork.trace!.window.serving, ...fork.trace!.setup.serving].map((s) => s.syscall);
+    expect(calls).not.toContain('epoll_pwait');
+  }, labTimeoutMs(4, 0.5, 20));
+
   it('runs models with 3 client containers per client: every model shows its fingerprint', async () => {
     const { results, runId } = await runInDocker('models', {}, 3);
     expect(results.environment.runtime).toBe('docker');

@@ -3,7 +3,7 @@
 // of itself (how it waits, what a connection costs) is what the kernel sees.
 import { describe, expect, it } from 'vitest';
 import { models } from '../src/servers/index.js';
-import { checkFingerprint } from '../src/shared/model.js';
+import { checkFingerprint, EQUIVALENT_SYSCALLS } from '../src/shared/model.js';
 import { callsOf, traceUnderLoad } from './helpers.js';
 
 const CONNECTIONS = 4;
@@ -24,9 +24,16 @@ describe.each(models.map((model) => [model.name, model] as const))('the %s serve
       const eagain = reads.reduce((sum, s) => sum + (s.errnos.EAGAIN ?? 0), 0);
       expect(eagain, 'reads failing with EAGAIN').toBeGreaterThan(traced.roundTrips / 10);
     }
+    // A thread or a process per connection is a clone per connection (fork(2) is clone(2) on Linux).
     const clones = callsOf(traced.syscalls, 'clone', 'clone3');
-    if (model.traits.perConnection === 'thread') expect(clones, 'clone per connection').toBeGreaterThanOrEqual(CONNECTIONS);
-    else expect(clones, 'no thread per connection').toBe(0);
+    if (model.traits.perConnection !== 'none') expect(clones, 'clone per connection').toBeGreaterThanOrEqual(CONNECTIONS);
+    else expect(clones, 'no thread or process per connection').toBe(0);
+    if (model.traits.perConnection === 'process') {
+      // The children's calls are counted (strace -f follows forks): each child is a task of the
+      // trace, and every round trip's read was made in a child, the parent only accepts.
+      expect(traced.threads.serving, 'the parent and a child per connection').toBeGreaterThanOrEqual(1 + CONNECTIONS);
+      expect(callsOf(traced.syscalls, ...EQUIVALENT_SYSCALLS.recvfrom), "the children's reads").toBeGreaterThanOrEqual(traced.roundTrips);
+    }
     expect(traced.threads.serving, "the model's own threads").toBeGreaterThanOrEqual(1);
   }, 60_000);
 });

@@ -47,7 +47,7 @@ describe('lab files', () => {
 
   it('names an unknown model with the models that exist and the line', () => {
     expect(problems(GOOD.replace('[epoll]', '[epoll, kqueue]'))).toEqual([
-      `models[1]: expected a model, one of: ${models.map((m) => m.name).join(', ')} (line 4)`,
+      `models[1]: expected a model, one of: ${models.map((m) => m.name).join(', ')}; or a server of one's own, { server: DIR } (line 4)`,
     ]);
   });
 

@@ -109,7 +109,7 @@ describe('figures', () => {
   });
 
   it("checks each model's declared fingerprint against its own threads' calls", () => {
-    expect(subject(results, 'epoll').trace!.fingerprint.verdict).toBe('matches');
+    expect(subject(results, 'epoll').trace!.fingerprint?.verdict).toBe('matches');
     const wrong = modelsLab([99, 99, 99]);
     const epollTrace = wrong.runs.find((r) => r.model === 'epoll' && r.phase === 'trace')!.trace!;
     for (const s of epollTrace.window.serving) if (s.syscall === 'epoll_wait') s.syscall = 'poll';

@@ -10,18 +10,22 @@
 // hold on this kernel says so: that is a finding, not a failure of the lab. Every threshold below
 // is a named constant with the reason for its value; none is a timing the tests assert.
 import { formatCount, formatKibibytes, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
-import { servesAtOnce } from '../shared/model.js';
+import { servesAtOnce, type ModelDeclaration } from '../shared/model.js';
 import { runThroughput, verdictRulesOf, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
 import { combineVerdicts, type ClaimPart, type ClaimVerdict, type Verdict, type VerdictRuleName } from '../shared/verdicts.js';
 import { againstLine, compare, formatRatio, type Judged } from './compare.js';
-import { answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
+import { answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, median, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
 import { busyRuns, describeBusy } from './machine.js';
+
+/** A row whose server declares a model (every model; a server of one's own that claims or fits one). */
+export type DeclaredSubject = Subject & { variant: Subject['variant'] & { declared: ModelDeclaration } };
 
 /** What a rule is given: the measurement, the figures of each row, and the client the lab names. */
 export interface RuleContext {
   results: Measurement;
-  rows: Subject[];
+  /** the rows a rule judges by their model's declaration: a server of one's own that fits no model is not among them. */
+  rows: DeclaredSubject[];
   figures: ReadonlyMap<string, SubjectFigures>;
   /** the client the lab's `verdict:` names; null for a rule that measures none. */
   client: string | null;
@@ -128,8 +132,8 @@ function mindTheMachine(judged: Judged, runs: readonly RunRecord[]): Judged {
 }
 
 /** The rows of one server across the sweep, in sweep order (one row when the lab does not sweep). */
-function byVariant(context: RuleContext): Subject[][] {
-  const rows = new Map<string, Subject[]>();
+function byVariant(context: RuleContext): DeclaredSubject[][] {
+  const rows = new Map<string, DeclaredSubject[]>();
   for (const row of context.rows) rows.set(row.variant.label, [...(rows.get(row.variant.label) ?? []), row]);
   return [...rows.values()].map((list) => [...list].sort((a, b) => (a.sweepValue ?? 0) - (b.sweepValue ?? 0)));
 }
@@ -178,7 +182,13 @@ export const fingerprints: ClaimRule = (context) =>
     const declared = row.variant.declared;
     const parts: ClaimPart[] = [];
     const check = figures.trace?.fingerprint ?? null;
-    const claim = `shows the ${declared.name} fingerprint`;
+    const own = row.variant.own;
+    // A server of one's own: the model it claims (as:), or the first its calls fit.
+    const claim = !own
+      ? `shows the ${declared.name} fingerprint`
+      : own.claims !== null
+        ? `shows the fingerprint of ${declared.name}, the model it claims to be (by job: any read call reads)`
+        : `fits a model's fingerprint: ${joinWords(own.fits ?? [declared.name])} (judged as ${declared.name})`;
     if (!check) parts.push({ claim, verdict: 'inconclusive', measurement: 'no traced run' });
     else {
       const seen = check.required.flatMap((r) => r.seen.map((s) => `${s.syscall} ${formatCount(s.calls)}`));
@@ -273,7 +283,9 @@ export const fdCeiling: ClaimRule = (context) => {
     const held = Math.max(...runs.map((run) => grown(run, 'fdsPeak') ?? 0));
     // At the largest crowd: refused connections (median per run), and whether accept4 ran out of fds at any size.
     const atLargest = all[all.length - 1];
-    const refusals = eventCount(atLargest.events, 'refused');
+    // A server of one's own reports no events: the connections it closed on the crowd are its refusals.
+    const closedOnCrowd = atLargest.measure?.clients.find((c) => c.name === crowd)?.closedByServer ?? 0;
+    const refusals = rows[0].variant.own ? closedOnCrowd : eventCount(atLargest.events, 'refused');
     const exhaustion = Math.max(...all.map((f) => eventCount(f.events, 'fd-exhausted')));
     const baseline = runs[0].baseline?.fdsPeak ?? 0;
     const reachesCeiling = mostAsked + baseline >= ceiling;
@@ -367,10 +379,13 @@ export const oneConnection: ClaimRule = (context) => {
 };
 
 /**
- * Threads against events: a thread per connection adds a thread per connection; a pool adds a
- * fixed K and serves only K connections at once; an event loop or coroutines add none and serve
- * every connection. Figures: threads beyond the idle server and connections answered, of the
- * named client; RSS per connection, context switches and CPU per round trip are reported.
+ * Threads against events: a thread per connection adds a thread per connection; a process per
+ * connection (fork) adds a process per connection and its memory (PSS, so pages the children
+ * share with their parent count once); a pool adds a fixed K and serves only K connections at
+ * once; an event loop or coroutines add none and serve every connection. Figures: threads and
+ * processes beyond the idle server, connections answered, of the named client; RSS and PSS per
+ * connection, the warm-up's set-up time per connection (accept and a thread's or a process's
+ * start), context switches and CPU per round trip.
  */
 export const threadsVsEvents: ClaimRule = (context) => {
   const crowd = requireClient(context);
@@ -384,16 +399,27 @@ export const threadsVsEvents: ClaimRule = (context) => {
     const perConnection = runs.flatMap((run) => (connections(run) > 0 && Number.isFinite(added(run)) ? [added(run) / connections(run)] : []));
     const addedText = `${joinWords(runs.map((run) => formatCount(added(run))))} threads added for ${joinWords(runs.map((run) => formatCount(connections(run))))} connections`;
     const answeredText = `${joinWords(runs.map((run) => formatCount(answered(run))))} of ${joinWords(runs.map((run) => formatCount(connections(run))))} connections answered`;
+    // Setting a connection up (accept, and a thread's or a process's start, the first reply): the warm-up's wall time per connection.
+    const setUp = runs.flatMap((run) => resultsOf(run, crowd).flatMap((r) => (r.warmup.connections > 0 ? [(r.warmup.seconds * 1000) / r.warmup.connections] : [])));
+    const setUpText = setUp.length ? ` (set-up: ${joinWords(setUp.map((ms) => `${ms.toFixed(2)} ms`))} per connection, the warm-up's wall time over its connections)` : '';
     const parts: ClaimPart[] = [];
     let expectation: string;
-    if (traits.perConnection === 'thread') {
-      expectation = 'a thread per connection';
-      parts.push(part(expectation, againstLine(perConnection, 'at least', THREADS_PER_CONNECTION_SHARE, (n) => n.toFixed(2), `${addedText}: threads per connection`)));
-      const memory = runs.flatMap((run) => {
-        const rss = grown(run, 'peakRssKb');
-        return rss !== null && connections(run) > 0 ? [rss / connections(run)] : [];
-      });
-      parts.push(part(`memory per connection (at least ${formatCount(THREAD_MEMORY_KIB)} KiB)`, againstLine(memory, 'at least', THREAD_MEMORY_KIB, formatKibibytes, 'resident memory added per connection')));
+    if (traits.perConnection === 'thread' || traits.perConnection === 'process') {
+      const unit = traits.perConnection;
+      expectation = `a ${unit} per connection`;
+      // Threads share one process's memory: its RSS. A fork shares its parent's pages until either
+      // writes them: the tree's PSS, which counts a shared page once.
+      const [tasks, memoryPick, memoryName] =
+        unit === 'process' ? (['processesPeak', 'pssKb', 'proportional set size (PSS) of the process tree'] as const) : (['threadsPeak', 'peakRssKb', 'resident memory'] as const);
+      const perConnectionOf = (pick: Parameters<typeof grown>[1]) =>
+        runs.flatMap((run) => {
+          const added = grown(run, pick);
+          return added !== null && connections(run) > 0 ? [added / connections(run)] : [];
+        });
+      const tasksText = `${joinWords(runs.map((run) => formatCount(grown(run, tasks) ?? 0)))} ${unit}s added for ${joinWords(runs.map((run) => formatCount(connections(run))))} connections`;
+      const judged = againstLine(perConnectionOf(tasks), 'at least', THREADS_PER_CONNECTION_SHARE, (n) => n.toFixed(2), `${tasksText}: ${unit}s per connection`);
+      parts.push(part(expectation, { ...judged, text: `${judged.text}${setUpText}` }));
+      parts.push(part(`memory per connection (at least ${formatCount(THREAD_MEMORY_KIB)} KiB)`, againstLine(perConnectionOf(memoryPick), 'at least', THREAD_MEMORY_KIB, formatKibibytes, `${memoryName} added per connection`)));
     } else if (traits.concurrency === 'pool') {
       expectation = 'a fixed pool: a few threads, only as many clients served at once';
       const threads = row.variant.options.threads;
@@ -408,11 +434,18 @@ export const threadsVsEvents: ClaimRule = (context) => {
     const figures = figuresOf(context, row).measure;
     const rss = figures?.rssAddedKb ?? null;
     const medianConnections = figures?.clients.find((c) => c.name === crowd)?.connections ?? 0;
+    const perConnectionOf = (values: (number | null)[]) => {
+      const known = values.flatMap((v, i) => (v !== null && connections(runs[i]) > 0 ? [v / connections(runs[i])] : []));
+      return known.length ? median(known) : null;
+    };
     return [
       verdict('threads-vs-events', `${row.subject}: ${expectation}`, parts, {
         connections: medianConnections,
         threadsAdded: figures?.threadsAdded ?? null,
+        processesAdded: runs.some((run) => grown(run, 'processesPeak') !== null) ? median(runs.flatMap((run) => grown(run, 'processesPeak') ?? [])) : null,
         rssPerConnectionKb: rss !== null && medianConnections > 0 ? rss / medianConnections : null,
+        pssPerConnectionKb: perConnectionOf(runs.map((run) => grown(run, 'pssKb'))),
+        warmupMsPerConnection: setUp.length ? median(setUp) : null,
         switchesPerRoundTrip: figures?.switchesPerRoundTrip ?? null,
         cpuPerRoundTripUs: figures?.cpuPerRoundTripUs?.median ?? null,
       }),
@@ -429,8 +462,8 @@ export const threadsVsEvents: ClaimRule = (context) => {
  */
 export const levelVsEdge: ClaimRule = (context) => {
   const large = requireClient(context);
-  const drains = (row: Subject) => !(row.variant.declared.traits.triggering === 'edge' && row.variant.options.drain === false);
-  const wakeups = (row: Subject) =>
+  const drains = (row: DeclaredSubject) => !(row.variant.declared.traits.triggering === 'edge' && row.variant.options.drain === false);
+  const wakeups = (row: DeclaredSubject) =>
     countedRunsOf(context.results, row).flatMap((run) => {
       const roundTrips = runAnswered(run);
       const waits = row.variant.declared.fingerprint.waitsIn;
@@ -654,14 +687,36 @@ export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
   coroutines,
 };
 
+/**
+ * A server of one's own that claims no model and fits none is judged by no rule: one verdict
+ * says so, with why (its calls fit no model's fingerprint, or no run of it was counted).
+ */
+function unclassified(results: Measurement, figures: readonly SubjectFigures[], rule: VerdictRuleName): ClaimVerdict[] {
+  return results.lab.variants.flatMap((variant) => {
+    if (!variant.own || variant.declared !== null) return [];
+    const trace = figures.find((f) => f.variant === variant.label && f.trace)?.trace ?? null;
+    const claim = "fits a model's fingerprint";
+    const judged: Judged = trace
+      ? { verdict: 'does not hold here', text: `its calls fit none of ${plural(variant.own.candidates.length, 'model')}: ${joinWords(trace.window.serving.slice(0, 6).map((s) => `${s.syscall} ${formatCount(s.calls)}`))}; not judged by the lab's claim` }
+      : { verdict: 'inconclusive', text: `no run of it was counted (this lab counts no syscalls, or every run failed), so nothing classifies it: give the model it claims to be (as: MODEL, --as MODEL)` };
+    return [verdict(rule, variant.label, [part(claim, judged)], { fits: 0 })];
+  });
+}
+
 /** The verdicts of the lab's rules on its figures, rule after rule; none when the lab names no rule. */
 export function judgeClaim(results: Measurement, figures: readonly SubjectFigures[]): ClaimVerdict[] {
-  return verdictRulesOf(results.lab).flatMap((named) => {
+  const rules = verdictRulesOf(results.lab);
+  const notJudged = rules.length ? unclassified(results, figures, rules[0].rule as VerdictRuleName) : [];
+  return [...notJudged, ...judgeRules(results, figures, rules)];
+}
+
+function judgeRules(results: Measurement, figures: readonly SubjectFigures[], rules: ReturnType<typeof verdictRulesOf>): ClaimVerdict[] {
+  return rules.flatMap((named) => {
     const rule = CLAIM_RULES[named.rule as VerdictRuleName];
     if (!rule) throw new Error(`results name the verdict rule ${JSON.stringify(named.rule)}, which this iolab does not have`);
     return rule({
       results,
-      rows: subjectsOf(results),
+      rows: subjectsOf(results).filter((row): row is DeclaredSubject => row.variant.declared !== null),
       figures: new Map(figures.map((f) => [f.subject, f])),
       client: named.client,
     });

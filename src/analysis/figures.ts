@@ -10,7 +10,7 @@
 //   stops the server at every call, so a traced run's pace says nothing about the model.
 // A run that failed (error set, or a client without a result) is left out of every figure and
 // listed instead: a throughput of 0 from a crashed client would drag a median down silently.
-import { checkFingerprint } from '../shared/model.js';
+import { checkFingerprint, checkFingerprintByJob } from '../shared/model.js';
 import {
   answeredOf,
   clientResults,
@@ -127,10 +127,15 @@ export function cpuPerRoundTrip(run: RunRecord, client?: string): number | null 
   return ((run.proc.cpuUserSeconds + run.proc.cpuSystemSeconds) / roundTrips) * 1e6;
 }
 
-/** What the server holds beyond its idle self in a run: fds, threads, memory (peak minus baseline). */
-export function grown(run: RunRecord, pick: 'fdsPeak' | 'threadsPeak' | 'peakRssKb'): number | null {
-  if (!run.proc || !run.baseline) return null;
-  return run.proc[pick] - run.baseline[pick];
+/**
+ * What the server holds beyond its idle self in a run: fds, processes, threads, memory (peak, or
+ * PSS at the window's end, minus the same of its baseline); null where either was not read.
+ */
+export function grown(run: RunRecord, pick: 'fdsPeak' | 'processesPeak' | 'threadsPeak' | 'peakRssKb' | 'pssKb'): number | null {
+  const now = run.proc?.[pick];
+  const before = run.baseline?.[pick];
+  if (now === undefined || now === null || before === undefined || before === null) return null;
+  return now - before;
 }
 
 function clientFigures(runs: readonly RunRecord[], name: string, mode: ClientResult['mode']): ClientFigures {
@@ -188,12 +193,14 @@ export function measureFigures(runs: readonly RunRecord[], clients: readonly { n
         return echo.length ? Math.max(...echo.map((c) => c.cpuPercent)) : null;
       }),
     ),
+    processesPeak: maxOrNull(procs.flatMap((p) => (p.processesPeak === undefined ? [] : [p.processesPeak]))),
     threadsPeak: maxOrNull(procs.map((p) => p.threadsPeak)),
     fdsPeak: maxOrNull(procs.map((p) => p.fdsPeak)),
     peakRssKb: maxOrNull(procs.map((p) => p.peakRssKb)),
     threadsAdded: medianOrNull(runs.map((run) => grown(run, 'threadsPeak'))),
     fdsAdded: medianOrNull(runs.map((run) => grown(run, 'fdsPeak'))),
     rssAddedKb: medianOrNull(runs.map((run) => grown(run, 'peakRssKb'))),
+    pssAddedKb: medianOrNull(runs.map((run) => grown(run, 'pssKb'))),
     switchesPerRoundTrip: medianOrNull(runs.map((run) => (run.proc && echoRoundTrips(run) ? run.proc.voluntaryContextSwitches / echoRoundTrips(run) : null))),
   };
 }
@@ -215,7 +222,12 @@ function phaseFigures(serving: SyscallCount[], runtime: SyscallCount[], divide: 
   };
 }
 
-export function traceFigures(runs: readonly RunRecord[], declared: VariantRecord['declared']): TraceFigures | null {
+/**
+ * The syscall figures of a row's counted runs, and its fingerprint checked against what its
+ * server declares: by name for a model of the registry, by job (checkFingerprintByJob) for a
+ * server of one's own; null for one that declares nothing (fits no model). null: no counted run.
+ */
+export function traceFigures(runs: readonly RunRecord[], variant: Pick<VariantRecord, 'declared' | 'own'>): TraceFigures | null {
   const traced = runs.filter((run) => run.trace !== null);
   if (traced.length === 0) return null;
   // The traced window lasts until the requests in flight at the clients' deadline are answered.
@@ -242,7 +254,7 @@ export function traceFigures(runs: readonly RunRecord[], declared: VariantRecord
       serving: Math.max(...traced.map((run) => run.trace!.threads.serving)),
       runtime: Math.max(...traced.map((run) => run.trace!.threads.runtime)),
     },
-    fingerprint: checkFingerprint(declared.fingerprint, mergeCounts(setup.serving, window.serving), roundTrips),
+    fingerprint: variant.declared ? (variant.own ? checkFingerprintByJob : checkFingerprint)(variant.declared.fingerprint, mergeCounts(setup.serving, window.serving), roundTrips) : null,
     ...(traced.every((run) => run.trace!.tracer === 'bpf') ? { tracer: 'bpf' as const, waits: waitFigures(traced), uring: uringFigures(traced) } : {}),
   };
 }
@@ -330,7 +342,7 @@ export function subjectFigures(results: Measurement, subject: Subject): SubjectF
     model: subject.variant.model,
     sweepValue: subject.sweepValue,
     measure: measureFigures(measureRuns, results.lab.clients),
-    trace: traceFigures(traceRuns, subject.variant.declared),
+    trace: traceFigures(traceRuns, subject.variant),
     // Limits are read the same way in every run; any run that got them will do, failed or not.
     limits: [...measureRuns, ...traceRuns, ...all].find((run) => run.limits !== null)?.limits ?? null,
     // Per measure run that counts, like every other figure (a failed run's error says why it failed).

@@ -66,6 +66,11 @@ export function demultiplexLog(buffer: Buffer): string[] {
 export interface DockerSandboxOptions {
   onProgress?: (line: string) => void;
   limits?: SandboxLimits;
+  /**
+   * the network to put the server on (a lab's, where its clients are: src/grade/own-server.ts);
+   * unset: an internal network of the grading's own, with no route out.
+   */
+  network?: string;
 }
 
 export class DockerSandbox implements GradeSandbox {
@@ -144,7 +149,7 @@ export class DockerSandbox implements GradeSandbox {
       throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
     }
     this.image = tag;
-    this.network = await this.run.network({ internal: true });
+    this.network = this.options.network ?? (await this.run.network({ internal: true }));
   }
 
   async start(): Promise<SandboxedServer> {
@@ -209,9 +214,13 @@ class DockerServer implements SandboxedServer {
     return started;
   }
 
-  /** a sidecar in the server's PID namespace, with SYS_PTRACE and no network. */
-  private sidecar(role: string, command: string[]): Promise<{ container: Docker.Container; output: ContainerOutput }> {
-    return this.launch(role, sidecarSpec(this.labImage, this.container, command), `${role} of ${this.name}`);
+  /** a sidecar in the server's PID namespace, with SYS_PTRACE (and what the eBPF observer needs, for it) and no network. */
+  private sidecar(role: string, command: string[], tracer: ObserveOptions['tracer'] = null): Promise<{ container: Docker.Container; output: ContainerOutput }> {
+    return this.launch(role, sidecarSpec(this.labImage, this.container, command, tracer), `${role} of ${this.name}`);
+  }
+
+  address(): string {
+    return `${this.name}:${this.sandbox.port}`;
   }
 
   async waitListening(timeoutMs: number): Promise<ListenerReport> {
@@ -238,7 +247,7 @@ class DockerServer implements SandboxedServer {
   }
 
   async observe(pid: number, options: ObserveOptions): Promise<Observer> {
-    const { container, output } = await this.sidecar('observer', observerCommand(pid, options));
+    const { container, output } = await this.sidecar('observer', observerCommand(pid, options), options.tracer);
     return sidecarObserver(output, container, (c) => this.remove(c));
   }
 

@@ -93,6 +93,10 @@ class LocalServer implements SandboxedServer {
     return this.child.pid ?? -1;
   }
 
+  address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
   async waitListening(timeoutMs: number) {
     return waitForListener(() => (this.child.running ? processIds('/proc', this.pid) : Promise.resolve([])), this.port, timeoutMs);
   }
@@ -127,6 +131,11 @@ class LocalServer implements SandboxedServer {
   }
 }
 
+export interface LocalSandboxOptions {
+  /** RLIMIT_NOFILE (soft = hard) of the server, set with prlimit(1); unset: the grader's own. */
+  nofile?: number | null;
+}
+
 export class LocalSandbox implements GradeSandbox {
   readonly name = 'local';
   readonly id = `local-${process.pid}`;
@@ -134,6 +143,8 @@ export class LocalSandbox implements GradeSandbox {
   port = 0;
   private submission: PreparedSubmission | null = null;
   private readonly servers = new Set<LocalServer>();
+
+  constructor(private readonly options: LocalSandboxOptions = {}) {}
 
   async describe(): Promise<string> {
     return `local processes on ${hostname()} (not isolated)`;
@@ -152,7 +163,8 @@ export class LocalSandbox implements GradeSandbox {
 
   async start(): Promise<SandboxedServer> {
     if (!this.submission?.command) throw new NotGradableError('the local sandbox was started before a submission was prepared');
-    const [command, ...args] = this.submission.command;
+    const nofile = this.options.nofile ?? null;
+    const [command, ...args] = nofile === null ? this.submission.command : ['prlimit', `--nofile=${nofile}:${nofile}`, '--', ...this.submission.command];
     const child = new LineProcess(`the server of ${this.submission.name}`, command, args, {
       cwd: this.submission.dir,
       env: { ...process.env, PORT: String(this.port), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },

@@ -146,8 +146,10 @@ function fits(jobs: Map<string, JobCount>, evidence: ModelEvidence, cost: ModelT
   }
   const fitting = models.filter((other) => {
     if (other.name === except) return false;
+    // A Python model with a TypeScript twin shows its twin's mechanism: the twin names it.
+    if (other.program && other.twin !== null) return false;
     if (cost !== null && other.traits.perConnection !== cost) return false;
-    if (other.name === 'nonblocking' && storm.share < 0.5) return false;
+    if (other.traits.waits === 'spin' && storm.share < 0.5) return false;
     return checkFingerprint(gradedFingerprint(other.fingerprint), jobCounts(jobs), 1).verdict === 'matches';
   });
   if (fitting.length === 0) return null;

@@ -51,6 +51,8 @@ export interface RunningProbe {
 }
 
 export interface SandboxedServer {
+  /** HOST:PORT at which a client on the sandbox's network reaches the server (a lab's clients: src/grade/own-server.ts). */
+  address(): string;
   /** waits until the server listens on its port on every interface, exits, or the time is up. */
   waitListening(timeoutMs: number): Promise<ListenerReport>;
   /** observes process `pid` (as waitListening found it): limits, baseline, window, strace. */

@@ -154,8 +154,12 @@ export function buildMistake(output: string[], buildDir: string): string | null 
   return null;
 }
 
-/** Finds what the directory holds and prepares a copy to run. Throws SubmissionError when it holds no server. */
-export async function prepareSubmission(source: string): Promise<PreparedSubmission> {
+/**
+ * Finds what the directory holds and prepares a copy to run. `command`: how to start it, whatever
+ * the directory holds (a lab's `command: [...]`). Throws SubmissionError when it holds no server.
+ */
+export async function prepareSubmission(source: string, given?: string[]): Promise<PreparedSubmission> {
+  let command: string[] | null = given ?? null;
   const info = await stat(source).catch(() => null);
   if (!info?.isDirectory()) throw new SubmissionError(`${source} is not a directory: hand in a directory with server.py, server.ts, server.js, server.c (or a Makefile), a Dockerfile or iolab.yaml`);
   const files = await listFiles(source);
@@ -166,10 +170,11 @@ export async function prepareSubmission(source: string): Promise<PreparedSubmiss
 
   const has = (name: string) => files.includes(name);
   let kind: SubmissionKind;
-  let command: string[] | null;
   let description: string;
   let build: string[] | null = null;
-  if (has('iolab.yaml')) {
+  if (given) {
+    [kind, description] = ['command', `the command ${given.join(' ')}`];
+  } else if (has('iolab.yaml')) {
     const file = join(source, 'iolab.yaml');
     try {
       const { command: given } = parseYamlFile(await readFile(file, 'utf8'), file, IolabYamlSchema, 'submission fields (command)').value;

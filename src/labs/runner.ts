@@ -1,6 +1,8 @@
-// Runs one lab on a runtime and returns what it measured. The steps of one run (one server
-// under load) are:
-//   1. start the server; wait for its ready line; read its limits and its idle baseline
+// Runs one lab on a runtime and returns what it measured. A server of one's own (`server: DIR`)
+// is prepared (copied, built) once before the first run, by what the CLI hands in
+// (RunOptions.ownServers). The steps of one run (one server under load) are:
+//   1. start the server; wait for its ready line (a server of one's own: until it listens on its
+//      port); read its limits and its idle baseline
 //   2. trace phase only: attach strace (after start-up, so module loading is not counted)
 //   3. start the clients in order, each one's connections established and warmed up (one round
 //      trip each, see src/clients/warmup.ts) before the next starts
@@ -15,16 +17,17 @@
 // A failing run is recorded with its error and the lab goes on; an abort (Ctrl-C) stops it. Either
 // way the results hold every run measured so far, marked incomplete. The analysis of what was
 // measured is not made here (src/analysis/).
-import { hostname, cpus } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { DEFAULT_SERVE_OPTIONS, declarationOf, findModel } from '../servers/index.js';
+import { dirname, resolve } from 'node:path';
+import { environmentOf, labHeaderOf } from './records.js';
+import { DEFAULT_SERVE_OPTIONS, declarationOf, findModel, models } from '../servers/index.js';
 import { NO_SERVER_EVENTS } from '../shared/server-events.js';
 import { answeredOf, clientResults, RESULTS_SCHEMA_VERSION, runThroughput, type ClientRecord, type LabRecord, type Measurement, type RunRecord, type VariantRecord } from '../shared/results.js';
-import type { RunningClient, RunningServer, Runtime } from '../runtime/runtime.js';
+import type { OwnServers, PreparedOwnServer, RunningClient, RunningServer, Runtime, RuntimeFacts } from '../runtime/runtime.js';
 import { startHostSample } from '../tracer/host.js';
 import type { Observer, TracerKind } from '../tracer/observe.js';
-import { RuntimeUnavailableError } from '../errors.js';
+import { RuntimeUnavailableError, UsageError } from '../errors.js';
 import type { LoadedLab } from './load.js';
+import { runExperimentLab } from './experiment-runner.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
 
 const SERVER_LOG_LINES = 50;
@@ -45,6 +48,12 @@ export interface RunOptions {
   onProgress?: (progress: RunProgress) => void;
   /** a line for the user, said once (auto fell back to strace, and why). */
   onNotice?: (line: string) => void;
+  /**
+   * builds and starts the lab's servers of their own (`server: DIR`, `command: [...]`): the
+   * grader's sandbox, which the CLI hands in (src/grade/own-server.ts). Needed only by a lab
+   * that has one; without it, such a lab throws UsageError.
+   */
+  ownServers?: OwnServers;
 }
 
 export interface RunProgress {
@@ -56,10 +65,15 @@ export interface RunProgress {
   phase: 'measure' | 'trace';
   repetition: number;
   /** set once the run is over: its error, and (echo clients) round trips per second and requests answered. */
-  outcome?: { error: string | null; roundTripsPerSecond: number | null; answered: number };
+  outcome?: {
+    error: string | null;
+    roundTripsPerSecond: number | null;
+    answered: number;
+    /** an experiment lab's run: what it measured, in a few words ("1.61 s"). */
+    summary?: string;
+  };
 }
 
-export const IOLAB_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -132,15 +146,49 @@ function clientsOfRun(lab: Lab, sweepValue: number | null, overrides: Pick<Overr
 }
 
 /** A server of the lab as results.json records it: its options with defaults, and what its model declares. */
-function variantRecord(variant: Variant): VariantRecord {
+function variantRecord(variant: Variant, prepared: ReadonlyMap<string, PreparedOwnServer | Error>): VariantRecord {
+  const own = variant.own;
+  const ready = prepared.get(variant.label);
   return {
     label: variant.label,
     model: variant.model,
     nofile: variant.nofile,
     options: { ...DEFAULT_SERVE_OPTIONS, ...variant.options },
-    declared: declarationOf(findModel(variant.model)),
+    // A server of one's own claims a model (as:) or is classified by the analysis.
+    declared: !own || own.as !== null ? declarationOf(findModel(own?.as ?? variant.model)) : null,
+    ...(own
+      ? {
+          own: {
+            source: own.dir ?? own.command!.join(' '),
+            description: ready instanceof Error || !ready ? 'not prepared' : ready.description,
+            claims: own.as,
+            candidates: own.as === null ? models.map(declarationOf) : [],
+            fits: null,
+          },
+        }
+      : {}),
     ...(variant.tracer !== null ? { tracer: variant.tracer } : {}),
   };
+}
+
+/**
+ * Prepares (copies, builds) each server of one's own once for the lab: by label, the prepared
+ * server or why it cannot run (every run of it then fails with that reason; the lab goes on).
+ */
+async function prepareOwnServers(lab: Lab, file: string, runtime: Runtime, ownServers: OwnServers | undefined): Promise<Map<string, PreparedOwnServer | Error>> {
+  const prepared = new Map<string, PreparedOwnServer | Error>();
+  const labDir = dirname(resolve(file));
+  for (const variant of variantsOf(lab)) {
+    if (!variant.own) continue;
+    if (!ownServers) throw new UsageError(`lab ${lab.name}: ${variant.label} is a server of its own, and this runner was given nothing to build it with`);
+    const dir = variant.own.dir === null ? null : resolve(labDir, variant.own.dir);
+    try {
+      prepared.set(variant.label, await ownServers.prepare({ label: variant.label, dir, command: variant.own.command, labDir, nofile: variant.nofile }, runtime));
+    } catch (error) {
+      prepared.set(variant.label, error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+  return prepared;
 }
 
 /** A run's record before anything was measured. */
@@ -167,7 +215,7 @@ function emptyRecord(step: Step, durationSeconds: number): RunRecord {
   };
 }
 
-async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides): Promise<RunRecord> {
+async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides, own: PreparedOwnServer | null): Promise<RunRecord> {
   const record = emptyRecord(step, durationSeconds);
   let server: RunningServer | null = null;
   let observer: Observer | null = null;
@@ -177,7 +225,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     Array.from({ length: overrides.clients }, (_, replica) => ({ ...client, replica })),
   );
   try {
-    server = await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
+    server = own ? await own.start() : await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
     record.serverPid = server.pid;
     record.serverRuntime = server.runtime;
     observer = await server.observe({ tracer: step.tracer });
@@ -219,7 +267,7 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     });
     const failed = record.clients.filter((client) => client.error);
     if (failed.length) record.error = failed.map((client) => `client ${processName(client, overrides.clients)}: ${client.error}`).join('; ');
-    if (!server.alive()) record.error ??= `server ${step.variant.label} (model=${step.variant.model}) ended during the run: ${server.ending() ?? 'how, unknown'}`;
+    if (!(await server.alive())) record.error ??= `server ${step.variant.label} (${step.variant.own ? 'a server of its own' : `model=${step.variant.model}`}) ended during the run: ${(await server.ending()) ?? 'how, unknown'}`;
   } catch (error) {
     record.error = message(error);
     // Keep what the clients that did start measured.
@@ -286,9 +334,10 @@ function notRun(step: Step, durationSeconds: number, error: string): RunRecord {
  * Runs every step of the lab (measured runs, then strace's runs of their own) on `runtime` and
  * returns what was measured, complete or not: a failed run is recorded and the lab goes on; an
  * abort stops it. Throws only when the runtime cannot start at all, or --tracer bpf cannot run
- * (RuntimeUnavailableError).
+ * (RuntimeUnavailableError). An experiment lab runs its scripts instead (src/labs/experiment-runner.ts).
  */
 export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOptions = {}): Promise<Measurement> {
+  if (loaded.experiment) return runExperimentLab({ lab: loaded.experiment, file: loaded.file }, runtime, options);
   const { lab, file } = loaded;
   const durationSeconds = options.durationSeconds ?? lab.duration;
   const startedAt = new Date().toISOString();
@@ -299,28 +348,35 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   const { counting, tracerName, unavailable } = await chooseTracer(lab, runtime, options);
   if (traceRuns > 0 && counting === null) incompleteReason = `no tracer on the ${runtime.name} runtime: syscall counts were not taken (${unavailable.get('strace') ?? unavailable.get('bpf')})`;
   const steps = plan(lab, counting);
-
-  for (const [index, step] of steps.entries()) {
-    if (options.signal?.aborted) {
-      incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) after ${index} of ${steps.length} runs`;
-      break;
+  const prepared = await prepareOwnServers(lab, file, runtime, options.ownServers);
+  try {
+    for (const [index, step] of steps.entries()) {
+      if (options.signal?.aborted) {
+        incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) after ${index} of ${steps.length} runs`;
+        break;
+      }
+      const progress: RunProgress = {
+        lab: lab.name,
+        step: index + 1,
+        steps: steps.length,
+        subject: subjectOf(lab, step),
+        phase: step.phase,
+        repetition: step.repetition,
+      };
+      options.onProgress?.(progress);
+      const missing = step.tracer !== null ? unavailable.get(step.tracer) : undefined;
+      const own = prepared.get(step.variant.label) ?? null;
+      const record = missing
+        ? notRun(step, durationSeconds, `${step.tracer} cannot run on the ${runtime.name} runtime: ${missing}`)
+        : own instanceof Error
+          ? notRun(step, durationSeconds, `server ${step.variant.label} cannot run: ${own.message}`)
+          : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 }, own);
+      runs.push(record);
+      options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
+      if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
     }
-    const progress: RunProgress = {
-      lab: lab.name,
-      step: index + 1,
-      steps: steps.length,
-      subject: subjectOf(lab, step),
-      phase: step.phase,
-      repetition: step.repetition,
-    };
-    options.onProgress?.(progress);
-    const missing = step.tracer !== null ? unavailable.get(step.tracer) : undefined;
-    const record = missing
-      ? notRun(step, durationSeconds, `${step.tracer} cannot run on the ${runtime.name} runtime: ${missing}`)
-      : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 });
-    runs.push(record);
-    options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
-    if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
+  } finally {
+    await Promise.all([...prepared.values()].map((own) => (own instanceof Error ? undefined : own.dispose().catch(() => {}))));
   }
   if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {
     incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) during run ${runs.length} of ${steps.length}`;
@@ -329,12 +385,8 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   return {
     schemaVersion: RESULTS_SCHEMA_VERSION,
     lab: {
-      name: lab.name,
-      title: lab.title,
-      claim: lab.claim,
-      description: lab.description ?? null,
-      file,
-      variants: variantsOf(lab).map(variantRecord),
+      ...labHeaderOf(lab, file),
+      variants: variantsOf(lab).map((variant) => variantRecord(variant, prepared)),
       clients: clientsOfRun(lab, null, { connections: options.connections }),
       sweep: lab.sweep ?? null,
       verdict: lab.verdict?.[0] ?? null,
@@ -344,18 +396,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       traceRuns: counting === 'strace' ? traceRuns : 0,
       nofile: lab.nofile ?? null,
     },
-    environment: {
-      runtime: runtime.name,
-      iolabVersion: IOLAB_VERSION,
-      node: process.version,
-      kernel: facts.kernel,
-      hostname: hostname(),
-      cpus: cpus().length,
-      tracer: tracerName,
-      ...(counting !== null ? { tracerKind: counting } : {}),
-      container: facts.container,
-      clientReplicas: options.clients ?? 1,
-    },
+    environment: environmentOf(runtime, facts, { name: tracerName, kind: counting }, options.clients ?? 1),
     startedAt,
     finishedAt: new Date().toISOString(),
     complete: incompleteReason === null,
@@ -363,3 +404,4 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
     runs,
   };
 }
+

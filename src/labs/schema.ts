@@ -26,20 +26,30 @@ const VerdictSpec = z
   .union([z.string(), z.object({ rule: z.string(), client: z.string() }).strict()])
   .transform((verdict) => (typeof verdict === 'string' ? { rule: verdict, client: null } : verdict));
 
-const ModelName = z.string().refine((name) => modelNames.includes(name), { message: `a model, one of: ${modelNames.join(', ')}` });
+/** A model's name; a path is a server of one's own, given as { server: PATH }. */
+const ModelName = z.string().refine((name) => modelNames.includes(name), (name) => ({
+  message: /[/.]/.test(name)
+    ? `a model's name; a server of one's own is { server: ${name} } (optionally with as: MODEL)`
+    : `a model, one of: ${modelNames.join(', ')}; or a server of one's own, { server: DIR }`,
+}));
 
-export const VariantSchema = z
+const Label = z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes');
+const VariantCommon = {
+  /** how the report names it; defaults to the model's name (a server of one's own: its directory's). */
+  label: Label.optional(),
+  /** overrides the lab's nofile for this variant. */
+  nofile: z.number().int().min(16).max(1_048_576).optional(),
+  /**
+   * runs this server's measured runs under this tracer (none: untraced), whatever the lab's
+   * tracer: a lab that measures what a tracer does to the server it watches.
+   */
+  tracer: z.enum(['none', 'bpf', 'strace']).optional(),
+};
+
+export const ModelVariantSchema = z
   .object({
     model: ModelName,
-    /** how the report names it; defaults to the model's name. */
-    label: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes').optional(),
-    /** overrides the lab's nofile for this variant. */
-    nofile: z.number().int().min(16).max(1_048_576).optional(),
-    /**
-     * runs this server's measured runs under this tracer (none: untraced), whatever the lab's
-     * tracer: a lab that measures what a tracer does to the server it watches.
-     */
-    tracer: z.enum(['none', 'bpf', 'strace']).optional(),
+    ...VariantCommon,
     options: z
       .object({
         threads: z.number().int().min(1).max(1024).optional(),
@@ -51,6 +61,39 @@ export const VariantSchema = z
   })
   .strict();
 
+/**
+ * A server of one's own: `server: DIR`, a directory in the form of a graded submission
+ * (src/grade/submission.ts: server.py, server.c, server.ts/js, a Makefile, a Dockerfile or
+ * iolab.yaml), or `command: [...]`, run in `server`'s directory or else the lab file's. Relative
+ * paths are the lab file's. `as`: the model it claims to be, whose fingerprint and traits judge it;
+ * without it, the lab classifies it by its fingerprint.
+ */
+export const ServerVariantSchema = z
+  .object({
+    server: z.string().min(1).optional(),
+    command: z.array(z.string().min(1)).min(1).optional(),
+    as: ModelName.optional(),
+    ...VariantCommon,
+  })
+  .strict()
+  .refine((variant) => variant.server !== undefined || variant.command !== undefined, { message: "server: DIR or command: [...], for a server of one's own" });
+
+/**
+ * One server of a lab: a model of the registry (it has `model:`), or a server of one's own. Chosen
+ * by that key, so that an error names the field that is wrong rather than "invalid input".
+ */
+export const VariantSchema = z.record(z.unknown()).transform((entry, context) => {
+  if ('model' in entry && ('server' in entry || 'command' in entry)) {
+    const other = 'server' in entry ? 'server' : 'command';
+    context.addIssue({ code: 'custom', path: [other], message: `no ${other} beside model: a model of the registry is { model: NAME }, a server of one's own { ${other}: ..., as: NAME }` });
+    return z.NEVER;
+  }
+  const parsed = 'model' in entry ? ModelVariantSchema.safeParse(entry) : ServerVariantSchema.safeParse(entry);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) context.addIssue(issue as z.IssueData);
+  return z.NEVER;
+});
+
 export const LabSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
@@ -60,7 +103,10 @@ export const LabSchema = z
     description: z.string().optional(),
     /** part of the suite that `iolab run` (no lab named) and `npm start` run. */
     default: z.boolean().default(false),
-    /** the servers to compare: a model's name, or a variant of a model with its own options or nofile. */
+    /**
+     * the servers to compare: a model's name, a variant of a model with its own options or nofile,
+     * or a server of one's own ({ server: DIR, as: select }).
+     */
     models: z.array(z.union([ModelName, VariantSchema])).min(1),
     /**
      * run every model once per value: the named client's connection count takes each value in
@@ -119,7 +165,7 @@ export const LabSchema = z
       }
     });
     lab.models.forEach((entry, index) => {
-      if (typeof entry === 'string') return;
+      if (typeof entry === 'string' || !('model' in entry)) return;
       const takes = models.find((m) => m.name === entry.model)?.options ?? [];
       for (const option of Object.keys(entry.options)) {
         if (!(takes as readonly string[]).includes(option)) {
@@ -169,21 +215,43 @@ export type Lab = z.infer<typeof LabSchema>;
 export function traceRunsOf(lab: Pick<Lab, 'trace'>): number {
   return lab.trace === true ? 1 : lab.trace === false ? 0 : lab.trace;
 }
+/** A server of one's own, as a lab file gives it (paths as written, not yet resolved). */
+export interface OwnServer {
+  /** its directory, as given (relative: to the lab file's directory), or null. */
+  dir: string | null;
+  /** how it starts, or null: as its directory's files say (src/grade/submission.ts). */
+  command: string[] | null;
+  /** the model it claims to be, or null: classified by its fingerprint. */
+  as: string | null;
+}
+
 export type Variant = {
   label: string;
+  /** the model it runs or, for a server of one's own, the model it claims to be (`as`), else its label. */
   model: string;
   nofile: number | null;
-  options: z.infer<typeof VariantSchema>['options'];
+  options: z.infer<typeof ModelVariantSchema>['options'];
   /** its own tracer for its measured runs (none: untraced); null: the lab's. */
   tracer: 'none' | 'bpf' | 'strace' | null;
+  /** a server of one's own; null for a model of the registry. */
+  own: OwnServer | null;
 };
+
+/** The label of a server of one's own without one: its directory's name, or its command's program, as a label. */
+function ownLabel(dir: string | undefined, command: string[] | undefined): string {
+  const base = dir ? (dir.replace(/\/+$/, '').split('/').pop() ?? 'server') : (command?.[command.length - 1]?.split('/').pop() ?? 'server');
+  const label = base.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '').replace(/-+$/, '');
+  return label || 'own-server';
+}
 
 /** The lab's servers as variants: a plain model name is the model with the lab's settings. */
 export function variantsOf(lab: Pick<Lab, 'models' | 'nofile'>): Variant[] {
-  return lab.models.map((entry) =>
-    typeof entry === 'string'
-      ? { label: entry, model: entry, nofile: lab.nofile ?? null, options: {}, tracer: null }
-      : { label: entry.label ?? entry.model, model: entry.model, nofile: entry.nofile ?? lab.nofile ?? null, options: entry.options, tracer: entry.tracer ?? null },
-  );
+  return lab.models.map((entry): Variant => {
+    if (typeof entry === 'string') return { label: entry, model: entry, nofile: lab.nofile ?? null, options: {}, tracer: null, own: null };
+    const common = { nofile: entry.nofile ?? lab.nofile ?? null, tracer: entry.tracer ?? null };
+    if ('model' in entry) return { ...common, label: entry.label ?? entry.model, model: entry.model, options: entry.options, own: null };
+    const label = entry.label ?? ownLabel(entry.server, entry.command);
+    return { ...common, label, model: entry.as ?? label, options: {}, own: { dir: entry.server ?? null, command: entry.command ?? null, as: entry.as ?? null } };
+  });
 }
 export type ClientSpec = z.infer<typeof ClientSpecSchema>;

@@ -16,38 +16,22 @@ import {
   plural,
   table,
 } from '../shared/format.js';
-import { verdictRulesOf, type ClientFigures, type Results, type Spread, type SubjectFigures, type SyscallFigures } from '../shared/results.js';
+import { renderExperimentMarkdown } from './experiment-markdown.js';
+import { verdictRulesOf, type ClientFigures, type Results, type SubjectFigures, type SyscallFigures } from '../shared/results.js';
+import { clean, incompleteBanner, NONE, spreadCell } from './markdown-parts.js';
 
-
-const NONE = '—';
 /** The calls whose per-round-trip figures tell the models apart, in this order, when seen. */
 const TELLING_CALLS = [
   'accept4', 'accept', 'recvfrom', 'read', 'sendto', 'write', 'writev', 'select', 'pselect6', 'poll', 'ppoll',
   'epoll_wait', 'epoll_pwait', 'epoll_ctl', 'io_uring_enter', 'fcntl', 'clone', 'clone3', 'futex',
 ];
 
-/** A cell or a line of text from the outside world (error messages): one line, no table breaks. */
-function clean(text: string): string {
-  return text.replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
-}
-
 function orNone<T>(value: T | null | undefined, format: (value: T) => string): string {
   return value === null || value === undefined ? NONE : format(value);
 }
 
-function spreadCell(spread: Spread | null, format: (n: number) => string): string {
-  if (!spread) return NONE;
-  return spread.values.length > 1 ? `${format(spread.median)} [${format(spread.min)}–${format(spread.max)}]` : format(spread.median);
-}
-
 function bullets(lines: readonly string[]): string {
   return lines.map((line) => `- ${clean(line)}`).join('\n');
-}
-
-function incompleteBanner(results: Results): string | null {
-  if (results.complete) return null;
-  const reason = results.incompleteReason ? `: ${clean(results.incompleteReason).replace(/\.$/, '')}` : '';
-  return `> **INCOMPLETE**${reason}. The figures below leave out every run that failed or never ran; failed runs are listed at the end.`;
 }
 
 function busyBanner(results: Results): string | null {
@@ -84,8 +68,28 @@ function claimSection(results: Results): string {
   return `${head}\n\n${judged.join('\n\n')}\n\n${note}`;
 }
 
+/** What the servers ran on: each language runtime their ready lines announced, and each server of one's own as it ran. */
 function serverRuntime(results: Results): string | null {
-  return results.runs.find((run) => run.serverRuntime !== null)?.serverRuntime ?? null;
+  const announced = [...new Set(results.runs.flatMap((run) => (run.serverRuntime !== null ? [run.serverRuntime] : [])))];
+  const own = results.lab.variants.flatMap((v) => (v.own ? [`${v.label}: ${v.own.description}`] : []));
+  const all = [...announced, ...own];
+  return all.length ? all.join('; ') : null;
+}
+
+/** One line per server of one's own: what ran, what it claims, what judged it. */
+function ownServerLines(results: Results): string[] {
+  return results.lab.variants.flatMap((v) => {
+    if (!v.own) return [];
+    const judged =
+      v.own.claims !== null
+        ? `it claims to be ${v.own.claims} and is judged as ${v.own.claims} (its fingerprint by job: any read call reads, any write call writes)`
+        : v.declared
+          ? `it claims no model; its calls fit ${joinWords(v.own.fits ?? [])}, and it is judged as ${v.declared.name}`
+          : v.own.fits === null || v.own.fits.length === 0
+            ? "it claims no model and its calls fit none (or were not counted): no rule judges it"
+            : 'it claims no model';
+    return [`- \`${v.label}\` is a server of its own: ${v.own.description}; ${judged}.`];
+  });
 }
 
 function environmentSection(results: Results): string {
@@ -149,6 +153,7 @@ function methodSection(results: Results): string {
     connectionsLine(results),
     '- Warm-up: before its window, every connection makes one round trip (not counted), so that the window measures a server that has accepted and set up each connection; it ends when every connection is answered, or when no new reply came for 2 s (before the first) or 0.5 s (after one): a server that serves one client at a time never answers the rest.',
     nofileLine(results),
+    ...ownServerLines(results),
     ...countingLines(results),
     '- Each run also records how busy the machine was during its window (/proc/stat), to tell when other processes took CPU from the server.',
     '- A run that failed is left out of every figure and listed at the end.',
@@ -188,7 +193,9 @@ function countingLines(results: Results): string[] {
 }
 
 function summarySection(subjects: readonly SubjectFigures[]): string {
-  const header = ['server', 'runs', 'round trips/s', 'p50', 'p90', 'p99', 'max', 'server CPU', 'client CPU', 'threads', 'peak fds', 'peak RSS'];
+  // A processes column where some server forked (a process per connection).
+  const forked = subjects.some((subject) => (subject.measure?.processesPeak ?? 1) > 1);
+  const header = ['server', 'runs', 'round trips/s', 'p50', 'p90', 'p99', 'max', 'server CPU', 'client CPU', ...(forked ? ['processes'] : []), 'threads', 'peak fds', 'peak RSS'];
   const rows = subjects.map((subject) => {
     const m = subject.measure;
     const latency = m?.latency;
@@ -202,13 +209,14 @@ function summarySection(subjects: readonly SubjectFigures[]): string {
       orNone(latency?.maxUs, formatMicroseconds),
       spreadCell(m?.cpuPercent ?? null, formatPercent),
       orNone(m?.clientCpuPercent, formatPercent),
+      ...(forked ? [orNone(m?.processesPeak, formatCount)] : []),
       orNone(m?.threadsPeak, formatCount),
       orNone(m?.fdsPeak, formatCount),
       orNone(m?.peakRssKb, formatKibibytesAsMebibytes),
     ];
   });
   const note =
-    'Round trips per second of every echo client together; latency of their round trips (each run\'s percentiles weighted by round trips, then the median over runs). Server CPU in percent of one core; client CPU: the busiest echo client\'s own (near 100%, the load generator may be what limits throughput). Threads, fds and RSS: the peak of all runs.';
+    'Round trips per second of every echo client together; latency of their round trips (each run\'s percentiles weighted by round trips, then the median over runs). Server CPU in percent of one core; client CPU: the busiest echo client\'s own (near 100%, the load generator may be what limits throughput). Processes, threads, fds and RSS: the peak of all runs (processes and threads of the server\'s whole process tree; RSS of its first process).';
   return `## Results\n\n${table(header, rows)}\n\n${note}`;
 }
 
@@ -375,7 +383,7 @@ function syscallTable(subject: SubjectFigures, runtime: string | null): string {
   const trace = subject.trace!;
   const intro =
     `${plural(trace.runs, 'counted run')}: ${plural(trace.connections, 'connection')} set up, ${plural(trace.roundTrips, 'round trip')} in ${formatSeconds(trace.windowSeconds)} of window. ` +
-    `The model's threads: ${formatCount(trace.threads.serving)}; the runtime's: ${formatCount(trace.threads.runtime)}. Fingerprint: ${trace.fingerprint.verdict}.`;
+    `The model's threads: ${formatCount(trace.threads.serving)}; the runtime's: ${formatCount(trace.threads.runtime)}. Fingerprint: ${trace.fingerprint?.verdict ?? 'no model to check it against'}.`;
   const serving = table(['syscall', 'set-up calls', 'set-up failed', 'window calls', 'window failed', 'per round trip'], callRows(trace.window.serving, trace.setup.serving, true));
   if (trace.window.runtime.length === 0 && trace.setup.runtime.length === 0) return `### ${subject.subject}\n\n${intro}\n\n${serving}`;
   const who =
@@ -409,8 +417,9 @@ function failedRunsSection(results: Results): string | null {
   return `## Failed runs\n\nLeft out of every figure above.\n\n${lines.join('\n')}`;
 }
 
-/** report.md for results that carry their analysis. Pure: the same results give the same text. */
+/** report.md for results that carry their analysis (an experiment lab's: experiment-markdown.ts). Pure: the same results give the same text. */
 export function renderMarkdown(results: Results): string {
+  if (results.experiment) return renderExperimentMarkdown(results);
   const subjects = results.analysis.subjects;
   const sections = [
     `# ${clean(results.lab.title)}`,

@@ -335,8 +335,10 @@ export type EngineStatus = { ok: true; version: string } | { ok: false; reason: 
 
 /** Whether a Docker engine answers on `docker`'s socket or host within `timeoutMs`, and its version. */
 export async function engineAvailable(docker: Docker, timeoutMs = 3000): Promise<EngineStatus> {
-  const modem = docker.modem as { socketPath?: string; host?: string; port?: number | string };
-  const where = modem.socketPath ? String(modem.socketPath) : `${modem.host}:${modem.port}`;
+  const modem = docker.modem as { socketPath?: string | (() => unknown); host?: string; port?: number | string };
+  // docker-modem 5 finds its socket lazily: socketPath is then a function, not a path to print.
+  const socket = typeof modem.socketPath === 'string' ? modem.socketPath : modem.socketPath ? (process.env.DOCKER_HOST ?? '/var/run/docker.sock') : null;
+  const where = socket ?? `${modem.host}:${modem.port}`;
   try {
     // dockerode passes abortSignal on to the request; its typings do not declare the option.
     const versionWithOptions = docker.version as unknown as (options: { abortSignal: AbortSignal }) => Promise<Docker.DockerVersion>;

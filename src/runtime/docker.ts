@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import { findModel } from '../servers/index.js';
+import { findModel, programCommand } from '../servers/index.js';
 import { parseReadyLine } from '../servers/listen.js';
 import { ServerEventTally } from '../shared/server-events.js';
 import { newRunId, observerCommand, RunContainers, sidecarObserver, sidecarSpec } from './containers.js';
@@ -20,12 +20,15 @@ import { ensureImage } from './docker-image.js';
 import { serverOptionArguments } from './local.js';
 import { readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
+import type { ProgramSpec, RunningProgram } from './runtime.js';
 import type { TracerCheck } from '../tracer/bpf.js';
 import type { TracerKind } from '../tracer/observe.js';
 
 const SERVER_PORT = 7000;
 const READY_TIMEOUT_MS = 30_000;
 const CLIENT_GRACE_MS = 60_000;
+/** Where the lab image holds the package (docker/Dockerfile's WORKDIR): a program's files are relative to it. */
+const IMAGE_PACKAGE_ROOT = '/opt/iolab';
 
 /** docker/seccomp-io-uring.json: a profile for models that need io_uring (see that file). */
 const IO_URING_SECCOMP = readFileSync(fileURLToPath(new URL('../../docker/seccomp-io-uring.json', import.meta.url)), 'utf8');
@@ -58,6 +61,12 @@ export class DockerRuntime implements Runtime {
     return this.image;
   }
 
+  /** The name of the run's network, where its clients are (a server of one's own joins it: src/grade/own-server.ts). */
+  async labNetwork(): Promise<string> {
+    await this.prepare();
+    return this.network!;
+  }
+
   async facts(): Promise<RuntimeFacts> {
     const image = await this.prepare();
     const info = (await this.docker.info()) as { ServerVersion: string; KernelVersion: string };
@@ -87,7 +96,10 @@ export class DockerRuntime implements Runtime {
       'server',
       {
         Image: image.id,
-        Cmd: ['iolab', 'server', '--model', spec.model, '--host', '0.0.0.0', '--port', String(SERVER_PORT), ...serverOptionArguments(spec.options)],
+        // A program model (Python) is the container's own program, so that the observer's pid 1 is it.
+        Cmd: model.program
+          ? [...programCommand(model, IMAGE_PACKAGE_ROOT), '--host', '0.0.0.0', '--port', String(SERVER_PORT)]
+          : ['iolab', 'server', '--model', spec.model, '--host', '0.0.0.0', '--port', String(SERVER_PORT), ...serverOptionArguments(spec.options)],
         HostConfig: {
           NetworkMode: this.network!,
           Ulimits: spec.nofile === null ? [] : [{ Name: 'nofile', Soft: spec.nofile, Hard: spec.nofile }],
@@ -157,6 +169,34 @@ export class DockerRuntime implements Runtime {
         await container.kill({ signal: CLIENT_START_SIGNAL });
       },
       stop: () => this.run.remove(container),
+    };
+  }
+
+  /**
+   * A container of the lab image, in /opt/iolab, on the run's network, with no capability added:
+   * the run's other containers reach it by its name.
+   */
+  async startProgram(spec: ProgramSpec): Promise<RunningProgram> {
+    const image = await this.prepare();
+    const { container, output } = await this.run.start(
+      spec.role,
+      {
+        Image: image.id,
+        Cmd: [...spec.command, ...(spec.listens ? ['--host', '0.0.0.0'] : [])],
+        WorkingDir: IMAGE_PACKAGE_ROOT,
+        HostConfig: { NetworkMode: this.network! },
+      },
+      spec.description,
+    );
+    const details = (await container.inspect()) as { Name: string };
+    return {
+      host: details.Name.replace(/^\//, ''),
+      output,
+      exited: output.exited,
+      stop: async () => {
+        await container.kill().catch(() => {});
+        await this.run.remove(container);
+      },
     };
   }
 

@@ -2,20 +2,24 @@
 // 127.0.0.1, each server on a port the kernel picks (port 0, read back from the ready line).
 // nofile is applied with prlimit(1) before the server's first instruction. strace attaches to the
 // server's pid; the probe reads /proc/PID. The embedded default where no Docker engine answers.
-import { execFile } from 'node:child_process';
-import { release } from 'node:os';
+import { execFile, spawn } from 'node:child_process';
+import { constants, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { RuntimeUnavailableError } from '../errors.js';
 import { parseReadyLine } from '../servers/listen.js';
+import { findModel, programCommand, type ProgramModel } from '../servers/index.js';
 import { ServerEventTally } from '../shared/server-events.js';
 import { observeProcess, type Observer, type TracerKind } from '../tracer/observe.js';
 import { checkBpf, type TracerCheck } from '../tracer/bpf.js';
 import { ProcProbe } from '../tracer/proc.js';
 import { LineProcess, readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
+import type { ProgramSpec, RunningProgram } from './runtime.js';
 
 const CLI = fileURLToPath(new URL('../../bin/iolab.js', import.meta.url));
+/** The package's root, where a program model's file is (ProgramModel.program.file) and where programs run. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 /** How long past its duration a client may take to connect, finish and print its result. */
 const CLIENT_GRACE_MS = 30_000;
@@ -40,8 +44,29 @@ export function serverOptionArguments(options: ServerSpec['options'] = {}): stri
   return args;
 }
 
+/**
+ * `iolab server --model python-select`: runs a program model in the foreground, its output on
+ * this terminal, and resolves with its exit status (128+N when signal N ended it). SIGINT and
+ * SIGTERM are passed on to it.
+ */
+export function runProgramModel(model: ProgramModel, host: string, port: number): Promise<number> {
+  const [command, ...args] = programCommand(model, PACKAGE_ROOT);
+  const child = spawn(command, [...args, '--host', host, '--port', String(port)], { stdio: 'inherit' });
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  process.on('SIGINT', forward('SIGINT'));
+  process.on('SIGTERM', forward('SIGTERM'));
+  return new Promise((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new RuntimeUnavailableError(error.code === 'ENOENT' ? `${command} is not installed: the model ${model.name} needs it (apt-get install python3)` : error.message)),
+    );
+    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+  });
+}
+
 /** A local server also offers its /proc probe alone, for tests that need only that. */
 export interface LocalServer extends RunningServer {
+  alive(): boolean;
+  ending(): string | null;
   startProbe(): Promise<ProcProbe>;
 }
 
@@ -72,13 +97,17 @@ export class LocalRuntime implements Runtime {
 
 
   async startServer(spec: ServerSpec): Promise<LocalServer> {
-    const serverArgs = [CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0', ...serverOptionArguments(spec.options)];
-    let command = process.execPath;
+    const model = findModel(spec.model);
+    // A TypeScript model runs in `iolab server`; a program model (Python) is its own program.
+    const [program, ...serverArgs] = model.program
+      ? [...programCommand(model, PACKAGE_ROOT), '--host', '127.0.0.1', '--port', '0']
+      : [process.execPath, CLI, 'server', '--model', spec.model, '--host', '127.0.0.1', '--port', '0', ...serverOptionArguments(spec.options)];
+    let command = program;
     let args = serverArgs;
     if (spec.nofile !== null) {
       if (!(await which('prlimit'))) throw new RuntimeUnavailableError('prlimit(1) is needed to set nofile per lab: apt-get install util-linux');
       command = 'prlimit';
-      args = [`--nofile=${spec.nofile}:${spec.nofile}`, '--', process.execPath, ...serverArgs];
+      args = [`--nofile=${spec.nofile}:${spec.nofile}`, '--', program, ...serverArgs];
     }
     const description = `server model=${spec.model}`;
     const events = new ServerEventTally();
@@ -133,6 +162,13 @@ export class LocalRuntime implements Runtime {
       client.child.kill(CLIENT_START_SIGNAL);
     };
     return { name: spec.name, ready, start, result, stop: () => client.stop() };
+  }
+
+  /** A process in the package's root (where src/experiments/ is), listening on 127.0.0.1. */
+  async startProgram(spec: ProgramSpec): Promise<RunningProgram> {
+    const [command, ...args] = spec.command;
+    const program = this.track(new LineProcess(spec.description, command, [...args, ...(spec.listens ? ['--host', '127.0.0.1'] : [])], { cwd: PACKAGE_ROOT }));
+    return { host: '127.0.0.1', output: program, exited: program.exited, stop: () => program.stop() };
   }
 
   async close(): Promise<void> {

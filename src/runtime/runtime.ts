@@ -7,6 +7,7 @@ import type { ServerEventCounts } from '../shared/server-events.js';
 import type { ObserveOptions, Observer, TracerKind } from '../tracer/observe.js';
 import type { TracerCheck } from '../tracer/bpf.js';
 import type { ServeOptions } from '../servers/model.js';
+import type { LineSource } from './process.js';
 
 export interface ServerSpec {
   model: string;
@@ -29,9 +30,9 @@ export interface RunningServer {
   /** the server's events so far (src/shared/server-events.ts), every one counted. */
   events(): ServerEventCounts;
   /** false once the server process has exited. */
-  alive(): boolean;
+  alive(): boolean | Promise<boolean>;
   /** once it has exited: how ("exited with code 1", "killed by SIGSEGV") and the last lines of its stderr; else null. */
-  ending(): string | null;
+  ending(): string | null | Promise<string | null>;
   /** reads its limits and idle baseline and, when tracing, attaches the tracer (see src/tracer/observe.ts). */
   observe(options: ObserveOptions): Promise<Observer>;
   /** stops the server (and whatever observes it). Idempotent. */
@@ -79,4 +80,70 @@ export interface Runtime {
   startClient(spec: ClientRunSpec): Promise<RunningClient>;
   /** tears down every process or container this runtime started. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Starts a program of the package (an experiment's script, its slow servers): locally a process
+   * in the package's root, in Docker a container of the lab image in /opt/iolab on the run's
+   * network. close() stops it like everything else. Throws LabRunError when it cannot be started
+   * (no such program; in Docker, the engine refused the container).
+   */
+  startProgram(spec: ProgramSpec): Promise<RunningProgram>;
+}
+
+/** A program for Runtime.startProgram. */
+export interface ProgramSpec {
+  /** what it is, one word: "slow-servers", "experiment" (Docker: part of the container's name). */
+  role: string;
+  /** how errors name it: "the switching script switching_gevent.py". */
+  description: string;
+  /** the program and its arguments: an absolute path (/usr/bin/python3), files relative to the package's root. */
+  command: string[];
+  /**
+   * whether it listens for the runtime's other programs: the runtime appends `--host ADDRESS`,
+   * the address to listen on (127.0.0.1 locally; 0.0.0.0 in a container, for the run's network).
+   */
+  listens: boolean;
+}
+
+/** A program started by Runtime.startProgram. */
+export interface RunningProgram {
+  /** the host name at which the runtime's other programs reach it: 127.0.0.1, or the container's name. */
+  readonly host: string;
+  /** what it prints, line by line (the last 200 of each stream), and how it ended. */
+  readonly output: LineSource;
+  /** resolves once it has ended: its exit code, or the signal's name ("SIGTERM"), or "gone" (a container removed). */
+  readonly exited: Promise<number | string>;
+  /** stops it (SIGTERM, then SIGKILL; Docker: removes the container). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A server of one's own in a lab (`server: DIR` or `command: [...]`, src/labs/schema.ts), as the
+ * lab runner asks for it. The runner cannot build or confine one itself (that is the grader's
+ * sandbox, a later stage): the CLI hands it an OwnServers that can (src/grade/own-server.ts).
+ */
+export interface OwnServerSpec {
+  /** the lab's name for it, in errors and progress. */
+  label: string;
+  /** its directory, resolved, or null: `command` runs in `labDir`. */
+  dir: string | null;
+  command: string[] | null;
+  /** the lab file's directory. */
+  labDir: string;
+  /** RLIMIT_NOFILE (soft = hard), or null: the runtime's default. */
+  nofile: number | null;
+}
+
+/** A server of one's own, prepared (copied, built) once for the lab and started once per run. */
+export interface PreparedOwnServer {
+  /** what it is: "server.py (Python) from ./my-select-server". */
+  readonly description: string;
+  /** starts it and waits until it listens; throws an Error that says why it did not (it exited, it listens elsewhere). */
+  start(): Promise<RunningServer>;
+  /** removes the prepared copy and image. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+export interface OwnServers {
+  /** copies and builds the server for `runtime`; throws an Error naming the server and the mistake (no server, a compile error). */
+  prepare(spec: OwnServerSpec, runtime: Runtime): Promise<PreparedOwnServer>;
 }

@@ -8,9 +8,9 @@
 // Syscalls in steady state: accept4, recvfrom, sendto, close — nothing else per request.
 // Limits: one client at a time (starvation); a client that connects and stays idle blocks all.
 import { acceptConnection, echoUntilClosed, RECEIVE_BUFFER_SIZE } from './echo.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
-export const blocking: ServerModel = {
+export const blocking: TypeScriptModel = {
   name: 'blocking',
   summary: 'one thread; accept, then serve that client until it leaves, then the next',
   traits: {

@@ -26,7 +26,7 @@ import { accept, type Coroutine, recv, Scheduler, sendAll } from './coroutine-sc
 import { isPeerGone, RECEIVE_BUFFER_SIZE, upperCaseInPlace } from './echo.js';
 import * as libc from '../libc/index.js';
 import { sleepMilliseconds } from '../libc/time.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 function* serveConnection(scheduler: Scheduler, fd: number, buffer: Buffer, blockingCallMs: number): Coroutine {
   try {
@@ -52,7 +52,7 @@ function* acceptForever(scheduler: Scheduler, listener: number, buffer: Buffer, 
   }
 }
 
-export const coroutine: ServerModel = {
+export const coroutine: TypeScriptModel = {
   name: 'coroutine',
   summary: 'green threads on one thread: generator handlers yield where they would block, a scheduler resumes them from epoll',
   options: ['blockingCallMs'],

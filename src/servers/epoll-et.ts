@@ -19,7 +19,7 @@
 // queued connection raises no new edge: it waits until another connection arrives.
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as libc from '../libc/index.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 const MAX_EVENTS = 256;
 
@@ -28,7 +28,7 @@ function drain(connection: Connection, buffer: Buffer): void {
   while (connection.receiveAndEcho(buffer) && connection.open && connection.pending === null);
 }
 
-export const epollEdgeTriggered: ServerModel = {
+export const epollEdgeTriggered: TypeScriptModel = {
   name: 'epoll-et',
   summary: 'epoll, edge-triggered: each fd registered once for in and out, drained until EAGAIN on every event',
   options: ['drain'],

@@ -10,11 +10,11 @@
 // Limits: cost grows with READY fds, not watched ones; no fd ceiling beyond RLIMIT_NOFILE.
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as libc from '../libc/index.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 const MAX_EVENTS = 256;
 
-export const epoll: ServerModel = {
+export const epoll: TypeScriptModel = {
   name: 'epoll',
   summary: 'epoll, level-triggered: interest list registered once, epoll_wait returns ready fds',
   traits: {

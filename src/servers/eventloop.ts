@@ -23,7 +23,7 @@
 import { createServer, type Socket } from 'node:net';
 import { upperCaseInPlace } from './echo.js';
 import { log, OnceReporter } from './log.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 const acceptFailures = new OnceReporter();
 
@@ -40,7 +40,7 @@ function echo(socket: Socket): void {
   socket.on('error', () => {});
 }
 
-export const eventloop: ServerModel = {
+export const eventloop: TypeScriptModel = {
   name: 'eventloop',
   summary: "Node's net module: libuv's event loop (level-triggered epoll_pwait, read/write)",
   traits: {

@@ -9,15 +9,16 @@ import type { ServerModel } from './model.js';
 import { nonblocking } from './nonblocking.js';
 import { poll } from './poll.js';
 import { pool } from './pool.js';
+import { pythonModels } from './python.js';
 import { select } from './select.js';
 import { sigio } from './sigio.js';
 import { threaded } from './threaded.js';
 import { uring } from './uring.js';
 import { UsageError } from '../errors.js';
 
-export { declarationOf, DEFAULT_SERVE_OPTIONS, type Fingerprint, type ServeOptions, type ServerModel } from './model.js';
+export { declarationOf, DEFAULT_SERVE_OPTIONS, programCommand, type Fingerprint, type ProgramModel, type ServeOptions, type ServerModel, type TypeScriptModel } from './model.js';
 
-/** In the order the course teaches them. */
+/** In the order the course teaches them: the TypeScript models, then the course's Python servers. */
 export const models: readonly ServerModel[] = [
   blocking,
   threaded,
@@ -31,6 +32,7 @@ export const models: readonly ServerModel[] = [
   uring,
   coroutine,
   eventloop,
+  ...pythonModels,
 ];
 
 export function findModel(name: string): ServerModel {

@@ -3,12 +3,12 @@
 import { writeSync } from 'node:fs';
 import * as libc from '../libc/index.js';
 import { setThreadName } from '../libc/thread.js';
-import { DEFAULT_SERVE_OPTIONS, SERVING_THREAD_PREFIX, type ServeOptions, type ServerModel } from './model.js';
+import { DEFAULT_SERVE_OPTIONS, SERVING_THREAD_PREFIX, type ServeOptions, type TypeScriptModel } from './model.js';
 
 /** Large enough for thousands of simultaneous connects; the kernel caps it at net.core.somaxconn. */
 const BACKLOG = 4096;
 
-export async function listenAndServe(model: ServerModel, host: string, port: number, options: Partial<ServeOptions> = {}): Promise<void> {
+export async function listenAndServe(model: TypeScriptModel, host: string, port: number, options: Partial<ServeOptions> = {}): Promise<void> {
   const listener = libc.socket();
   libc.setIntOption(listener, libc.SOL_SOCKET, libc.SO_REUSEADDR, 1);
   libc.bind(listener, host, port);

@@ -2,6 +2,7 @@
 // protocol on it forever; everything else (the socket, the ready line, the echo itself) is shared.
 // What a model declares about itself (its traits and fingerprint) is defined in
 // src/shared/model.ts, where every later stage can read it.
+import { existsSync } from 'node:fs';
 import type { ModelDeclaration } from '../shared/model.js';
 
 export { SERVING_THREAD_PREFIX, type Fingerprint, type ModelDeclaration, type ModelTraits } from '../shared/model.js';
@@ -25,7 +26,9 @@ export interface ServeOptions {
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = { threads: 4, blockingCallMs: 0, drain: true };
 
-export interface ServerModel extends ModelDeclaration {
+/** A model written in TypeScript: `iolab server` runs it in the Node process (src/servers/listen.ts). */
+export interface TypeScriptModel extends ModelDeclaration {
+  program?: undefined;
   /** the knobs of ServeOptions this model reads (a lab may set only these for it). */
   options?: readonly (keyof ServeOptions)[];
   /** The model calls io_uring_setup/io_uring_enter, which newer Docker seccomp profiles block. */
@@ -40,6 +43,39 @@ export interface ServerModel extends ModelDeclaration {
    * it never returns, or it returns once Node's event loop (or worker threads) carry the serving.
    */
   serve(listener: number, options: ServeOptions): void | Promise<void>;
+}
+
+/**
+ * A model written in another language (the course's Python servers, src/servers/python/): a
+ * program that takes `--host H --port P` (P 0: any free port), listens there and prints the same
+ * ready line as src/servers/listen.ts (`listening on HOST:PORT model=NAME pid=PID runtime=...`),
+ * and reports server events as the same JSON lines on stderr. It takes no options.
+ */
+export interface ProgramModel extends ModelDeclaration {
+  program: {
+    language: 'python';
+    /** the program's file, relative to the package's root: src/servers/python/select_server.py */
+    file: string;
+  };
+  /** the TypeScript model that does the same with the same mechanism (python-select: select), or null. */
+  twin: string | null;
+  options?: undefined;
+  needsIoUring?: undefined;
+}
+
+export type ServerModel = TypeScriptModel | ProgramModel;
+
+/**
+ * Debian's python3, where apt's python3-gevent and python3-greenlet are (the lab image's, and
+ * .ci/run installs them): another python3 first on PATH (pyenv, a virtualenv) may lack gevent.
+ */
+const SYSTEM_PYTHON = '/usr/bin/python3';
+
+/** The command that starts a program model: its interpreter and its file (`root`: the package's root). */
+export function programCommand(model: ProgramModel, root: string): string[] {
+  const python = existsSync(SYSTEM_PYTHON) ? SYSTEM_PYTHON : 'python3';
+  // -B: no __pycache__ written beside the model's file (the package's directory may be read-only).
+  return [python, '-B', `${root.replace(/\/+$/, '')}/${model.program.file}`];
 }
 
 /** What results.json records of a model: its declaration, without the code. */

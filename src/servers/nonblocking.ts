@@ -10,9 +10,9 @@
 // Limits: CPU near 100% even with idle clients; latency grows with the number of sockets swept.
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as libc from '../libc/index.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
-export const nonblocking: ServerModel = {
+export const nonblocking: TypeScriptModel = {
   name: 'nonblocking',
   summary: 'O_NONBLOCK sockets and a busy loop over accept and every recv (EAGAIN storm)',
   traits: {

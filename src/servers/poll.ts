@@ -16,11 +16,11 @@
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as libc from '../libc/index.js';
 import { poll as pollFds, pollfd, POLLIN, POLLOUT } from '../libc/poll.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 const INITIAL_ENTRIES = 64;
 
-export const poll: ServerModel = {
+export const poll: TypeScriptModel = {
   name: 'poll',
   summary: 'poll(2) over an array of pollfd kept between calls; no FD_SETSIZE limit, still a linear scan',
   traits: {

@@ -20,7 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { acceptConnection } from './echo.js';
 import { FdQueue } from './fd-queue.js';
-import type { ServeOptions, ServerModel } from './model.js';
+import type { ServeOptions, TypeScriptModel } from './model.js';
 
 const POOL_THREAD = new URL('./pool-worker.js', import.meta.url);
 /** Accepted connections that may wait for a thread; a power of two (see fd-queue.ts). */
@@ -43,7 +43,7 @@ async function startThreads(count: number): Promise<FdQueue> {
   return shared;
 }
 
-export const pool: ServerModel = {
+export const pool: TypeScriptModel = {
   name: 'pool',
   summary: 'K threads started up front take accepted fds from a queue; the (K+1)-th client waits',
   options: ['threads'],

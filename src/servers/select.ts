@@ -16,9 +16,9 @@
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as libc from '../libc/index.js';
 import { report } from './log.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
-export const select: ServerModel = {
+export const select: TypeScriptModel = {
   name: 'select',
   summary: 'select(2) over fd_set bitmaps rebuilt every call; fds must be < FD_SETSIZE (1024)',
   traits: {

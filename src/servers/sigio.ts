@@ -41,7 +41,7 @@
 import { acceptConnection, Connection, RECEIVE_BUFFER_SIZE } from './echo.js';
 import * as signals from '../libc/signals.js';
 import { OnceReporter } from './log.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 /** Records one read of a signalfd may return: one per queued signal. */
 const MAX_RECORDS = 64;
@@ -51,7 +51,7 @@ const MAX_RECORDS = 64;
  */
 const OVERFLOW_QUIET_MS = 1000;
 
-export const sigio: ServerModel = {
+export const sigio: TypeScriptModel = {
   name: 'sigio',
   summary: 'signal-driven: O_ASYNC + F_SETSIG queue a realtime signal per ready fd, read from a signalfd',
   traits: {

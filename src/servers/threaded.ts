@@ -28,7 +28,7 @@
 import { Worker } from 'node:worker_threads';
 import { acceptConnection } from './echo.js';
 import { report } from './log.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 const CONNECTION_THREAD = new URL('./threaded-worker.js', import.meta.url);
 
@@ -45,7 +45,7 @@ const CONNECTION_THREAD_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGeneration
 /** One turn of Node's event loop: where a finished worker is joined and its 'exit' delivered. */
 const oneLoopTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-export const threaded: ServerModel = {
+export const threaded: TypeScriptModel = {
   name: 'threaded',
   summary: 'a new thread per connection (a worker_thread: OS thread + V8 isolate), blocking recv/send in each',
   traits: {

@@ -34,7 +34,7 @@ import { MSG_NOSIGNAL, SOCK_CLOEXEC } from '../libc/index.js';
 import { BuffersByFd, IORING_OP_ACCEPT, IORING_OP_CLOSE, IORING_OP_RECV, IORING_OP_SEND, Ring } from '../libc/uring.js';
 import { isPeerGoneErrno, replyAtOnce, upperCaseInPlace } from './echo.js';
 import { log, OnceReporter, report } from './log.js';
-import type { ServerModel } from './model.js';
+import type { TypeScriptModel } from './model.js';
 
 /** SQEs one turn may write before io_uring_enter; a turn with more submits midway (Ring.prepare). */
 const SUBMISSION_ENTRIES = 4096;
@@ -69,7 +69,7 @@ function openRing(): Ring {
 
 let preparedRing: Ring | null = null;
 
-export const uring: ServerModel = {
+export const uring: TypeScriptModel = {
   name: 'uring',
   summary: 'io_uring, completion-based: the kernel accepts, receives into our buffer and sends, then posts a completion',
   traits: {

@@ -155,3 +155,14 @@ function uniqueEntries(entries: string[][]): string[][] {
     return true;
   });
 }
+
+/**
+ * Checks counted calls against a fingerprint by job (fingerprintByJob, jobOf): how a program that
+ * is not one of iolab's models is held to a model's fingerprint, whichever name its library
+ * calls the job by (Python's recv is recvfrom, C's read is read: both read).
+ */
+export function checkFingerprintByJob(fingerprint: Fingerprint, counts: readonly CallCount[], roundTrips: number): FingerprintCheck {
+  const byJob = new Map<string, number>();
+  for (const count of counts) byJob.set(jobOf(count.syscall), (byJob.get(jobOf(count.syscall)) ?? 0) + count.calls);
+  return checkFingerprint(fingerprintByJob(fingerprint), [...byJob].map(([syscall, calls]) => ({ syscall, calls })), roundTrips);
+}

@@ -10,12 +10,17 @@
 //      clients; syscall counts per phase (connection set-up, measured window) and per thread
 //      group (the model's threads, the runtime's), with errnos; each run's host load and server
 //      events; each client's warm-up and connections answered.
+//      Added since, optional: an experiment lab's `experiment` and `analysis.experiment`
+//      (shared/experiments.ts), with no variants and no runs; an earlier reader of version 2
+//      refuses such a file (it asks for at least one variant) rather than misreading it.
 // A reader takes version 2 and later versions it knows how to read; version 1 has no verdicts
 // to keep, so it is refused with that reason.
 import { z } from 'zod';
+import { SpreadSchema, type Spread } from './spread.js';
 import { ModelDeclarationSchema } from './model.js';
 import { ServerEventCountsSchema } from './server-events.js';
 import { ClaimVerdictSchema } from './verdicts.js';
+import { ExperimentFiguresSchema, ExperimentRecordSchema } from './experiments.js';
 
 export const RESULTS_SCHEMA_VERSION = 2;
 
@@ -200,6 +205,13 @@ export const ProcWindowSchema = z.object({
    * descendants' are not added (a forked child shares most of its pages with its parent).
    */
   peakRssKb: z.number().finite().int().nonnegative(),
+  /**
+   * the proportional set size of the whole tree at the window's end (Pss of each process's
+   * /proc/PID/smaps_rollup, summed), KiB: a page shared by N processes counts 1/N in each, so the
+   * copy-on-write pages a fork shares with its parent count once. null: the server was gone by
+   * then. Absent from older results.
+   */
+  pssKb: z.number().finite().int().nonnegative().nullable().optional(),
   /** of every thread of the tree, read at the window's ends and once a second (a thread that ended counts up to its last read). */
   voluntaryContextSwitches: z.number().finite().int().nonnegative(),
   involuntaryContextSwitches: z.number().finite().int().nonnegative(),
@@ -333,7 +345,26 @@ export const VariantRecordSchema = z.object({
   nofile: z.number().finite().int().nullable(),
   /** the model's options with their defaults filled in (pool threads, coroutine blocking call, epoll-et drain). */
   options: z.object({ threads: z.number().finite().int(), blockingCallMs: z.number().finite().int(), drain: z.boolean() }),
-  declared: ModelDeclarationSchema,
+  /**
+   * what its model declares: for a server of one's own, the model it claims to be (`as`) or,
+   * unclaimed, the model its fingerprint fits (set by the analysis); null when it fits none.
+   */
+  declared: ModelDeclarationSchema.nullable(),
+  /** a server of one's own (`server: DIR`, `command: [...]`, `--server`); absent for a model of the registry. */
+  own: z
+    .object({
+      /** its directory (or command) as given. */
+      source: z.string(),
+      /** how it ran: "server.py (Python)". */
+      description: z.string(),
+      /** the model it claims to be (`as`), or null. */
+      claims: z.string().nullable(),
+      /** unclaimed: every model it was classified against, in the registry's order. */
+      candidates: z.array(ModelDeclarationSchema),
+      /** unclaimed: the models whose fingerprint (by job) its counted calls fit, set by the analysis; null before. */
+      fits: z.array(z.string()).nullable(),
+    })
+    .optional(),
   /** the tracer its measured runs ran under, when the lab set one for this server alone ("none": untraced); absent: the lab's. */
   tracer: z.enum(['none', 'bpf', 'strace']).optional(),
 });
@@ -345,8 +376,8 @@ export const LabRecordSchema = z.object({
   claim: z.string(),
   description: z.string().nullable(),
   file: z.string(),
-  /** the servers compared, in the lab's order. */
-  variants: z.array(VariantRecordSchema).min(1),
+  /** the servers compared, in the lab's order; none in an experiment lab (see `experiment`). */
+  variants: z.array(VariantRecordSchema),
   /** the clients as they ran (after command-line overrides), in the order they were started. */
   clients: z.array(z.object({ name: z.string(), mode: z.enum(['echo', 'hold']), connections: count(), messageSize: count() })),
   /** the client whose connections took each value in turn, when the lab sweeps. */
@@ -418,14 +449,14 @@ export const MeasurementSchema = z.object({
   complete: z.boolean(),
   incompleteReason: z.string().nullable(),
   runs: z.array(RunRecordSchema),
+  /** an experiment lab's scripts and what they measured (shared/experiments.ts); absent in a model lab, whose `runs` it replaces. */
+  experiment: ExperimentRecordSchema.optional(),
 });
 export type Measurement = z.infer<typeof MeasurementSchema>;
 
 // ---- the analysis: computed once from the runs above (src/analysis/), rendered by src/report/ ----
 
-/** One figure over the repetitions of a server: the median, the lowest and highest, and how many. */
-export const SpreadSchema = z.object({ median: z.number().finite(), min: z.number().finite(), max: z.number().finite(), values: z.array(z.number().finite()) });
-export type Spread = z.infer<typeof SpreadSchema>;
+export { SpreadSchema, type Spread };
 
 /** Latency percentiles in microseconds, each the median over the repetitions. */
 export const LatencyFiguresSchema = z.object({ p50Us: z.number().finite(), p90Us: z.number().finite(), p99Us: z.number().finite(), maxUs: z.number().finite() });
@@ -474,6 +505,8 @@ export const MeasureFiguresSchema = z.object({
   /** the busiest echo client's own CPU, median, percent of one core. */
   clientCpuPercent: z.number().finite().nullable(),
   /** peaks over the runs. */
+  /** the most processes of the server's tree at one sample, of all runs (1: it never forked); absent from older results. */
+  processesPeak: count().nullable().optional(),
   threadsPeak: count().nullable(),
   fdsPeak: count().nullable(),
   peakRssKb: count().nullable(),
@@ -481,6 +514,8 @@ export const MeasureFiguresSchema = z.object({
   threadsAdded: z.number().finite().nullable(),
   fdsAdded: z.number().finite().nullable(),
   rssAddedKb: z.number().finite().nullable(),
+  /** the tree's proportional set size at the window's end beyond the idle server's (ProcWindow pssKb), KiB, median over runs; absent from older results. */
+  pssAddedKb: z.number().finite().nullable().optional(),
   /** voluntary context switches per echo round trip, median over runs. */
   switchesPerRoundTrip: z.number().finite().nullable(),
 });
@@ -551,7 +586,8 @@ export const TraceFiguresSchema = z.object({
   setup: PhaseFiguresSchema,
   threads: z.object({ serving: count(), runtime: count() }),
   /** the model's fingerprint against its serving threads' calls, set-up and window together. */
-  fingerprint: FingerprintCheckSchema,
+  /** null for a server of one's own that fits no model: nothing to check it against. */
+  fingerprint: FingerprintCheckSchema.nullable(),
   /** where the model's threads waited in the window (bpf only). */
   waits: WaitFiguresSchema.nullable().optional(),
   /** the io_uring requests of the windows by opcode, added over the runs (bpf only; empty: none). */
@@ -611,6 +647,8 @@ export const AnalysisSchema = z.object({
   observations: z.array(ObservationSchema),
   failedRuns: z.array(FailedRunSchema),
   machine: MachineFiguresSchema,
+  /** an experiment lab's figures (shared/experiments.ts); absent in a model lab, whose `subjects` it replaces. */
+  experiment: ExperimentFiguresSchema.optional(),
 });
 export type Analysis = z.infer<typeof AnalysisSchema>;
 

@@ -363,6 +363,8 @@ interface Sample {
   fds: number;
   /** the root's VmHWM. */
   peakRssKb: number | null;
+  /** the tree's proportional set size (the last sample only, else null), KiB. */
+  pssKb: number | null;
   /** CPU time of the tree, in clock ticks: see ProcessTree. */
   userTicks: number;
   systemTicks: number;
@@ -475,7 +477,7 @@ export class ProcProbe {
     const withThreads = last || began - this.threadsReadAtMs >= THREAD_READ_INTERVAL_MS;
     let sample: Sample;
     try {
-      sample = readSample(this.pid, this.procRoot, this.tree, withThreads);
+      sample = readSample(this.pid, this.procRoot, this.tree, withThreads, last);
     } catch (error) {
       // Gone (ENOENT, ESRCH) or a zombie being reaped: the window ends at the last good sample.
       // Anything else skips this one sample.
@@ -523,6 +525,7 @@ export class ProcProbe {
       threadsPeak: this.threadsPeak,
       fdsPeak: this.fdsPeak,
       peakRssKb: this.peakRssKb,
+      pssKb: this.last.pssKb,
       voluntaryContextSwitches: voluntary,
       involuntaryContextSwitches: involuntary,
       samples: this.samples,
@@ -530,18 +533,26 @@ export class ProcProbe {
   }
 }
 
+/** Pss of /proc/PID/smaps_rollup (proc(5)), KiB: the process's share of every page it maps. */
+export function parseSmapsRollupPss(text: string): number | null {
+  const match = /^Pss:\s+(\d+) kB$/m.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
 /**
  * Reads the tree, then the root's memory and, of every process alive, its fds (and, withThreads,
- * its threads' context switches). The root's files must be read; a descendant that exits meanwhile
- * counts for what was read of it.
+ * its threads' context switches; withPss, its Pss, summed: smaps_rollup walks every mapping, too
+ * dear for every sample). The root's files must be read; a descendant that exits meanwhile counts
+ * for what was read of it.
  */
-function readSample(pid: number, procRoot: string, tree: ProcessTree, withThreads: boolean): Sample {
+function readSample(pid: number, procRoot: string, tree: ProcessTree, withThreads: boolean, withPss = false): Sample {
   const { members, userTicks, systemTicks } = tree.read(withThreads);
   const status = parseProcStatus(readFileSync(`${procRoot}/${pid}/status`, 'utf8'));
   const contextSwitches = withThreads ? new Map<number, ContextSwitches>() : null;
   let processes = 0;
   let threads = 0;
   let fds = 0;
+  let pss: number | null = withPss ? 0 : null;
   for (const [member, stat] of members) {
     if (!isAlive(stat)) continue;
     const dir = `${procRoot}/${member}`;
@@ -551,11 +562,12 @@ function readSample(pid: number, procRoot: string, tree: ProcessTree, withThread
     try {
       fds += readdirSync(`${dir}/fd`).length;
       if (contextSwitches) readThreadContextSwitches(dir, contextSwitches);
+      if (pss !== null) pss += parseSmapsRollupPss(readFileSync(`${dir}/smaps_rollup`, 'utf8')) ?? 0;
     } catch (error) {
       if (isRoot) throw error;
     }
   }
-  return { atMs: performance.now(), rootState: members.get(pid)!.state, processes, threads, fds, peakRssKb: status.peakRssKb, userTicks, systemTicks, contextSwitches };
+  return { atMs: performance.now(), rootState: members.get(pid)!.state, processes, threads, fds, peakRssKb: status.peakRssKb, pssKb: pss, userTicks, systemTicks, contextSwitches };
 }
 
 /**
