@@ -189,6 +189,9 @@ async function main(): Promise<void> {
             .option('label', { type: 'string', describe: 'with --server: its name in the report (default: the directory\'s name)' })
             .option('as', { type: 'string', describe: 'with --server: the model it claims to be, which judges it (default: the model its syscalls fit)' }),
         async (argv) => {
+          for (const name of ['server', 'label', 'as', 'models'] as const) {
+            if (Array.isArray(argv[name])) throw new UsageError(`--${name} given ${(argv[name] as unknown as string[]).length} times: once (several servers of your own go in a lab file: models: [{ server: DIR }, ...])`);
+          }
           if ((argv.label !== undefined || argv.as !== undefined) && argv.server === undefined) throw new UsageError('--label and --as describe a --server DIR: give one');
           process.exitCode = await runCommand({
             ...argv,

@@ -168,6 +168,18 @@ describe('hold mode', () => {
     expect(result.wrongReplies).toBe(0);
   });
 
+  it("counts each crowd connection the server closes once, and keeps them apart from the probe's", async () => {
+    // Closes the first 5 connections at once (as a select server closes what it cannot watch) and echoes on the rest.
+    const target = await misbehavingServer(
+      "globalThis.n = (globalThis.n ?? 0) + 1; if (globalThis.n <= 5) socket.destroy(); else socket.on('data', (d) => socket.write(d.toString('latin1').toUpperCase(), 'latin1'));",
+    );
+    const result = await run({ target, mode: 'hold', connections: 10 });
+    expect(result.connected).toBe(10);
+    expect(result.closedByServer).toBe(5);
+    expect(result.probe!.answered, JSON.stringify(result.notes)).toBeGreaterThan(0);
+    expect(result.wrongReplies).toBe(0);
+  });
+
   it('reports the probe unanswered when the server never replies', async () => {
     const target = await misbehavingServer('');
     const result = await run({ target, mode: 'hold', connections: 5 });

@@ -73,7 +73,7 @@ describe('submissions', () => {
     const list = await prepareSubmission(await submissionDir({ 'iolab.yaml': 'command: [python3, main.py]\n' }));
     expect(list.command).toEqual(['python3', 'main.py']);
     expect((await prepareSubmission(await submissionDir({ Dockerfile: 'FROM x', 'server.py': '' }))).kind).toBe('dockerfile');
-    expect((await prepareSubmission(await submissionDir({ 'server.py': '', 'server.ts': '' }))).command).toEqual(['python3', 'server.py']);
+    expect((await prepareSubmission(await submissionDir({ 'server.py': '', 'server.ts': '' }))).command).toEqual([expect.stringMatching(/(^|\/)python3$/), 'server.py']);
     expect((await prepareSubmission(await submissionDir({ 'server.js': '' }))).command).toEqual(['node', 'server.js']);
   });
 

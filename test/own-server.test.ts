@@ -19,6 +19,7 @@ import type { Results } from '../src/shared/results.js';
 import { expectHolds, expectNotContradicted, labTimeoutMs, runIolab, submissionDir } from './helpers.js';
 
 const SELECT_SERVER = join(import.meta.dirname, 'fixtures', 'own-servers', 'select-server');
+const FORK_SERVER = join(import.meta.dirname, 'fixtures', 'own-servers', 'fork-server');
 
 /** Runs lab `name` with the servers the command line would choose and `changes`; every run must succeed. */
 async function runWith(name: string, choice: ServerChoice, changes: Partial<Lab>, runtime: Runtime): Promise<Results> {
@@ -72,43 +73,89 @@ describe('a server of its own on the local runtime', () => {
   }, labTimeoutMs(3, 1));
 
   it('takes server: and command: in a lab file (paths from its directory), says which server cannot run and why, runs the others, and marks the lab incomplete', async () => {
-    const dir = await submissionDir({
-      'own.yaml': [
-        'name: own',
-        'title: Servers of their own beside a model',
-        'claim: Each server echoes.',
-        'models:',
-        '  - epoll',
-        '  - { server: ./select-server, label: by-command, command: [python3, server.py], as: select }',
-        '  - { server: ./empty, label: empty }',
-        '  - { server: ./elsewhere, label: elsewhere }',
-        '  - { server: ./select-server, label: unclaimed }',
-        'duration: 0.5',
-        'trace: false',
-        'verdict: fingerprints',
-        'clients: [{ mode: echo, connections: 2 }]',
-        '',
-      ].join('\n'),
-    });
+    const dir = await submissionDir({});
+    const lab = (models: string[], extra: string[] = []) =>
+      ['name: own', 'title: Servers of their own beside a model', 'claim: Each server echoes.', 'models:', ...models.map((m) => `  - ${m}`), 'duration: 0.5', ...extra, 'clients: [{ mode: echo, connections: 2 }]', ''].join('\n');
     await cp(SELECT_SERVER, join(dir, 'select-server'), { recursive: true });
     await mkdir(join(dir, 'empty'));
     await writeFile(join(dir, 'empty', 'notes.txt'), 'no server here\n');
     await mkdir(join(dir, 'elsewhere'));
     await writeFile(join(dir, 'elsewhere', 'server.py'), 'import socket, time\ns = socket.socket()\ns.bind(("0.0.0.0", 0))\ns.listen()\ntime.sleep(60)\n');
-    const run = await runIolab(['run', join(dir, 'own.yaml'), '--runtime', 'local', '--out', join(dir, 'reports')]);
+    const reports = join(dir, 'reports');
+
+    // A server that never listens on PORT fails its runs with why; the others run; the lab is incomplete.
+    await writeFile(
+      join(dir, 'own.yaml'),
+      lab(
+        ['epoll', '{ server: ./select-server, label: by-command, command: python3 server.py, as: select }', '{ server: ./elsewhere, label: elsewhere }', '{ server: ./select-server, label: unclaimed }'],
+        ['trace: false', 'verdict: fingerprints'],
+      ),
+    );
+    const run = await runIolab(['run', join(dir, 'own.yaml'), '--runtime', 'local', '--out', reports]);
     expect(run.code, run.stderr).toBe(5);
     expect(run.stderr).toMatch(/by-command measure #1 \d[\d,]* round trips\/s/);
-    expect(run.stderr).toMatch(/empty measure #1 FAILED: server empty cannot run: \/\S+\/empty has no server\.py, server\.ts, server\.js, server\.c, Makefile, Dockerfile or iolab\.yaml \(it holds notes\.txt\)/);
     expect(run.stderr).toMatch(/elsewhere measure #1 FAILED: server elsewhere: it listens on port \d+, not on PORT=\d+/);
     expect(run.stderr).toMatch(/epoll measure #1 \d[\d,]* round trips\/s/);
-    const report = await readFile(join(dir, 'reports', 'own', 'report.md'), 'utf8');
-    expect(report).toContain('`by-command` is a server of its own: the command python3 server.py from');
+    const report = await readFile(join(reports, 'own', 'report.md'), 'utf8');
+    expect(report).toContain('`by-command` is a server of its own: the command sh -c python3 server.py from');
     // Claiming no model in a lab that counts no syscalls: nothing classifies it, and the report says so.
-    expect(report).toMatch(/\| unclaimed +\| \*\*inconclusive\*\* \| no run of it was counted \(this lab counts no syscalls, or every run failed\), so nothing classifies it: give the model it claims to be \(as: MODEL, --as MODEL\)/);
+    expect(report).toMatch(/\| unclaimed +\| \*\*inconclusive\*\* \| this lab counts no syscalls \(trace: false\), so nothing classifies it: give the model it claims to be \(as: MODEL, --as MODEL\)/);
+    expect(report).toContain('`unclaimed` is a server of its own: server.py (Python) from');
+
+    // A directory that is not there, or that holds no server: said before anything runs.
+    await writeFile(join(dir, 'missing.yaml'), lab(['epoll', '{ server: ./nope }']).replace('name: own', 'name: missing'));
+    const missing = await runIolab(['run', join(dir, 'missing.yaml'), '--runtime', 'local', '--out', reports]);
+    expect(missing.code, missing.stderr).toBe(3);
+    expect(missing.stderr).toMatch(/missing\.yaml: models\[1\]\.server: \.\/nope: no such directory/);
+    expect(missing.stderr).not.toMatch(/measure #1/);
+    await writeFile(join(dir, 'empty.yaml'), lab(['epoll', '{ server: ./empty }']).replace('name: own', 'name: empty'));
+    const empty = await runIolab(['run', join(dir, 'empty.yaml'), '--runtime', 'local', '--out', reports]);
+    expect(empty.code, empty.stderr).toBe(1);
+    expect(empty.stderr).toMatch(/lab empty: server empty cannot run: \S+\/empty has no server\.py, server\.ts, server\.js, server\.c, Makefile, Dockerfile or iolab\.yaml \(it holds notes\.txt\)/);
+    expect(empty.stderr).not.toMatch(/measure #1/);
+
+    // The command line: a model's name is no label, an option is given once, --as names a model.
     const badModel = await runIolab(['run', 'one-connection', '--server', SELECT_SERVER, '--as', 'selct']);
     expect(badModel.code).toBe(2);
     expect(badModel.stderr).toMatch(/--as: "selct" is not a model; the models are: blocking, /);
-  }, 120_000);
+    const modelLabel = await runIolab(['run', 'one-connection', '--server', SELECT_SERVER, '--label', 'select']);
+    expect(modelLabel.code).toBe(2);
+    expect(modelLabel.stderr).toMatch(/--label: "select" is a model's name/);
+    const twice = await runIolab(['run', 'one-connection', '--server', SELECT_SERVER, '--server', SELECT_SERVER]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/--server given 2 times: once/);
+    const nowhere = await runIolab(['run', 'one-connection', '--server', join(dir, 'nope')]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/--server ".*nope": no such directory/);
+  }, 180_000);
+
+  it('classifies by traits too (a process per connection is the fork model), and a server that echoes wrongly does not speak the protocol', async () => {
+    const dir = await submissionDir({});
+    await cp(FORK_SERVER, join(dir, 'fork-server'), { recursive: true });
+    await mkdir(join(dir, 'no-upper'));
+    // Echoes without upper-casing: every reply is wrong.
+    await writeFile(join(dir, 'no-upper', 'server.py'), (await readFile(join(SELECT_SERVER, 'server.py'), 'utf8')).replace('data.upper()', 'data'));
+    await writeFile(
+      join(dir, 'classify.yaml'),
+      ['name: classify', 'title: t', 'claim: c', 'models: [epoll, { server: ./fork-server }, { server: ./no-upper }]', 'duration: 0.5', 'verdict: fingerprints', 'clients: [{ mode: echo, connections: 4 }]', ''].join('\n'),
+    );
+    const loaded = await resolveLab(join(dir, 'classify.yaml'));
+    const runtime = new LocalRuntime();
+    let results: Results;
+    try {
+      results = analyse(await runLab(loaded, runtime, { ownServers: new SandboxOwnServers() }));
+    } finally {
+      await runtime.close();
+    }
+    const fork = results.lab.variants.find((v) => v.label === 'fork-server')!;
+    // Its calls alone fit nonblocking too (accept4, recvfrom, no readiness call): its processes decide.
+    expect(fork.own?.fits).toEqual(['python-fork']);
+    expect(fork.own?.evidence).toMatch(/it added [\d.]+ processes or more per open connection/);
+    expectHolds(results.analysis.verdicts.find((v) => v.subject === 'fork-server')!);
+    const wrong = results.analysis.verdicts.find((v) => v.subject === 'no-upper: speaks the echo protocol')!;
+    expect(wrong.verdict).toBe('does not hold here');
+    expect(wrong.measurement).toMatch(/repl(y was|ies were) wrong/);
+  }, labTimeoutMs(3, 0.5));
 });
 
 describe('a server of its own on the Docker runtime', () => {

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LocalRuntime } from '../src/runtime/local.js';
 
 /** The course's claim: no ceiling below RLIMIT_NOFILE, and one thread watches them all. */
-const SCALING_MODELS = ['poll', 'epoll', 'epoll-et', 'uring', 'coroutine', 'eventloop'];
+const SCALING_MODELS = ['poll', 'epoll', 'epoll-et', 'uring', 'coroutine', 'eventloop', 'python-epoll', 'python-asyncio'];
 const CONNECTIONS = 5000;
 
 const runtime = new LocalRuntime();

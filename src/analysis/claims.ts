@@ -11,11 +11,11 @@
 // is a named constant with the reason for its value; none is a timing the tests assert.
 import { formatCount, formatKibibytes, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
 import { servesAtOnce, type ModelDeclaration } from '../shared/model.js';
-import { runThroughput, verdictRulesOf, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
+import { clientResults, runThroughput, verdictRulesOf, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
 import { combineVerdicts, type ClaimPart, type ClaimVerdict, type Verdict, type VerdictRuleName } from '../shared/verdicts.js';
 import { againstLine, compare, formatRatio, type Judged } from './compare.js';
-import { answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, median, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
+import { answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, isFailed, median, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
 import { busyRuns, describeBusy } from './machine.js';
 
 /** A row whose server declares a model (every model; a server of one's own that claims or fits one). */
@@ -302,7 +302,15 @@ export const fdCeiling: ClaimRule = (context) => {
     const heldAll = held >= mostAsked && refusals === 0 && exhaustion === 0;
     const which = bySelect && ceiling === fdSetSize ? 'FD_SETSIZE' : 'RLIMIT_NOFILE';
     const claim = reachesCeiling ? `stops at ${which} (${formatCount(ceiling)})` : 'no ceiling below its nofile';
-    const judged: Judged = { verdict: (reachesCeiling ? stoppedAtCeiling : heldAll) ? 'holds' : 'does not hold here', text: measurement };
+    // A run that failed (a server that crashed when its fds grew: Python's select raises ValueError
+    // past FD_SETSIZE) leaves a hole in the sweep: where it stopped is not judged from the rest.
+    const failed = context.results.runs.filter((run) => run.variant === rows[0].variant.label && run.phase === 'measure' && isFailed(run));
+    const judged: Judged = failed.length
+      ? {
+          verdict: 'inconclusive',
+          text: `${measurement}; but ${plural(failed.length, 'run')} of it failed (${failed[0].sweepValue !== null ? `${crowd}=${formatCount(failed[0].sweepValue)}: ` : ''}${failed[0].error}), so where it stops is not judged`,
+        }
+      : { verdict: (reachesCeiling ? stoppedAtCeiling : heldAll) ? 'holds' : 'does not hold here', text: measurement };
     return [
       verdict('fd-ceiling', `${rows[0].variant.label}: ${claim}`, [part(claim, judged)], {
         asked: mostAsked,
@@ -688,26 +696,45 @@ export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
 };
 
 /**
- * A server of one's own that claims no model and fits none is judged by no rule: one verdict
- * says so, with why (its calls fit no model's fingerprint, or no run of it was counted).
+ * What a lab says of a server of one's own before its rules judge it: that it speaks the echo
+ * protocol (a wrong reply: does not hold here, whatever its calls), and, when it claims no model
+ * and fits none, why no rule judges it: every run of it failed, the lab counts no syscalls, or its
+ * calls and traits fit no model.
  */
-function unclassified(results: Measurement, figures: readonly SubjectFigures[], rule: VerdictRuleName): ClaimVerdict[] {
+function ownServerVerdicts(results: Measurement, figures: readonly SubjectFigures[], rule: VerdictRuleName): ClaimVerdict[] {
   return results.lab.variants.flatMap((variant) => {
-    if (!variant.own || variant.declared !== null) return [];
-    const trace = figures.find((f) => f.variant === variant.label && f.trace)?.trace ?? null;
+    if (!variant.own) return [];
+    const verdicts: ClaimVerdict[] = [];
+    const all = results.runs.filter((run) => run.variant === variant.label);
+    const counted = all.filter((run) => !isFailed(run));
+    const wrong = sum(counted.flatMap((run) => clientResults(run).map((r) => r.wrongReplies)));
+    if (wrong > 0) {
+      const judged: Judged = { verdict: 'does not hold here', text: `${plural(wrong, 'reply was', 'replies were')} wrong in ${plural(counted.length, 'run')}: the echo protocol sends every byte back, a-z upper-cased, in order` };
+      verdicts.push(verdict(rule, `${variant.label}: speaks the echo protocol`, [part('every reply is the request, a-z upper-cased', judged)], { wrongReplies: wrong }));
+    }
+    if (variant.declared !== null) return verdicts;
     const claim = "fits a model's fingerprint";
-    const judged: Judged = trace
-      ? { verdict: 'does not hold here', text: `its calls fit none of ${plural(variant.own.candidates.length, 'model')}: ${joinWords(trace.window.serving.slice(0, 6).map((s) => `${s.syscall} ${formatCount(s.calls)}`))}; not judged by the lab's claim` }
-      : { verdict: 'inconclusive', text: `no run of it was counted (this lab counts no syscalls, or every run failed), so nothing classifies it: give the model it claims to be (as: MODEL, --as MODEL)` };
-    return [verdict(rule, variant.label, [part(claim, judged)], { fits: 0 })];
+    const trace = figures.find((f) => f.variant === variant.label && f.trace)?.trace ?? null;
+    const failed = all.find((run) => isFailed(run) && run.error);
+    const judged: Judged =
+      all.length > 0 && counted.length === 0
+        ? { verdict: 'inconclusive', text: `every run of it failed (the first: ${failed?.error ?? 'no reason recorded'}): nothing to classify it by` }
+        : !trace
+          ? { verdict: 'inconclusive', text: 'this lab counts no syscalls (trace: false), so nothing classifies it: give the model it claims to be (as: MODEL, --as MODEL)' }
+          : {
+              verdict: 'does not hold here',
+              text: `its calls and traits fit none of ${plural(variant.own.candidates.length, 'model')}: ${joinWords(trace.window.serving.slice(0, 6).map((s) => `${s.syscall} ${formatCount(s.calls)}`))}${variant.own.evidence ? `; ${variant.own.evidence}` : ''}; not judged by the lab's claim`,
+            };
+    verdicts.push(verdict(rule, variant.label, [part(claim, judged)], { fits: 0 }));
+    return verdicts;
   });
 }
 
 /** The verdicts of the lab's rules on its figures, rule after rule; none when the lab names no rule. */
 export function judgeClaim(results: Measurement, figures: readonly SubjectFigures[]): ClaimVerdict[] {
   const rules = verdictRulesOf(results.lab);
-  const notJudged = rules.length ? unclassified(results, figures, rules[0].rule as VerdictRuleName) : [];
-  return [...notJudged, ...judgeRules(results, figures, rules)];
+  const own = rules.length ? ownServerVerdicts(results, figures, rules[0].rule as VerdictRuleName) : [];
+  return [...own, ...judgeRules(results, figures, rules)];
 }
 
 function judgeRules(results: Measurement, figures: readonly SubjectFigures[], rules: ReturnType<typeof verdictRulesOf>): ClaimVerdict[] {

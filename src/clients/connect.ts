@@ -55,7 +55,7 @@ export function finishConnect(fd: number, tally: Tally): boolean {
  * at a time. A failed connect is counted and the others go on. Handshakes still in progress
  * after `timeoutSeconds` (a server whose backlog is full drops SYNs, and the kernel would retry
  * for two minutes) are abandoned and counted as ETIMEDOUT. Returns the fds that connected, no
- * longer in the epoll set.
+ * longer in the epoll set. Events of fds the poller held before are left alone.
  */
 export async function openConnections(poller: Poller, address: Address, count: number, timeoutSeconds: number, tally: Tally): Promise<number[]> {
   const notRaised = libc.raiseNofileToHard();
@@ -88,6 +88,8 @@ export async function openConnections(poller: Poller, address: Address, count: n
     const ready = poller.wait(Math.min(WAIT_MS, giveUpAt - now));
     for (let i = 0; i < ready; i++) {
       const fd = poller.fdAt(i);
+      // Only our handshakes: an fd the caller had in the poller already is not ours to finish.
+      if (!inProgress.has(fd)) continue;
       inProgress.delete(fd);
       poller.remove(fd);
       if (finishConnect(fd, tally)) connected.push(fd);

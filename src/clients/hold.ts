@@ -47,8 +47,16 @@ export async function runHold(settings: ClientSettings): Promise<ClientResult> {
     const fds = await openConnections(poller, settings.address, settings.connections, settings.connectTimeoutSeconds, tally);
     for (const fd of fds) held.set(fd, new Exchange(fd, settings.messageSize, poller));
     tally.connected = held.size;
-    // The probe connects after the whole crowd, as the newcomer that asks.
-    const [probeFd] = await openConnections(poller, settings.address, 1, settings.connectTimeoutSeconds, tally);
+    // The probe connects after the whole crowd, as the newcomer that asks; on a poller of its own,
+    // since the crowd's connections are in `poller` already and may turn readable meanwhile (a
+    // server that closes what it cannot watch).
+    const connecting = new Poller();
+    let probeFd: number | undefined;
+    try {
+      [probeFd] = await openConnections(connecting, settings.address, 1, settings.connectTimeoutSeconds, tally);
+    } finally {
+      connecting.close();
+    }
     const probeConnected = probeFd !== undefined;
     if (probeFd === undefined) probeGone = true;
     else probe = new Exchange(probeFd, settings.messageSize, poller);

@@ -32,7 +32,9 @@ async function asLabServer(label: string, server: SandboxedServer, port: number,
   if (!report.listening || !state.running) {
     const { feedback } = explainNotListening(report, state, port, pidsLimit);
     await server.stop();
-    throw new Error(`server ${label}: ${feedback.replace(/^your server/, 'it')}${state.running ? tail(state) : ''}`);
+    // The grader's wording, said of a lab's server.
+    const said = feedback.replace(/^your server/, 'it').replace("the grader's clients", "the lab's clients");
+    throw new Error(`server ${label}: ${said}${state.running ? tail(state) : ''}`);
   }
   const pid = report.listening.pid;
   const refresh = async () => {

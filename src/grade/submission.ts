@@ -1,7 +1,7 @@
 // A student's submission: a directory holding one of (looked for in this order)
 //   iolab.yaml   `command: ...` names how to start the server (a string runs under sh -c)
 //   Dockerfile   built FROM the grading image (build argument IOLAB_IMAGE), run as its CMD
-//   server.py    python3 server.py
+//   server.py    python3 server.py (Debian's /usr/bin/python3 where there is one: the Python models')
 //   server.ts    transpiled to server.mjs (no type checking), node server.mjs
 //   server.js    node server.js
 //   Makefile     C (or makefile, GNUmakefile): `make` builds its first target, which must be ./server
@@ -20,6 +20,7 @@ import ts from 'typescript';
 import { z } from 'zod';
 import { LabFileError } from '../errors.js';
 import { parseYamlFile } from '../shared/yaml-file.js';
+import { pythonInterpreter } from '../servers/index.js';
 
 /** The submission cannot be run as handed in: the student's mistake, graded as such. */
 export class SubmissionError extends Error {
@@ -188,7 +189,8 @@ export async function prepareSubmission(source: string, given?: string[]): Promi
   } else if (has('Dockerfile')) {
     [kind, command, description] = ['dockerfile', null, 'Dockerfile'];
   } else if (has('server.py')) {
-    [kind, command, description] = ['python', ['python3', 'server.py'], 'server.py (Python)'];
+    // The python3 the Python models run on (Debian's, with gevent), not whichever is first on PATH.
+    [kind, command, description] = ['python', [pythonInterpreter(), 'server.py'], 'server.py (Python)'];
   } else if (has('server.ts')) {
     [kind, command, description] = ['typescript', ['node', 'server.mjs'], 'server.ts (TypeScript)'];
   } else if (has('server.js')) {

@@ -5,6 +5,7 @@
 // judged follows from the declarations below, which results.json keeps (shared/experiments.ts).
 import type { ArmDeclaration, ExperimentName, PartDeclaration } from '../shared/experiments.js';
 import type { ExperimentLab } from './experiment-schema.js';
+import { pythonInterpreter } from '../servers/index.js';
 
 /**
  * Debian's python3 (3.11, with python3-gevent and python3-greenlet), the same path on this machine
@@ -12,7 +13,7 @@ import type { ExperimentLab } from './experiment-schema.js';
  * lack gevent. The runner starts it with -B: no __pycache__ written into src/experiments/ (which
  * the lab image's tag hashes).
  */
-export const PYTHON = '/usr/bin/python3';
+export const PYTHON = pythonInterpreter();
 /** The slow servers every experiment that waits on IO fetches from. */
 export const SLOW_SERVERS_SCRIPT = 'src/experiments/slow_servers.py';
 

@@ -1,5 +1,6 @@
 // Finding, reading and validating lab files. Errors name the file, the field path, the line and
 // what was expected; a lab with any error does not run.
+import { statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,10 +69,25 @@ export interface ServerChoice {
 }
 
 /**
- * The lab with the servers the command line chose. An added server of one's own gets the lab's
- * nofile or, when it claims a model the lab runs with a nofile of its own, that one (fd-ceiling's
- * select runs with 8,192: so does a server that claims to be select). Throws UsageError naming
- * what is wrong: an unknown model or label, a label taken, an unknown `as`.
+ * The nofile of a server of one's own added to `lab`: the lab's; else that of the model it claims
+ * where the lab runs that model with a nofile of its own (fd-ceiling's select: 8,192); else the one
+ * most of the lab's servers run with (fd-ceiling: 8,192); else none (the runtime's default).
+ */
+function nofileOf(lab: Lab, as: string | undefined): { nofile?: number } {
+  if (lab.nofile !== undefined) return { nofile: lab.nofile };
+  const variants = variantsOf(lab).filter((variant) => !variant.own);
+  const claimed = variants.find((variant) => variant.model === as && variant.nofile !== null)?.nofile;
+  if (claimed) return { nofile: claimed };
+  const counts = new Map<number, number>();
+  for (const variant of variants) if (variant.nofile !== null) counts.set(variant.nofile, (counts.get(variant.nofile) ?? 0) + 1);
+  const most = [...counts].sort((a, b) => b[1] - a[1])[0];
+  return most && most[1] * 2 > variants.length ? { nofile: most[0] } : {};
+}
+
+/**
+ * The lab with the servers the command line chose. An added server of one's own gets a nofile as
+ * nofileOf says. Throws UsageError naming what is wrong: an unknown model or label, a label taken
+ * or a model's name, an unknown `as`, a directory that is not there.
  */
 export function chooseServers(loaded: LoadedLab, choice: ServerChoice): LoadedLab {
   const { lab } = loaded;
@@ -91,11 +107,14 @@ export function chooseServers(loaded: LoadedLab, choice: ServerChoice): LoadedLa
   }
   if (choice.server) {
     const { dir, label, as } = choice.server;
+    if (dir.trim() === '' || !statSync(resolve(dir), { throwIfNoEntry: false })?.isDirectory()) {
+      throw new UsageError(`--server ${JSON.stringify(dir)}: no such directory; give the directory that holds your server (server.py, server.c, server.js, a Makefile, a Dockerfile or iolab.yaml)`);
+    }
     if (as !== undefined && !modelNames.includes(as)) throw new UsageError(`--as: ${JSON.stringify(as)} is not a model; the models are: ${modelNames.join(', ')}`);
     if (label !== undefined && !/^[a-z][a-z0-9-]*$/.test(label)) throw new UsageError(`--label: ${JSON.stringify(label)}: lower-case letters, digits and dashes, starting with a letter`);
-    const claimed = as === undefined ? undefined : variantsOf(lab).find((variant) => variant.model === as && !variant.own);
-    const nofile = lab.nofile ?? claimed?.nofile ?? undefined;
-    entries.push({ server: resolve(dir), ...(label !== undefined && { label }), ...(as !== undefined && { as }), ...(nofile !== undefined && nofile !== null && { nofile }) });
+    // A model's name would read as that model in the report.
+    if (label !== undefined && modelNames.includes(label)) throw new UsageError(`--label: ${JSON.stringify(label)} is a model's name; give your server a name of its own`);
+    entries.push({ server: resolve(dir), ...(label !== undefined && { label }), ...(as !== undefined && { as }), ...nofileOf(lab, as) });
   }
   const chosen: Lab = { ...lab, models: entries };
   const taken = variantsOf(chosen).map((variant) => variant.label);

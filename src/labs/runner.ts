@@ -17,6 +17,7 @@
 // A failing run is recorded with its error and the lab goes on; an abort (Ctrl-C) stops it. Either
 // way the results hold every run measured so far, marked incomplete. The analysis of what was
 // measured is not made here (src/analysis/).
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { environmentOf, labHeaderOf } from './records.js';
 import { DEFAULT_SERVE_OPTIONS, declarationOf, findModel, models } from '../servers/index.js';
@@ -25,7 +26,7 @@ import { answeredOf, clientResults, RESULTS_SCHEMA_VERSION, runThroughput, type 
 import type { OwnServers, PreparedOwnServer, RunningClient, RunningServer, Runtime, RuntimeFacts } from '../runtime/runtime.js';
 import { startHostSample } from '../tracer/host.js';
 import type { Observer, TracerKind } from '../tracer/observe.js';
-import { RuntimeUnavailableError, UsageError } from '../errors.js';
+import { LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from '../errors.js';
 import type { LoadedLab } from './load.js';
 import { runExperimentLab } from './experiment-runner.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
@@ -146,7 +147,7 @@ function clientsOfRun(lab: Lab, sweepValue: number | null, overrides: Pick<Overr
 }
 
 /** A server of the lab as results.json records it: its options with defaults, and what its model declares. */
-function variantRecord(variant: Variant, prepared: ReadonlyMap<string, PreparedOwnServer | Error>): VariantRecord {
+function variantRecord(variant: Variant, prepared: ReadonlyMap<string, PreparedOwnServer>): VariantRecord {
   const own = variant.own;
   const ready = prepared.get(variant.label);
   return {
@@ -160,7 +161,7 @@ function variantRecord(variant: Variant, prepared: ReadonlyMap<string, PreparedO
       ? {
           own: {
             source: own.dir ?? own.command!.join(' '),
-            description: ready instanceof Error || !ready ? 'not prepared' : ready.description,
+            description: ready?.description ?? 'not prepared',
             claims: own.as,
             candidates: own.as === null ? models.map(declarationOf) : [],
             fits: null,
@@ -172,21 +173,31 @@ function variantRecord(variant: Variant, prepared: ReadonlyMap<string, PreparedO
 }
 
 /**
- * Prepares (copies, builds) each server of one's own once for the lab: by label, the prepared
- * server or why it cannot run (every run of it then fails with that reason; the lab goes on).
+ * Prepares (copies, builds) each server of one's own once, before the lab's first run: by label.
+ * Throws before anything is measured: LabFileError for a directory that is not there (the lab
+ * file's field, or --server), LabRunError for one that holds no server or does not build (its
+ * compile error), having removed what it prepared.
  */
-async function prepareOwnServers(lab: Lab, file: string, runtime: Runtime, ownServers: OwnServers | undefined): Promise<Map<string, PreparedOwnServer | Error>> {
-  const prepared = new Map<string, PreparedOwnServer | Error>();
+async function prepareOwnServers(lab: Lab, file: string, runtime: Runtime, ownServers: OwnServers | undefined): Promise<Map<string, PreparedOwnServer>> {
+  const prepared = new Map<string, PreparedOwnServer>();
   const labDir = dirname(resolve(file));
-  for (const variant of variantsOf(lab)) {
-    if (!variant.own) continue;
-    if (!ownServers) throw new UsageError(`lab ${lab.name}: ${variant.label} is a server of its own, and this runner was given nothing to build it with`);
-    const dir = variant.own.dir === null ? null : resolve(labDir, variant.own.dir);
-    try {
-      prepared.set(variant.label, await ownServers.prepare({ label: variant.label, dir, command: variant.own.command, labDir, nofile: variant.nofile }, runtime));
-    } catch (error) {
-      prepared.set(variant.label, error instanceof Error ? error : new Error(String(error)));
+  try {
+    for (const [index, variant] of variantsOf(lab).entries()) {
+      if (!variant.own) continue;
+      if (!ownServers) throw new UsageError(`lab ${lab.name}: ${variant.label} is a server of its own, and this runner was given nothing to build it with`);
+      const dir = variant.own.dir === null ? null : resolve(labDir, variant.own.dir);
+      if (dir !== null && !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+        throw new LabFileError(file, [`models[${index}].server: ${variant.own.dir}: no such directory (${dir})`]);
+      }
+      try {
+        prepared.set(variant.label, await ownServers.prepare({ label: variant.label, dir, command: variant.own.command, labDir, nofile: variant.nofile }, runtime));
+      } catch (error) {
+        throw new LabRunError(`lab ${lab.name}: server ${variant.label} cannot run: ${error instanceof Error ? error.message : String(error)}`);
+      }
     }
+  } catch (error) {
+    await Promise.all([...prepared.values()].map((own) => own.dispose().catch(() => {})));
+    throw error;
   }
   return prepared;
 }
@@ -213,6 +224,11 @@ function emptyRecord(step: Step, durationSeconds: number): RunRecord {
     serverLog: [],
     error: null,
   };
+}
+
+/** "server select-server (a server of its own) ended during the run: it exited (status 1); its output ends: ..." */
+async function serverEnded(step: Step, server: RunningServer): Promise<string> {
+  return `server ${step.variant.label} (${step.variant.own ? 'a server of its own' : `model=${step.variant.model}`}) ended during the run: ${(await server.ending()) ?? 'how, unknown'}`;
 }
 
 async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: number, overrides: Overrides, own: PreparedOwnServer | null): Promise<RunRecord> {
@@ -267,9 +283,10 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     });
     const failed = record.clients.filter((client) => client.error);
     if (failed.length) record.error = failed.map((client) => `client ${processName(client, overrides.clients)}: ${client.error}`).join('; ');
-    if (!(await server.alive())) record.error ??= `server ${step.variant.label} (${step.variant.own ? 'a server of its own' : `model=${step.variant.model}`}) ended during the run: ${(await server.ending()) ?? 'how, unknown'}`;
+    if (!(await server.alive())) record.error ??= await serverEnded(step, server);
   } catch (error) {
-    record.error = message(error);
+    // A server that died is the cause of what failed after it (its /proc gone, its clients reset).
+    record.error = server && !(await server.alive()) ? `${await serverEnded(step, server)} (then: ${message(error)})` : message(error);
     // Keep what the clients that did start measured.
     if (record.clients.length === 0) {
       record.clients = clientSpecs.map((spec) => ({ ...spec, result: null, error: 'not run: the run failed before this client finished' }));
@@ -368,15 +385,13 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       const own = prepared.get(step.variant.label) ?? null;
       const record = missing
         ? notRun(step, durationSeconds, `${step.tracer} cannot run on the ${runtime.name} runtime: ${missing}`)
-        : own instanceof Error
-          ? notRun(step, durationSeconds, `server ${step.variant.label} cannot run: ${own.message}`)
-          : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 }, own);
+        : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 }, own);
       runs.push(record);
       options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
       if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
     }
   } finally {
-    await Promise.all([...prepared.values()].map((own) => (own instanceof Error ? undefined : own.dispose().catch(() => {}))));
+    await Promise.all([...prepared.values()].map((own) => own.dispose().catch(() => {})));
   }
   if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {
     incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) during run ${runs.length} of ${steps.length}`;

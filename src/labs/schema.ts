@@ -71,9 +71,14 @@ export const ModelVariantSchema = z
 export const ServerVariantSchema = z
   .object({
     server: z.string().min(1).optional(),
-    command: z.array(z.string().min(1)).min(1).optional(),
+    /** a list of words, or one string run by sh -c (as in a submission's iolab.yaml). */
+    command: z
+      .union([z.array(z.string().min(1)).min(1), z.string().min(1)])
+      .transform((command) => (typeof command === 'string' ? ['sh', '-c', command] : command))
+      .optional(),
     as: ModelName.optional(),
     ...VariantCommon,
+    label: Label.refine((label) => !modelNames.includes(label), { message: "a name of its own, not a model's (the report would read it as that model)" }).optional(),
   })
   .strict()
   .refine((variant) => variant.server !== undefined || variant.command !== undefined, { message: "server: DIR or command: [...], for a server of one's own" });
@@ -240,8 +245,9 @@ export type Variant = {
 /** The label of a server of one's own without one: its directory's name, or its command's program, as a label. */
 function ownLabel(dir: string | undefined, command: string[] | undefined): string {
   const base = dir ? (dir.replace(/\/+$/, '').split('/').pop() ?? 'server') : (command?.[command.length - 1]?.split('/').pop() ?? 'server');
-  const label = base.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '').replace(/-+$/, '');
-  return label || 'own-server';
+  const label = base.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '').replace(/-+$/, '') || 'own-server';
+  // A directory named like a model (./select) must not read as that model in the report.
+  return modelNames.includes(label) ? `${label}-own` : label;
 }
 
 /** The lab's servers as variants: a plain model name is the model with the lab's settings. */

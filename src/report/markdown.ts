@@ -84,10 +84,12 @@ function ownServerLines(results: Results): string[] {
       v.own.claims !== null
         ? `it claims to be ${v.own.claims} and is judged as ${v.own.claims} (its fingerprint by job: any read call reads, any write call writes)`
         : v.declared
-          ? `it claims no model; its calls fit ${joinWords(v.own.fits ?? [])}, and it is judged as ${v.declared.name}`
-          : v.own.fits === null || v.own.fits.length === 0
-            ? "it claims no model and its calls fit none (or were not counted): no rule judges it"
-            : 'it claims no model';
+          ? `it claims no model; its calls fit the fingerprints of ${joinWords(v.own.fits ?? [])}${v.own.evidence ? ` and ${v.own.evidence}` : ''}, and it is judged as ${v.declared.name}`
+          : results.runs.some((run) => run.variant === v.label && run.trace !== null && run.error === null)
+            ? `it claims no model, and its calls and traits fit none${v.own.evidence ? ` (${v.own.evidence})` : ''}: no rule judges it`
+            : results.runs.some((run) => run.variant === v.label && run.error === null)
+              ? 'it claims no model, and this lab counts no syscalls: nothing classifies it, and no rule judges it (give the model it claims to be: --as MODEL)'
+              : 'it claims no model, and every run of it failed: no rule judges it';
     return [`- \`${v.label}\` is a server of its own: ${v.own.description}; ${judged}.`];
   });
 }

@@ -16,7 +16,7 @@ import { threaded } from './threaded.js';
 import { uring } from './uring.js';
 import { UsageError } from '../errors.js';
 
-export { declarationOf, DEFAULT_SERVE_OPTIONS, programCommand, type Fingerprint, type ProgramModel, type ServeOptions, type ServerModel, type TypeScriptModel } from './model.js';
+export { declarationOf, DEFAULT_SERVE_OPTIONS, programCommand, pythonInterpreter, type Fingerprint, type ProgramModel, type ServeOptions, type ServerModel, type TypeScriptModel } from './model.js';
 
 /** In the order the course teaches them: the TypeScript models, then the course's Python servers. */
 export const models: readonly ServerModel[] = [

@@ -71,9 +71,14 @@ export type ServerModel = TypeScriptModel | ProgramModel;
  */
 const SYSTEM_PYTHON = '/usr/bin/python3';
 
+/** The python3 that runs the Python models, and a student's server.py beside them: Debian's, else the first on PATH. */
+export function pythonInterpreter(): string {
+  return existsSync(SYSTEM_PYTHON) ? SYSTEM_PYTHON : 'python3';
+}
+
 /** The command that starts a program model: its interpreter and its file (`root`: the package's root). */
 export function programCommand(model: ProgramModel, root: string): string[] {
-  const python = existsSync(SYSTEM_PYTHON) ? SYSTEM_PYTHON : 'python3';
+  const python = pythonInterpreter();
   // -B: no __pycache__ written beside the model's file (the package's directory may be read-only).
   return [python, '-B', `${root.replace(/\/+$/, '')}/${model.program.file}`];
 }

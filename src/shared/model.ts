@@ -164,5 +164,19 @@ function uniqueEntries(entries: string[][]): string[][] {
 export function checkFingerprintByJob(fingerprint: Fingerprint, counts: readonly CallCount[], roundTrips: number): FingerprintCheck {
   const byJob = new Map<string, number>();
   for (const count of counts) byJob.set(jobOf(count.syscall), (byJob.get(jobOf(count.syscall)) ?? 0) + count.calls);
-  return checkFingerprint(fingerprintByJob(fingerprint), [...byJob].map(([syscall, calls]) => ({ syscall, calls })), roundTrips);
+  const check = checkFingerprint(fingerprintByJob(fingerprint), [...byJob].map(([syscall, calls]) => ({ syscall, calls })), roundTrips);
+  // What was seen, by the names the program called: pselect6 and read, not the jobs select and recvfrom.
+  const namesOf = (jobs: readonly string[]): CallCount[] => {
+    const calls = new Map<string, number>();
+    for (const count of counts) if (count.calls > 0 && jobs.includes(jobOf(count.syscall))) calls.set(count.syscall, (calls.get(count.syscall) ?? 0) + count.calls);
+    return [...calls].map(([syscall, n]) => ({ syscall, calls: n }));
+  };
+  return {
+    verdict: check.verdict,
+    required: check.required.map((entry) => ({ anyOf: entry.anyOf, seen: namesOf(entry.anyOf) })),
+    forbidden: check.forbidden.flatMap((entry) => {
+      const seen = namesOf([entry.syscall]);
+      return seen.length ? seen : [{ syscall: entry.syscall, calls: 0 }];
+    }),
+  };
 }

@@ -361,8 +361,14 @@ export const VariantRecordSchema = z.object({
       claims: z.string().nullable(),
       /** unclaimed: every model it was classified against, in the registry's order. */
       candidates: z.array(ModelDeclarationSchema),
-      /** unclaimed: the models whose fingerprint (by job) its counted calls fit, set by the analysis; null before. */
+      /**
+       * unclaimed: the models whose fingerprint (by job) its counted calls fit and whose traits
+       * (a thread or a process per connection, spinning) its measurements do not contradict, set by
+       * the analysis; null before.
+       */
       fits: z.array(z.string()).nullable(),
+      /** unclaimed: those measurements in words ("it added 1.00 processes or more per open connection; 0% of its reads ... failed with EAGAIN"). */
+      evidence: z.string().optional(),
     })
     .optional(),
   /** the tracer its measured runs ran under, when the lab set one for this server alone ("none": untraced); absent: the lab's. */

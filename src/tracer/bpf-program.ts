@@ -38,7 +38,7 @@
 // the language runtime's; a thread born while traced inherits its creator's name and stays the
 // runtime's until it names itself (prctl PR_SET_NAME), as src/tracer/strace-log.ts decides.
 // Which processes are the server's: those of one cgroup (a container: the cgroup v2 id, from
-// bpf_get_current_cgroup_id), or a process tree (the pids given, and every process they fork,
+// bpf_get_current_cgroup_id; its docker-init, if any, left out), or a process tree (the pids given, and every process they fork,
 // from sched:sched_process_fork).
 
 /** Which tasks the program counts. */
@@ -57,6 +57,8 @@ export const PRINTED = 'printed';
 
 /** PR_SET_NAME, prctl(2). */
 const PR_SET_NAME = 15;
+/** The name of Docker's init (tini), PID 1 of a container started with HostConfig.Init. */
+const DOCKER_INIT = 'docker-init';
 /** prctl's number on x86_64 (src/tracer/syscall-names.ts). */
 const PRCTL = 157;
 
@@ -65,7 +67,8 @@ export function bpfProgram(options: BpfProgramOptions): string {
   const { filter, marker, servingPrefix } = options;
   if (!Number.isInteger(marker) || marker < 2 ** 30 || marker >= 2 ** 31 - 1) throw new RangeError(`marker ${marker}: not an integer in [2^30, 2^31 - 1)`);
   if (!/^[\w:.-]{1,15}$/.test(servingPrefix)) throw new RangeError(`serving prefix ${JSON.stringify(servingPrefix)}: 1 to 15 word characters, ':', '.', '-'`);
-  const ours = filter.kind === 'cgroup' ? `cgroup == ${filter.id}` : '@tree[pid]';
+  // In a cgroup, the init Docker puts before a sandboxed server (HostConfig.Init, src/grade/own-server.ts) is not the server.
+  const ours = filter.kind === 'cgroup' ? `cgroup == ${filter.id} && comm != "${DOCKER_INIT}"` : '@tree[pid]';
   const roots = filter.kind === 'pids' ? filter.pids.map((pid) => `@tree[${Math.trunc(pid)}] = 1;`).join(' ') : '';
   const prefix = JSON.stringify(servingPrefix);
   const group = `strncmp(comm, ${prefix}, ${servingPrefix.length}) == 0 ? 1 : 2`;
