@@ -109,6 +109,20 @@ describe.each(models.map((model) => [model.name] as const))('the %s server under
   }, 120_000);
 });
 
+describe('a process per connection under bpf and strace at once', () => {
+  it("counts one clone per fork, as strace does: a new task's return from the clone that made it is not a call of its own", async () => {
+    // The warm-up's connection, then two more one after the other, 10 round trips each: a fork each.
+    const { strace, bpf } = await traceBoth('python-fork', async (port) => {
+      await roundTrips(port, 10);
+      await roundTrips(port, 10);
+    });
+    const forks = (trace: typeof bpf) => calls(mergeCounts(trace.setup.serving, trace.window.serving), 'clone');
+    const clones = (trace: typeof bpf) => JSON.stringify([trace.setup, trace.window].map((t) => [...t.serving, ...t.runtime].filter((s) => s.syscall.startsWith('clone'))));
+    expect(forks(strace), clones(strace)).toBe(3);
+    expect(forks(bpf), clones(bpf)).toBe(3);
+  }, 120_000);
+});
+
 describe('where the model waits (the eBPF observer times each call)', () => {
   // A client that pauses 20 ms between requests: every model has data to wait for most of the time.
   const slow = (port: number) => roundTrips(port, 40, 20);

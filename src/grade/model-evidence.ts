@@ -135,7 +135,7 @@ function budgetProblems(budget: Budget, evidence: ModelEvidence, cost: ModelTrai
   return problems;
 }
 
-/** The models (or the process-per-connection shape, which no lab server has) the evidence fits. */
+/** The models (or the process-per-connection shape, in words of its own) the evidence fits. */
 function fits(jobs: Map<string, JobCount>, evidence: ModelEvidence, cost: ModelTraits['perConnection'] | null, storm: { share: number }, except: string): string | null {
   if (cost !== 'process' && evidence.processes && evidence.processes.before > 1) {
     return `a pool of ${formatCount(evidence.processes.before)} processes forked before any client (pre-forking), each waiting in its own ${jobs.get('accept4')?.names[0].syscall ?? 'accept'}`;
@@ -146,8 +146,10 @@ function fits(jobs: Map<string, JobCount>, evidence: ModelEvidence, cost: ModelT
   }
   const fitting = models.filter((other) => {
     if (other.name === except) return false;
-    // A Python model with a TypeScript twin shows its twin's mechanism: the twin names it.
+    // A Python model with a TypeScript twin shows its twin's mechanism: the twin names it. A
+    // process per connection (python-fork) is said in its own words above, when the processes show it.
     if (other.program && other.twin !== null) return false;
+    if (other.traits.perConnection === 'process') return false;
     if (cost !== null && other.traits.perConnection !== cost) return false;
     if (other.traits.waits === 'spin' && storm.share < 0.5) return false;
     return checkFingerprint(gradedFingerprint(other.fingerprint), jobCounts(jobs), 1).verdict === 'matches';

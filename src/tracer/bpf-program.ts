@@ -101,8 +101,10 @@ tracepoint:raw_syscalls:sys_exit /${ours}/ {
   }
   $phase = $w > 0 && $e >= $w ? 1 : 0;
   $inside = $w > 0 && $end > $w ? $end - ($e > $w ? $e : $w) : 0;
-  // A call begun after the window's end (none is entered into @enter then) is not counted.
-  if ($e > 0 || $windowEnd == 0) {
+  // A call begun after the window's end (none is entered into @enter then) is not counted; nor
+  // is a new task's return from the fork or clone that made it (entered by its parent, counted
+  // there): a call without an entry is one in progress at attach only for a task not born since.
+  if ($e > 0 || ($windowEnd == 0 && !@born[tid])) {
     @calls[$phase, tid, $g, $id] = stats($inside);
     if ($ret < 0 && $ret > -4096) { @errors[$phase, tid, $g, $id, 0 - $ret] = count(); }
   }
