@@ -116,8 +116,9 @@ describe('a process per connection under bpf and strace at once', () => {
       await roundTrips(port, 10);
       await roundTrips(port, 10);
     });
-    const forks = (trace: typeof bpf) => calls(mergeCounts(trace.setup.serving, trace.window.serving), 'clone');
-    const clones = (trace: typeof bpf) => JSON.stringify([trace.setup, trace.window].map((t) => [...t.serving, ...t.runtime].filter((s) => s.syscall.startsWith('clone'))));
+    type Counted = Pick<TraceRecord, 'setup' | 'window'>;
+    const forks = (trace: Counted) => calls(mergeCounts(trace.setup.serving, trace.window.serving), 'clone');
+    const clones = (trace: Counted) => JSON.stringify([trace.setup, trace.window].map((t) => [...t.serving, ...t.runtime].filter((s) => s.syscall.startsWith('clone'))));
     expect(forks(strace), clones(strace)).toBe(3);
     expect(forks(bpf), clones(bpf)).toBe(3);
   }, 120_000);
