@@ -84,7 +84,7 @@ describe('claims, measured', () => {
   }, labTimeoutMs(runsOf(12, 1, 1, 1), 0.5));
 
   it("python: the course's Python servers each show their model's fingerprint, and each waits where its model does", async () => {
-    const results = await runShortLab('python', runtime, { duration: 0.5, repetitions: 1 });
+    const results = await runShortLab('python', runtime, { duration: 1, repetitions: 1 });
     const names = results.lab.variants.map((v) => v.label);
     expect(names).toHaveLength(10);
     expect(results.analysis.verdicts.map((v) => v.rule)).toEqual([...Array(10).fill('fingerprints'), ...Array(10).fill('two-phases')]);
@@ -94,7 +94,7 @@ describe('claims, measured', () => {
     expect(results.runs[0].serverRuntime).toMatch(/^python 3\./);
     const fork = results.runs.find((r) => r.variant === 'python-fork')!;
     expect(fork.proc?.processesPeak, 'the fork server and a child per connection').toBeGreaterThan(16);
-  }, labTimeoutMs(runsOf(10, 1, 1, 1), 0.5));
+  }, labTimeoutMs(runsOf(10, 1, 1, 1), 1));
 
   it('two-phases: every model waits for data asleep in the call it declares, and the busy loop never sleeps', async () => {
     const results = await runShortLab('two-phases', runtime, { duration: 1, repetitions: 1 });
