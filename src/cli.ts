@@ -1,12 +1,11 @@
 // The `iolab` command. Expected failures print one line (a stack only with --verbose) and exit
 // with the codes documented in README.md.
-import { clearLine, cursorTo } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, ResultsFileError, RuntimeUnavailableError, UsageError } from './errors.js';
 import type { LoadedLab, ServerChoice } from './labs/load.js';
-import type { RunProgress } from './labs/runner.js';
+import { StatusLine } from './progress.js';
 import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
 
 // Each command imports what it needs when it runs: a server or client process loads its own
@@ -22,7 +21,8 @@ function exitCodeOf(error: unknown): number {
 
 function fail(error: unknown, verbose: boolean): never {
   const known = [UsageError, LabFileError, ResultsFileError, RuntimeUnavailableError, LabRunError, ErrnoError, NotGradableError].some((type) => error instanceof type);
-  process.stderr.write(`iolab: ${error instanceof Error ? error.message : String(error)}\n`);
+  // A progress line left on a terminal is cleared first (\r, erase the line).
+  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}iolab: ${error instanceof Error ? error.message : String(error)}\n`);
   if (verbose || !known) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   process.exit(exitCodeOf(error));
 }
@@ -34,33 +34,18 @@ function positiveNumber(name: string) {
   };
 }
 
-/** One progress line: rewritten in place on a terminal, one line per run otherwise. */
-function progressPrinter(): (progress: RunProgress) => void {
-  const terminal = process.stderr.isTTY;
-  return (p) => {
-    const head = `[${p.step}/${p.steps}] ${p.lab}: ${p.subject} ${p.phase}${p.phase === 'measure' ? ` #${p.repetition + 1}` : ' (strace attached)'}`;
-    if (!p.outcome) {
-      if (terminal) {
-        clearLine(process.stderr, 0);
-        cursorTo(process.stderr, 0);
-        process.stderr.write(`${head} ...`);
-      }
-      return;
-    }
-    // A traced run's pace says nothing about the model (strace stops it at every call): its count only.
-    const rate =
-      p.outcome.roundTripsPerSecond === null
-        ? ''
-        : p.phase === 'trace'
-          ? ` ${p.outcome.answered.toLocaleString('en-US')} round trips counted`
-          : ` ${Math.round(p.outcome.roundTripsPerSecond).toLocaleString('en-US')} round trips/s`;
-    const tail = p.outcome.error ? ` FAILED: ${p.outcome.error}` : p.outcome.summary ? ` ${p.outcome.summary}` : rate;
-    if (terminal) {
-      clearLine(process.stderr, 0);
-      cursorTo(process.stderr, 0);
-    }
-    process.stderr.write(`${head}${tail}\n`);
-  };
+/** The first line of stdin, trimmed. Throws UsageError when stdin ends first (`what` names it). */
+async function firstLineOfStdin(what: string): Promise<string> {
+  const { createInterface } = await import('node:readline');
+  const lines = createInterface({ input: process.stdin });
+  const line = await new Promise<string | null>((resolve) => {
+    lines.once('line', resolve);
+    lines.once('close', () => resolve(null));
+  });
+  lines.close();
+  process.stdin.destroy();
+  if (line === null) throw new UsageError(`${what}: stdin ended first`);
+  return line.trim();
 }
 
 type RuntimeChoice = 'auto' | 'docker' | 'local';
@@ -69,16 +54,20 @@ type RuntimeChoice = 'auto' | 'docker' | 'local';
 const CLIENT_HOLD_AFTER_RESULT_MS = 60_000;
 
 /** auto: Docker when an engine answers, else local processes, said in one notice line. */
-async function chooseRuntime(choice: RuntimeChoice, verbose: boolean): Promise<Runtime> {
+async function chooseRuntime(choice: RuntimeChoice, verbose: boolean, status = new StatusLine()): Promise<Runtime> {
   const { LocalRuntime } = await import('./runtime/local.js');
   if (choice === 'local') return new LocalRuntime();
   const { engineAvailable } = await import('./runtime/docker-image.js');
   const { DockerRuntime } = await import('./runtime/docker.js');
-  const runtime = new DockerRuntime({ onProgress: (line) => (verbose || !line.startsWith(' ')) && process.stderr.write(`${line}\n`) });
+  const runtime = new DockerRuntime({
+    onProgress: (line) => (verbose || !line.startsWith(' ')) && status.print(line),
+    // The build's own output: every line with --verbose; else its current step, in place on a terminal.
+    onBuildOutput: (line) => (verbose ? status.print(`  ${line}`) : /^Step \d+\/\d+ : /.test(line) && status.update(`  ${line}`)),
+  });
   const engine = await engineAvailable(runtime.docker);
   if (engine.ok) return runtime;
   if (choice === 'docker') throw new RuntimeUnavailableError(`--runtime docker: no Docker engine answers (${engine.reason})`);
-  process.stderr.write(`iolab: no Docker engine answers (${engine.reason}): running the labs as local processes\n`);
+  status.print(`iolab: no Docker engine answers (${engine.reason}): running the labs as local processes`);
   return new LocalRuntime();
 }
 
@@ -87,29 +76,35 @@ async function runCommand(argv: {
   out: string;
   duration?: number;
   connections?: number;
+  rate?: number;
   clients: number;
   runtime: RuntimeChoice;
   tracer: 'auto' | 'bpf' | 'strace';
+  trace: boolean;
+  repetitions?: number;
   verbose: boolean;
   choice: ServerChoice;
 }): Promise<number> {
-  const { chooseServers, loadAllLabs, resolveLab } = await import('./labs/load.js');
+  const { chooseServers, loadAllLabs, resolveLab, withRepetitions } = await import('./labs/load.js');
+  const { suiteProgress } = await import('./progress.js');
   const { SandboxOwnServers } = await import('./grade/own-server.js');
-  const { runLab } = await import('./labs/runner.js');
+  const { measuredRunCount, runLab } = await import('./labs/runner.js');
   const { analyse } = await import('./analysis/index.js');
   const { writeReport } = await import('./report/index.js');
   const named: LoadedLab[] = argv.labs.length
     ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
     : (await loadAllLabs()).filter((l) => l.lab.default);
   if (named.length === 0) throw new UsageError('no lab to run: name one (see `iolab list`)');
-  const loaded = named.map((lab) => chooseServers(lab, argv.choice));
+  if (!argv.trace && argv.tracer !== 'auto') throw new UsageError(`--no-trace takes no syscall counts: drop --tracer ${argv.tracer}`);
+  const loaded = named.map((lab) => chooseServers(lab, argv.choice)).map((lab) => (argv.repetitions === undefined ? lab : withRepetitions(lab, argv.repetitions)));
 
-  const runtime = await chooseRuntime(argv.runtime, argv.verbose);
+  const status = new StatusLine();
+  const runtime = await chooseRuntime(argv.runtime, argv.verbose, status);
   const abort = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++interrupts > 1) process.exit(ExitCode.interrupted);
-    process.stderr.write(`\n${signal}: stopping every server and client; the reports keep what was measured (again to quit at once)\n`);
+    status.print(`\n${signal}: stopping every server and client; the reports keep what was measured (again to quit at once)`);
     abort.abort(signal);
     // What this misses (a container being created right now) the close after the lab removes.
     runtime.close().catch(() => {});
@@ -120,28 +115,28 @@ async function runCommand(argv: {
   let incomplete = false;
   const noticed = new Set<string>();
   const notice = (line: string) => {
-    if (!noticed.has(line)) process.stderr.write(`${line}\n`);
+    if (!noticed.has(line)) status.print(line);
     noticed.add(line);
   };
+  const onProgress = suiteProgress(loaded.map((lab) => ({ name: lab.lab.name, measuredRuns: measuredRunCount(lab) })), status);
   try {
     for (const lab of loaded) {
       if (abort.signal.aborted) break;
       const measured = await runLab(lab, runtime, {
         durationSeconds: argv.duration,
         connections: argv.connections,
+        rate: argv.rate,
         clients: argv.clients,
-        tracer: argv.tracer,
+        tracer: argv.trace ? argv.tracer : 'none',
         signal: abort.signal,
-        onProgress: progressPrinter(),
+        onProgress,
         onNotice: notice,
-        ownServers: new SandboxOwnServers({ onProgress: (line) => argv.verbose && process.stderr.write(`${line}\n`) }),
+        ownServers: new SandboxOwnServers({ onProgress: (line) => argv.verbose && status.print(line) }),
       });
       const results = analyse(measured);
       const written = await writeReport(results, join(resolve(argv.out), lab.lab.name));
       incomplete ||= !results.complete;
-      process.stderr.write(
-        `${lab.lab.name}: ${results.complete ? 'complete' : `INCOMPLETE (${results.incompleteReason})`}; wrote ${written.reportFile} and ${written.resultsFile}\n`,
-      );
+      status.print(`${lab.lab.name}: ${results.complete ? 'complete' : `INCOMPLETE (${results.incompleteReason})`}; wrote ${written.reportFile} and ${written.resultsFile}`);
     }
   } finally {
     await runtime.close();
@@ -173,6 +168,9 @@ async function main(): Promise<void> {
             .option('out', { type: 'string', default: 'reports', describe: 'directory for reports: OUT/LAB/report.md and results.json' })
             .option('duration', { type: 'number', describe: 'seconds of load per run (overrides the lab)', coerce: positiveNumber('duration') })
             .option('connections', { type: 'number', describe: 'connections of every echo client (overrides the lab)', coerce: positiveNumber('connections') })
+            .option('rate', { type: 'number', describe: 'requests per second per connection of every echo client, sent open-loop and timed from their scheduled send time (overrides the lab)', coerce: positiveNumber('rate') })
+            .option('repetitions', { type: 'number', describe: 'measured runs of each server (overrides the lab; 1 to 50)' })
+            .option('trace', { type: 'boolean', default: true, describe: 'count syscalls where the lab does; --no-trace: no counts (faster; the verdicts that need counts say so)' })
             .option('clients', { type: 'number', default: 1, describe: 'client processes (containers) for each client of the lab', coerce: positiveNumber('clients') })
             .option('runtime', {
               choices: ['auto', 'docker', 'local'] as const,
@@ -280,11 +278,12 @@ async function main(): Promise<void> {
         'run one load-generating client and print its result as JSON',
         (y) =>
           y
-            .option('target', { type: 'string', demandOption: true, describe: 'HOST:PORT of the server' })
+            .option('target', { type: 'string', demandOption: true, describe: 'HOST:PORT of the server; stdin: read it as a line from stdin, once started (labs start clients beside the server)' })
             .option('mode', { choices: ['echo', 'hold'] as const, default: 'echo' as const, describe: 'echo: ping-pong and verify; hold: idle connections and a probe' })
             .option('connections', { type: 'number', default: 1, describe: 'connections to open (hold: 0 keeps only the probe)' })
             .option('duration', { type: 'number', default: 3, describe: 'seconds', coerce: positiveNumber('duration') })
             .option('message-size', { type: 'number', default: 64, describe: 'bytes per request', coerce: positiveNumber('message-size') })
+            .option('rate', { type: 'number', describe: 'echo: requests per second per connection, sent open-loop (each at its scheduled send time, latency timed from it); default: closed loop', coerce: positiveNumber('rate') })
             .option('wait-for-start', { type: 'boolean', default: false, describe: `once connected, wait for ${START_SIGNAL} before the measured window (labs start all clients at once)` }),
         async (argv) => {
           const { runClient } = await import('./clients/index.js');
@@ -299,12 +298,14 @@ async function main(): Promise<void> {
                 });
               })
             : null;
+          const target = argv.target === 'stdin' ? await firstLineOfStdin('the target (HOST:PORT) on stdin') : argv.target;
           const result = await runClient({
-            target: argv.target,
+            target,
             mode: argv.mode,
             connections: argv.connections!,
             durationSeconds: argv.duration!,
             messageSize: argv.messageSize!,
+            ...(argv.rate !== undefined && { rate: argv.rate }),
             onReady: async () => {
               process.stderr.write(`ready connections=${argv.connections}\n`);
               await started;
@@ -363,7 +364,8 @@ async function main(): Promise<void> {
             .option('check', { choices: ['bpf', 'strace'] as const, describe: 'instead: print whether this tracer can run here ({available, name|reason}) and exit' })
             .option('listening', { type: 'number', describe: 'instead: wait until a process here listens on this port, print where, and exit' })
             .option('timeout-ms', { type: 'number', default: 20_000, describe: 'with --listening: how long to wait' })
-            .check((argv) => argv.pid !== undefined || argv.listening !== undefined || argv.check !== undefined || 'name --pid, --listening or --check'),
+            .option('serve', { type: 'boolean', describe: 'instead: observe the servers named by JSON requests on stdin, one at a time (the Docker runtime\'s observer)' })
+            .check((argv) => argv.pid !== undefined || argv.listening !== undefined || argv.check !== undefined || argv.serve === true || 'name --pid, --listening, --check or --serve'),
         async (argv) => {
           if (argv.listening !== undefined) {
             const { serveListenerWait } = await import('./tracer/listeners.js');
@@ -373,6 +375,11 @@ async function main(): Promise<void> {
           if (argv.check !== undefined) {
             const { LocalRuntime } = await import('./runtime/local.js');
             process.stdout.write(`${JSON.stringify(await new LocalRuntime().tracer(argv.check))}\n`);
+            return;
+          }
+          if (argv.serve) {
+            const { serveObserverRequests } = await import('./tracer/observe.js');
+            await serveObserverRequests();
             return;
           }
           const { serveObserver } = await import('./tracer/observe.js');

@@ -11,7 +11,7 @@ import { LocalRuntime } from '../src/runtime/local.js';
 import { renderMarkdown } from '../src/report/index.js';
 import { checkFingerprint, SERVING_THREAD_PREFIX } from '../src/shared/model.js';
 import { mergeCounts, type SyscallCount, type TraceRecord } from '../src/shared/results.js';
-import { BpfSession, checkBpf } from '../src/tracer/bpf.js';
+import { BpfSession, checkBpf, LabBpf } from '../src/tracer/bpf.js';
 import { bpfProgram } from '../src/tracer/bpf-program.js';
 import { readThreadNames } from '../src/tracer/proc.js';
 import { countStraceLog } from '../src/tracer/strace-log.js';
@@ -89,6 +89,53 @@ describe('the eBPF observer on this machine', () => {
 
   it('refuses a window marker a process could have as its pid', () => {
     expect(() => bpfProgram({ filter: { kind: 'pids', pids: [1] }, marker: 4242, servingPrefix: 'iolab:' })).toThrow(/marker 4242/);
+  });
+});
+
+describe("a lab's eBPF observer, attached once and armed for one server after another", () => {
+  it('counts each server in its turn, and none of the last one: every map is cleared at each arm', async () => {
+    const labBpf = new LabBpf(SERVING_THREAD_PREFIX);
+    const first = await startTestServer('select');
+    const second = await startTestServer('epoll');
+    try {
+      const countOf = async (target: TestServer, workload: number) => {
+        const bpf = await labBpf.arm([target.server.pid]);
+        bpf.startWindow();
+        // Both servers busy at once: only the armed one's calls may be counted.
+        await Promise.all([roundTrips(target.port, workload), roundTrips((target === first ? second : first).port, 300)]);
+        await sleep(200);
+        return bpf.stop();
+      };
+      const selectCounts = await countOf(first, 400);
+      const epollCounts = await countOf(second, 600);
+      const again = await countOf(first, 200);
+      expect(calls(selectCounts.window.serving, 'pselect6')).toBeGreaterThanOrEqual(400);
+      expect(calls(selectCounts.window.serving, 'epoll_wait')).toBe(0);
+      expect(calls(epollCounts.window.serving, 'epoll_wait')).toBeGreaterThanOrEqual(600);
+      expect(calls(epollCounts.window.serving, 'pselect6')).toBe(0);
+      // recvfrom: one per round trip of the armed server's workload (the other's 300 not among them), plus the last read of the closed connection.
+      expect(calls(epollCounts.window.serving, 'recvfrom')).toBeGreaterThanOrEqual(600);
+      expect(calls(epollCounts.window.serving, 'recvfrom')).toBeLessThan(600 + 300);
+      expect(calls(again.window.serving, 'pselect6')).toBeGreaterThanOrEqual(200);
+      expect(calls(again.window.serving, 'pselect6')).toBeLessThan(400);
+    } finally {
+      labBpf.close();
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('refuses to count a second server while one is armed', async () => {
+    const labBpf = new LabBpf(SERVING_THREAD_PREFIX);
+    try {
+      const armed = await labBpf.arm([process.pid]);
+      await expect(labBpf.arm([process.pid])).rejects.toThrow(/counting another server/);
+      armed.kill();
+      const again = await labBpf.arm([process.pid]);
+      again.startWindow();
+      await expect(again.stop()).resolves.toMatchObject({ tracer: 'bpf' });
+    } finally {
+      labBpf.close();
+    }
   });
 });
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENGINE_VARIABLE } from '../src/clients/echo-uring.js';
 import { parseTarget, runClient, type ClientOptions } from '../src/clients/index.js';
 import { UsageError } from '../src/errors.js';
 import * as libc from '../src/libc/index.js';
@@ -81,10 +82,63 @@ async function misbehavingServer(onConnection: string): Promise<string> {
   return server.target;
 }
 
-describe('echo mode', () => {
+/**
+ * A server that answers correctly but in pieces of `piece` bytes, 1 ms apart (each its own TCP
+ * segment), so that the client must put every reply together from several receives.
+ */
+const PIECEWISE_SERVER = (piece: number) => `
+  socket.setNoDelay(true);
+  let queue = Promise.resolve();
+  socket.on('data', (data) => {
+    const reply = Buffer.from(data.toString('latin1').toUpperCase(), 'latin1');
+    for (let i = 0; i < reply.length; i += ${piece}) {
+      const part = reply.subarray(i, i + ${piece});
+      queue = queue.then(() => new Promise((resolve) => setTimeout(() => { socket.write(part); resolve(); }, 1)));
+    }
+  });`;
+
+/**
+ * A server that echoes the first two `messageSize`-byte messages of a connection correctly (the
+ * warm-up's and the window's first), then gets one byte wrong in each: the one at `position`.
+ */
+const WRONG_FROM_THE_THIRD_SERVER = (messageSize: number, position: number) => `
+  let offset = 0;
+  socket.on('data', (data) => {
+    const reply = Buffer.from(data.toString('latin1').toUpperCase(), 'latin1');
+    for (let i = 0; i < reply.length; i++) {
+      const at = offset + i;
+      if (at >= 2 * ${messageSize} && at % ${messageSize} === ${position}) reply[i] = 0x21;
+    }
+    offset += reply.length;
+    socket.write(reply);
+  });`;
+
+/** A server that echoes the first two 64-byte messages of a connection, then closes it. */
+const CLOSES_AT_THE_THIRD_SERVER = `
+  let offset = 0;
+  socket.on('data', (data) => {
+    if (offset >= 2 * 64) return socket.destroy();
+    offset += data.length;
+    socket.write(data.toString('latin1').toUpperCase(), 'latin1');
+  });`;
+
+// Both engines of the measured window: io_uring (this machine allows it) and the epoll loop that
+// runs where io_uring is unavailable, each forced through the environment variable.
+describe.each(['io_uring', 'epoll'] as const)('echo mode on %s', (engine) => {
+  let previous: string | undefined;
+  beforeAll(() => {
+    previous = process.env[ENGINE_VARIABLE];
+    process.env[ENGINE_VARIABLE] = engine;
+  });
+  afterAll(() => {
+    if (previous === undefined) delete process.env[ENGINE_VARIABLE];
+    else process.env[ENGINE_VARIABLE] = previous;
+  });
+
   it('ping-pongs against a correct server, every reply checked and timed', async () => {
     let readyCalls = 0;
     const result = await run({ target: echoServer.target, onReady: () => void readyCalls++ });
+    expect(result.engine).toBe(engine);
     expect(readyCalls).toBe(1);
     expect(result.connected).toBe(8);
     expect(result.roundTrips).toBeGreaterThan(0);
@@ -100,6 +154,41 @@ describe('echo mode', () => {
   it('sends and checks 256 KiB messages, which take many partial sends and receives', async () => {
     const result = await run({ target: echoServer.target, connections: 2, messageSize: 256 * 1024 });
     expect(result.roundTrips).toBeGreaterThan(0);
+    expect(result.wrongReplies).toBe(0);
+    expect(result.closedByServer).toBe(0);
+  });
+
+  it('puts together replies that arrive in pieces', async () => {
+    const target = await misbehavingServer(PIECEWISE_SERVER(16));
+    const result = await run({ target, connections: 4 });
+    expect(result.roundTrips).toBeGreaterThan(0);
+    expect(result.wrongReplies).toBe(0);
+    expect(result.closedByServer).toBe(0);
+  });
+
+  // The warm-up (on epoll whatever the engine) is answered correctly: these wrong replies and
+  // closes happen in the window, on the engine under test.
+  it('finds a wrong byte in a reply of the window', async () => {
+    const target = await misbehavingServer(WRONG_FROM_THE_THIRD_SERVER(64, 40));
+    const result = await run({ target, connections: 4 });
+    expect(result.warmup.answered).toBe(4);
+    expect(result.roundTrips).toBe(4);
+    expect(result.wrongReplies).toBe(4);
+  });
+
+  it('finds one wrong byte deep inside a 256 KiB reply', async () => {
+    const messageSize = 256 * 1024;
+    const target = await misbehavingServer(WRONG_FROM_THE_THIRD_SERVER(messageSize, 200_000));
+    const result = await run({ target, connections: 2, messageSize });
+    expect(result.roundTrips).toBe(2);
+    expect(result.wrongReplies).toBe(2);
+  });
+
+  it('counts connections the server closes in the window', async () => {
+    const target = await misbehavingServer(CLOSES_AT_THE_THIRD_SERVER);
+    const result = await run({ target, connections: 4 });
+    expect(result.roundTrips).toBe(4);
+    expect(result.closedByServer).toBe(4);
     expect(result.wrongReplies).toBe(0);
   });
 
@@ -138,6 +227,29 @@ describe('echo mode', () => {
     const result = await run({ target: `127.0.0.1:${await freePort()}`, connections: 20 });
     expect(result.connectErrors).toEqual({ ECONNREFUSED: 20 });
     expect(result.connected).toBe(0);
+  });
+});
+
+describe('choosing the engine', () => {
+  it('drives the connections through io_uring where the machine allows it (this one does)', async () => {
+    const previous = process.env[ENGINE_VARIABLE];
+    delete process.env[ENGINE_VARIABLE];
+    try {
+      expect((await run({ target: echoServer.target, connections: 4, durationSeconds: 0.2 })).engine).toBe('io_uring');
+    } finally {
+      if (previous !== undefined) process.env[ENGINE_VARIABLE] = previous;
+    }
+  });
+
+  it(`rejects an unknown ${ENGINE_VARIABLE}`, async () => {
+    const previous = process.env[ENGINE_VARIABLE];
+    process.env[ENGINE_VARIABLE] = 'kqueue';
+    try {
+      await expect(run({ target: echoServer.target, connections: 1 })).rejects.toThrow(UsageError);
+    } finally {
+      if (previous === undefined) delete process.env[ENGINE_VARIABLE];
+      else process.env[ENGINE_VARIABLE] = previous;
+    }
   });
 });
 

@@ -63,6 +63,7 @@ async function imageExists(name: string): Promise<boolean> {
 
 let image: EnsuredImage;
 const firstBuildLines: string[] = [];
+const firstBuildProgress: string[] = [];
 /** Why there is no image to test: every test fails with it (a failed beforeAll would only skip them). */
 let setupError: Error | null = null;
 
@@ -73,7 +74,7 @@ beforeAll(async () => {
     return;
   }
   // rebuild: the first call always builds (from the engine's layer cache when it has one).
-  image = await ensureImage(docker, { rebuild: true, onProgress: (line) => firstBuildLines.push(line) }).catch((error: Error) => {
+  image = await ensureImage(docker, { rebuild: true, onProgress: (line) => firstBuildProgress.push(line), onBuildOutput: (line) => firstBuildLines.push(line) }).catch((error: Error) => {
     setupError = error;
     return image;
   });
@@ -144,11 +145,14 @@ describe('the image tag follows the sources the Dockerfile copies', () => {
 describe('ensureImage', () => {
   needsTheImage();
 
-  it('builds the image, streaming the build output', () => {
+  it('builds the image, streaming the build output apart from its two lines of progress, with no warning of npm', () => {
     expect(image.built).toBe(true);
     expect(image.id).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(firstBuildLines.some((line) => /^Step 1\/\d+ : ARG BASE_IMAGE=debian:bookworm-slim/.test(line))).toBe(true);
     expect(firstBuildLines.some((line) => /Successfully built/.test(line))).toBe(true);
+    expect(firstBuildProgress).toEqual([expect.stringMatching(/^building iolab:\S+ from \S+Dockerfile \(\d+ files\)$/), expect.stringMatching(/^built iolab:\S+ in \d+(m\d\d)?s$/)]);
+    // Every dependency installed in the image runs on the image's Node (no EBADENGINE), and npm warns of nothing else.
+    expect(firstBuildLines.filter((line) => /npm (WARN|warn)|EBADENGINE/.test(line))).toEqual([]);
   });
 
   it('reuses it when the sources have not changed', async () => {

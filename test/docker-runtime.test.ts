@@ -28,11 +28,20 @@ async function labelled(runId: string | null): Promise<{ containers: string[]; n
 }
 const NOTHING = { containers: [], networks: [] };
 
-async function runInDocker(name: string, changes: Partial<Lab>, clients = 1): Promise<{ results: Results; runId: string }> {
+
+async function runInDocker(name: string, changes: Partial<Lab>, clients = 1): Promise<{ results: Results; runId: string; created: Map<string, number> }> {
   const runtime = new DockerRuntime();
+  // The containers the runtime asks the engine for, by role (their iolab.role label).
+  const created = new Map<string, number>();
+  const createContainer = runtime.docker.createContainer.bind(runtime.docker);
+  runtime.docker.createContainer = ((options: Docker.ContainerCreateOptions) => {
+    const role = options.Labels?.['iolab.role'] ?? '?';
+    created.set(role, (created.get(role) ?? 0) + 1);
+    return createContainer(options);
+  }) as typeof runtime.docker.createContainer;
   try {
     const results = await runShortLab(name, runtime, { duration: 0.5, repetitions: 1, ...changes }, { clients });
-    return { results, runId: runtime.runId };
+    return { results, runId: runtime.runId, created };
   } finally {
     await runtime.close();
   }
@@ -56,8 +65,12 @@ describe('the Docker runtime', () => {
     expect(calls).not.toContain('epoll_pwait');
   }, labTimeoutMs(4, 0.5, 20));
 
-  it('runs models with 3 client containers per client: every model shows its fingerprint', async () => {
-    const { results, runId } = await runInDocker('models', {}, 3);
+  it('runs models with 3 client containers per client: every model shows its fingerprint; one observer sidecar for the whole lab', async () => {
+    const { results, runId, created } = await runInDocker('models', {}, 3);
+    // Created in the lab: a server and 6 clients per run, and one observer for all of them.
+    expect(created.get('observer')).toBe(1);
+    expect(created.get('server')).toBe(results.runs.length);
+    expect(created.get('client')).toBe(results.runs.length * 6);
     expect(results.environment.runtime).toBe('docker');
     expect(results.environment.container?.image).toMatch(/^iolab:/);
     expect(results.environment.clientReplicas).toBe(3);
@@ -67,13 +80,13 @@ describe('the Docker runtime', () => {
     expect(verdicts.map((v) => v.rule)).toEqual([...Array(12).fill('fingerprints'), ...Array(12).fill('two-phases')]);
     for (const verdict of verdicts.filter((v) => v.rule === 'fingerprints')) expectHolds(verdict);
     for (const verdict of verdicts.filter((v) => v.rule === 'two-phases')) expectNotContradicted(verdict);
-    // The eBPF observer counted in the measured runs, from a sidecar, by the server's cgroup.
+    // The eBPF observer counted in the measured runs, from the lab's sidecar, by the server's process tree (its host pid).
     expect(results.environment.tracerKind).toBe('bpf');
     expect(results.runs.every((r) => r.phase === 'measure')).toBe(true);
     const nonblocking = results.runs.find((r) => r.model === 'nonblocking' && r.trace !== null)!;
     const accept = nonblocking.trace!.window.serving.find((s) => s.syscall === 'accept4')!;
     expect(accept.errnos.EAGAIN / accept.calls).toBeGreaterThan(0.5);
-    // Only the server's cgroup is counted: no client's connect, no bpf(2) or perf_event_open of the sidecar.
+    // Only the server's processes are counted: no client's connect, no bpf(2) or perf_event_open of the sidecar.
     for (const run of results.runs) {
       const calls = [...run.trace!.setup.serving, ...run.trace!.window.serving, ...run.trace!.setup.runtime, ...run.trace!.window.runtime].map((s) => s.syscall);
       expect(calls, run.variant).not.toContain('connect');

@@ -98,6 +98,36 @@ describe('iolab run starvation', () => {
   });
 });
 
+describe('iolab run --models --repetitions --no-trace', () => {
+  it('runs only those servers, that many times each, uncounted, and says so; the verdict needs no counts and holds', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'iolab-options-'));
+    const exit = await iolab(['run', 'starvation', '--runtime', 'local', '--duration', '1', '--models', 'blocking,epoll', '--repetitions', '2', '--no-trace', '--out', out]);
+    expect(exit.code, exit.stderr).toBe(0);
+    const results = await readResults(join(out, 'starvation'));
+    expect(results.complete).toBe(true);
+    expect(results.lab.repetitions).toBe(2);
+    expect(results.runs.map((r) => `${r.model}#${r.repetition}`)).toEqual(['blocking#0', 'epoll#0', 'blocking#1', 'epoll#1']);
+    expect(results.runs.every((r) => r.trace === null)).toBe(true);
+    expect(results.environment.tracer).toMatch(/--no-trace/);
+    expect(exit.stderr).toMatch(/syscalls not counted \(--no-trace\)/);
+    // Progress: the time spent and an estimate of the time left.
+    expect(exit.stderr).toMatch(/\[2\/4\] starvation: epoll measure #1 .* · \d+s in this lab, about \d+s left/);
+    expect(results.analysis.verdicts.map((v) => v.subject)).toEqual(['blocking', 'epoll']);
+    for (const verdict of results.analysis.verdicts) expectHolds(verdict);
+    const report = await readFile(join(out, 'starvation', 'report.md'), 'utf8');
+    expect(report).toContain('none: not asked for (--no-trace)');
+  }, labTimeoutMs(4, 1));
+
+  it('refuses --no-trace beside --tracer, and --repetitions out of range, naming the option', async () => {
+    const both = await iolab(['run', 'starvation', '--runtime', 'local', '--no-trace', '--tracer', 'bpf']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--no-trace takes no syscall counts: drop --tracer bpf/);
+    const many = await iolab(['run', 'starvation', '--runtime', 'local', '--repetitions', '51']);
+    expect(many.code).toBe(2);
+    expect(many.stderr).toMatch(/--repetitions must be a whole number from 1 to 50, got 51/);
+  });
+});
+
 describe('Ctrl-C during a lab', () => {
   it('stops every process, writes what was measured marked incomplete, and exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-sigint-'));

@@ -9,14 +9,15 @@
 // beyond the spread of the repetitions, otherwise the part is inconclusive. A claim that does not
 // hold on this kernel says so: that is a finding, not a failure of the lab. Every threshold below
 // is a named constant with the reason for its value; none is a timing the tests assert.
-import { formatCount, formatKibibytes, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
+import { formatCount, formatKibibytes, formatKibibytesSigned, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
 import { servesAtOnce, type ModelDeclaration } from '../shared/model.js';
 import { clientResults, runThroughput, verdictRulesOf, type Measurement, type RunRecord, type SubjectFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
 import { combineVerdicts, type ClaimPart, type ClaimVerdict, type Verdict, type VerdictRuleName } from '../shared/verdicts.js';
 import { againstLine, compare, formatRatio, type Judged } from './compare.js';
-import { answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, isFailed, median, resultsOf, runAnswered, runRoundTrips, runsOf, subjectsOf, type Subject } from './figures.js';
+import { achievedRate, answeredOf, connectionsOf, countedRunsOf, cpuPerRoundTrip, grown, isFailed, median, offeredRate, resultsOf, runAnswered, runLatency, runRoundTrips, runsOf, sendLagOf, subjectsOf, type Subject } from './figures.js';
 import { busyRuns, describeBusy } from './machine.js';
+import { connectionCosts } from './connection-costs.js';
 
 /** A row whose server declares a model (every model; a server of one's own that claims or fits one). */
 export type DeclaredSubject = Subject & { variant: Subject['variant'] & { declared: ModelDeclaration } };
@@ -91,6 +92,20 @@ const AT_ONCE_SHARE = 0.01;
  * eBPF observer 55-90%; a tracer within 30% of untraced is not the lesson's distortion.
  */
 const DISTORTS_SHARE = 0.7;
+/**
+ * Under an open-loop load, a server "keeps up" when it answers at least this share of the offered
+ * requests per second in its window. Not 100%: the requests scheduled in the window's last
+ * interval are answered in the drain after it, which the window's rate does not count.
+ */
+const KEPT_UP_SHARE = 0.95;
+/**
+ * An open-loop client whose own send lag (p99: how late it sent the requests it could send on
+ * time) reaches this share of the send interval has used that much of those requests' interval
+ * before the server saw them: a p99 above the interval then measures the load generator as much
+ * as the server. Measured here on a busy 2-CPU machine: 1.3-3 ms of lag at 400 requests/s per
+ * connection, with the server idle (blocking) or not.
+ */
+const CLIENT_LAG_SHARE = 0.5;
 
 // ---- building verdicts -----------------------------------------------------------------------
 
@@ -129,6 +144,26 @@ function mindTheMachine(judged: Judged, runs: readonly RunRecord[]): Judged {
   const said = `${judged.text}; ${describeBusy(busy, runs.length)}`;
   if (busy.length < runs.length) return { verdict: judged.verdict, text: `${said}, but it fell short on a quiet machine too` };
   return { verdict: 'inconclusive', text: `${said}: a busy machine takes CPU from the server` };
+}
+
+/** "3.0 ms" when the repetitions agree, "[2.4 ms–7.7 ms]" when they do not. */
+function span(values: readonly number[], unit: (n: number) => string): string {
+  const [low, high] = [unit(Math.min(...values)), unit(Math.max(...values))];
+  return low === high ? low : `[${low}–${high}]`;
+}
+
+/**
+ * A latency part judged under an open-loop load: when it fails in every repetition and the client
+ * sent late by at least CLIENT_LAG_SHARE of the interval in every one of them, it is inconclusive,
+ * not a finding about the server; the lag is said whenever it reached that share.
+ */
+function mindTheClient(judged: Judged, lagP99s: readonly number[], intervalUs: number): Judged {
+  if (judged.verdict === 'holds' || lagP99s.length === 0) return judged;
+  const late = lagP99s.filter((lag) => lag >= CLIENT_LAG_SHARE * intervalUs).length;
+  if (late === 0) return judged;
+  const said = `${judged.text}; the client's own send lag p99 ${span(lagP99s, formatMicroseconds)}, at least ${formatShare(CLIENT_LAG_SHARE)} of the interval in ${late} of ${plural(lagP99s.length, 'repetition')}`;
+  if (judged.verdict === 'does not hold here' && late === lagP99s.length) return { verdict: 'inconclusive', text: `${said}: the client sent late, so the p99 measures the load generator as much as the server` };
+  return { verdict: judged.verdict, text: said };
 }
 
 /** The rows of one server across the sweep, in sweep order (one row when the lab does not sweep). */
@@ -626,13 +661,19 @@ export const twoPhases: ClaimRule = (context) =>
         parts.push(part(`its reads (${joinWords(dataReads, 'and')}) return at once (asleep in them under ${formatShare(AT_ONCE_SHARE)} of the time)`, mindTheMachine(judged, countedRunsOf(context.results, row))));
       }
       if (declared.traits.perConnection === 'thread') {
-        const connections = sum(context.results.lab.clients.filter((c) => c.mode === 'echo').map((c) => c.connections));
+        const echo = context.results.lab.clients.filter((c) => c.mode === 'echo');
+        const connections = sum(echo.map((c) => c.connections)) * context.results.environment.clientReplicas;
         const readers = Math.max(0, ...waits.rows.filter((r) => DATA_READS.includes(r.syscall)).map((r) => r.mainWaitOf));
-        parts.push({
-          claim: `each connection's thread waits in its own read (${plural(connections, 'echo connection')})`,
-          verdict: readers >= connections ? 'holds' : 'does not hold here',
-          measurement: `${plural(readers, 'thread')} slept longest in a read`,
-        });
+        // A connection unanswered in its warm-up has a thread still starting when the window begins.
+        const warmups = countedRunsOf(context.results, row).flatMap((run) => echo.flatMap((c) => resultsOf(run, c.name).map((r) => r.warmup)));
+        const unanswered = Math.max(0, ...warmups.map((w) => w.connections - w.answered));
+        const judged: Judged =
+          readers >= connections
+            ? { verdict: 'holds', text: `${plural(readers, 'thread')} slept longest in a read` }
+            : unanswered > 0
+              ? { verdict: 'inconclusive', text: `${plural(readers, 'thread')} slept longest in a read, and the window began with threads still starting: up to ${plural(unanswered, 'connection')} of a client unanswered in its warm-up` }
+              : { verdict: 'does not hold here', text: `${plural(readers, 'thread')} slept longest in a read` };
+        parts.push({ claim: `each connection's thread waits in its own read (${plural(connections, 'echo connection')})`, verdict: judged.verdict, measurement: judged.text });
       }
     }
     return verdict('two-phases', row.subject, parts, {
@@ -680,6 +721,245 @@ export const observerEffect: ClaimRule = (context) => {
   });
 };
 
+/**
+ * Latency under load: every server is offered the same open-loop load (the named client's `rate`
+ * on each of its connections) and each request is timed from its scheduled send time
+ * (src/clients/rate.ts), so a request that waited behind another counts its wait. The line is the
+ * send interval, 1/rate: a request answered within it is answered before its connection's next one
+ * is due, so no queue builds; one answered later delayed the next.
+ * - A server that serves every connection at once (readiness, completion, coroutines, an event
+ *   loop, a thread per connection; a pool with a thread for each connection) keeps its p99 below
+ *   the interval and achieves the offered rate (at least KEPT_UP_SHARE of it).
+ * - One that serves fewer connections at once than the client opened (blocking: one; a pool of
+ *   fewer threads) leaves the others' requests queued: its p99 is at least the interval; and, beyond
+ *   the run-to-run spread, above the highest p99 of the servers that serve every connection.
+ * A p99 above the interval on a busy machine (mindTheMachine), or with a client that itself sent
+ * late by CLIENT_LAG_SHARE of the interval (mindTheClient), in every repetition, is inconclusive.
+ * Figures per server (per repetition, the client's replicas together as runLatency merges them):
+ * p50, p99 and p99.9 from the scheduled send time, the offered and achieved rates, the client's
+ * send lag.
+ */
+export const latencyUnderLoad: ClaimRule = (context) => {
+  const name = requireClient(context);
+  const perRun = (row: Subject) =>
+    measured(context, row).flatMap((run) => {
+      const results = resultsOf(run, name);
+      const latency = runLatency(results);
+      const offered = offeredRate(results);
+      const rate = results.find((r) => r.openLoop)?.openLoop?.ratePerConnection ?? null;
+      if (latency === null || offered === null || rate === null) return [];
+      const lowerBounds = sum(results.map((r) => r.openLoop?.lowerBounds ?? 0));
+      return [{ latency, offered, rate, lowerBounds, sendLagUs: sendLagOf(results), achieved: achievedRate(results), connections: sum(results.map((r) => r.connected)) }];
+    });
+  const judged = context.rows.flatMap((row) => {
+    const runs = perRun(row);
+    if (runs.length === 0) {
+      const closed = measured(context, row).some((run) => resultsOf(run, name).some((r) => r.latency.count > 0 && !r.openLoop));
+      const why = closed ? `${name} ran closed-loop (no rate): latency under load needs an open-loop client` : `${name} measured no latency in a run that counts`;
+      return [{ row, runs, queues: false, verdict: verdict('latency-under-load', row.subject, [{ claim: 'p99 from the scheduled send time', verdict: 'inconclusive', measurement: why }], { p99Us: null }) }];
+    }
+    const perConnection = runs[0].rate;
+    const intervalUs = 1e6 / perConnection;
+    const connections = Math.min(...runs.map((r) => r.connections));
+    const capacity = servesAtOnce(row.variant.declared.traits, row.variant.options.threads);
+    const queues = capacity < connections;
+    const p99 = runs.map((r) => r.latency.p99Us);
+    const offered = median(runs.map((r) => r.offered));
+    const achievedShares = runs.map((r) => (r.offered > 0 ? r.achieved / r.offered : 0));
+    const achievedText = `achieved ${span(runs.map((r) => r.achieved), rate)} of ${rate(offered)} offered`;
+    const interval = `the send interval, ${micro(intervalUs)} (${formatCount(perConnection)} requests per second per connection)`;
+    const parts: ClaimPart[] = [];
+    const serves = capacity === Infinity ? 'it serves every connection at once' : `it serves ${plural(capacity, 'connection')} at a time of ${formatCount(connections)}`;
+    const machineRuns = measured(context, row);
+    if (queues) {
+      const p99Part = againstLine(p99, 'at least', intervalUs, micro, 'p99 from the scheduled send time');
+      const unanswered = Math.min(...runs.map((r) => r.lowerBounds));
+      const bound = unanswered > 0 ? ` (a lower bound: at least ${plural(unanswered, 'request')} a run had no reply by the end and count at their wait so far)` : '';
+      const behind = achievedShares.every((share) => share < KEPT_UP_SHARE) ? `; it could not keep up: ${achievedText}` : `; ${achievedText}`;
+      parts.push(part(`requests queue (${serves}): p99 at least ${interval}`, { ...p99Part, text: `${p99Part.text}${bound}${behind}` }));
+    } else {
+      const below = againstLine(p99, 'below', intervalUs, micro, 'p99 from the scheduled send time');
+      parts.push(part(`p99 below ${interval}`, mindTheMachine(mindTheClient(below, runs.map((r) => r.sendLagUs), intervalUs), machineRuns)));
+      const kept = againstLine(achievedShares, 'at least', KEPT_UP_SHARE, formatShare, `${achievedText}, a share of`);
+      parts.push(part(`it keeps up: achieved at least ${formatShare(KEPT_UP_SHARE)} of the offered rate`, mindTheMachine(kept, machineRuns)));
+    }
+    const figures = {
+      p50Us: runs.map((r) => r.latency.p50Us),
+      p99Us: p99,
+      p999Us: runs.every((r) => r.latency.p999Us !== undefined) ? runs.map((r) => r.latency.p999Us!) : null,
+      sendIntervalUs: intervalUs,
+      offeredPerSecond: offered,
+      achievedPerSecond: runs.map((r) => r.achieved),
+      sendLagP99Us: runs.map((r) => r.sendLagUs),
+      connections,
+      servesAtOnce: capacity === Infinity ? null : capacity,
+    };
+    const subject = `${row.subject}: ${queues ? 'queues' : 'keeps p99 below the send interval'}`;
+    return [{ row, runs, queues, verdict: verdict('latency-under-load', subject, parts, figures) }];
+  });
+  // Each server that queues against the highest p99 of those that serve every connection, repetition by repetition.
+  const keepers = judged.filter((j) => !j.queues && j.runs.length > 0);
+  const comparisons = judged
+    .filter((j) => j.queues && keepers.length > 0)
+    .map((j) => {
+      // The i-th run that counts of each (a failed run leaves a server one short): every value is in some maximum.
+      const repetitions = Math.max(...keepers.map((k) => k.runs.length));
+      const highest = Array.from({ length: repetitions }, (_, i) => Math.max(...keepers.flatMap((k) => (i < k.runs.length ? [k.runs[i].latency.p99Us] : []))));
+      const others = `the highest of ${joinWords(keepers.map((k) => k.row.variant.label))}`;
+      const compared = compare(j.runs.map((r) => r.latency.p99Us), highest, 'above', 1, { a: j.row.variant.label, b: others }, micro, 'p99');
+      return verdict('latency-under-load', `${j.row.variant.label} vs the servers that serve every connection`, [part('p99 above every one of theirs, beyond the spread', compared)], {
+        p99Us: j.runs.map((r) => r.latency.p99Us),
+        highestOtherP99Us: highest,
+        ratio: compared.ratio,
+      });
+    });
+  return [...judged.map((j) => j.verdict), ...comparisons];
+};
+
+// ---- C10K: idle connections by the ten thousand -------------------------------------------------
+
+/** "C10K": ten thousand clients at once (Dan Kegel, "The C10K problem", 1999, http://www.kegel.com/c10k.html). */
+export const C10K = 10_000;
+/**
+ * "A few KiB" of user-space memory per idle connection: at most this much. An event loop keeps a
+ * few objects per connection (an entry in its table, a closure or a coroutine's frame, maybe a
+ * small buffer); a thread per connection costs at least THREAD_MEMORY_KIB (64 KiB, its stack's
+ * touched pages), a Node worker about 8 MB.
+ */
+export const FEW_KIB_PER_CONNECTION = 16;
+/**
+ * The published figure: about 2-3 KB of kernel memory per idle TCP socket. It is about the size
+ * of the kernel's struct tcp_sock (2-2.4 KB on x86-64 5.x and 6.x kernels, `pahole -C tcp_sock`;
+ * the TCP slab's object size, which /proc/slabinfo shows and the report quotes), the figure
+ * C10K write-ups give for an idle connection; approximate: it leaves out the socket's inode,
+ * dentry, struct file and epoll item, and data waiting in its buffers (see the discussion in
+ * https://stackoverflow.com/questions/8646190). The write-ups do not tell KB from KiB, which is
+ * well inside the approximation: taken here as KiB.
+ */
+export const PUBLISHED_KERNEL_KIB_PER_SOCKET = { low: 2, high: 3 } as const;
+/**
+ * "About" the published figure: within this factor of its range, either way (1-6 KiB). Published
+ * figures are rounded, for other kernels, and count more or fewer of a socket's parts: a
+ * measurement within a factor 2 is the same order of magnitude; beyond it, the figure misleads.
+ */
+export const ABOUT_FACTOR = 2;
+
+/** Readiness or completion reported by the kernel for many connections to one thread: the servers the C10K claim is about. */
+function isEventDriven(declared: ModelDeclaration): boolean {
+  const traits = declared.traits;
+  return traits.perConnection === 'none' && traits.concurrency === 'all' && traits.fdCeiling === 'RLIMIT_NOFILE' && ['ready-list', 'completion', 'runtime-loop', 'signal'].includes(traits.waits);
+}
+
+/** Every value of `values` inside [low, high]: holds; none: does not hold; some: inconclusive. */
+function withinBand(values: readonly number[], low: number, high: number, unit: (n: number) => string, what: string): Judged {
+  if (values.length === 0) return { verdict: 'inconclusive', text: `${what}: not measured` };
+  const shown = `${what} ${values.length > 1 ? `[${unit(Math.min(...values))}–${unit(Math.max(...values))}]` : unit(values[0])}`;
+  const inside = values.map((v) => v >= low && v <= high);
+  if (inside.every(Boolean)) return { verdict: 'holds', text: `${shown}, within ${unit(low)}–${unit(high)}` };
+  if (!inside.some(Boolean)) return { verdict: 'does not hold here', text: `${shown}, outside ${unit(low)}–${unit(high)}` };
+  return { verdict: 'inconclusive', text: `${shown}: the repetitions fall on both sides of the band ${unit(low)}–${unit(high)}` };
+}
+
+/**
+ * C10K and beyond: an event-driven server holds ten thousand idle connections and more (up to
+ * RLIMIT_NOFILE) at a few KiB of user-space memory each, the kernel's memory is about the
+ * published 2-3 KiB per socket, and a probe's wait barely grows with the idle crowd. Figures:
+ * analysis/connection-costs.ts, for the named hold client, whose crowd the lab sweeps; per
+ * connection from the smallest step to the largest, each run at the largest. Two verdicts per
+ * server: its memory (with the connections held), and the probe's latency (compared beyond the
+ * spread: it needs MIN_REPETITIONS runs a step for a verdict).
+ */
+export const c10k: ClaimRule = (context) => {
+  const crowd = requireClient(context);
+  const costs = connectionCosts(context.results) ?? [];
+  const kib = formatKibibytesSigned;
+  return byVariant(context).flatMap((rows): ClaimVerdict[] => {
+    const variant = rows[0].variant;
+    if (!isEventDriven(variant.declared)) {
+      const traits = variant.declared.traits;
+      const why = `${variant.declared.name} waits by ${traits.waits}, with ${traits.perConnection === 'none' ? 'no thread' : `a ${traits.perConnection}`} per connection, serving ${traits.concurrency === 'all' ? 'every connection' : traits.concurrency === 'one' ? 'one client' : 'a pool'} at a time, its ceiling ${traits.fdCeiling}: the claim is about one thread that the kernel tells which of many connections are ready (see the idle-scan, fd-ceiling and threads-vs-events labs)`;
+      return [verdict('c10k', `${variant.label}: not an event-driven server`, [{ claim: 'an event-driven server', verdict: 'inconclusive', measurement: why }], { eventDriven: 0 })];
+    }
+    const cost = costs.find((c) => c.variant === variant.label && c.client === crowd);
+    if (!cost) {
+      const why = `the lab must sweep ${crowd}'s idle crowd (sweep: { client: ${crowd}, connections: [0, ...] }): per-connection figures come from its steps`;
+      return [verdict('c10k', `${variant.label}: idle connections at a few KiB each`, [{ claim: 'memory per idle connection', verdict: 'inconclusive', measurement: why }], { steps: 0 })];
+    }
+    const largest = rows[rows.length - 1];
+    const runs = measured(context, largest);
+    const asked = largest.sweepValue ?? context.results.lab.clients.find((c) => c.name === crowd)?.connections ?? 0;
+    const connected = (run: RunRecord) => sum(resultsOf(run, crowd).map((r) => r.connected));
+    const closedIn = (run: RunRecord) => sum(resultsOf(run, crowd).map((r) => r.closedByServer));
+    const probes = runs.map((run) => resultsOf(run, crowd).flatMap((r) => (r.probe ? [r.probe] : [])));
+    const answered = probes.map((list) => sum(list.map((p) => p.answered)));
+    const sent = sum(probes.flat().map((p) => p.sent));
+    const errors = new Map<string, number>();
+    for (const run of runs) for (const r of resultsOf(run, crowd)) for (const [code, n] of Object.entries(r.connectErrors)) errors.set(code, (errors.get(code) ?? 0) + n);
+    const needed = asked >= C10K ? C10K : asked;
+    const hard = figuresOf(context, largest).limits?.nofileHard ?? null;
+    const fds = runs.flatMap((run) => (run.proc ? [run.proc.fdsPeak] : []));
+    const heldText =
+      `${joinWords(runs.map((run) => formatCount(connected(run))))} of ${plural(asked, 'idle connection')} connected (${plural(runs.length, 'repetition')})` +
+      (errors.size ? `, ${joinWords([...errors].map(([code, n]) => `${code} ${formatCount(n)}`))} failed to connect` : '') +
+      `; ${formatCount(sum(runs.map(closedIn)))} closed by the server; the probe answered ${formatCount(sum(answered))} of ${plural(sent, 'request')}` +
+      (fds.length ? `; the server's fds peaked at ${formatCount(Math.max(...fds))}` : '') +
+      (hard !== null ? ` (its hard RLIMIT_NOFILE ${formatCount(hard)})` : '');
+    const holds = everyRun(runs.map((run, i) => connected(run) >= needed && answered[i] > 0 && closedIn(run) === 0), heldText);
+    const per = cost.perConnection;
+    const span = per ? ` per connection, ${formatCount(per.from)} to ${formatCount(per.to)} idle` : '';
+    const user = per?.pssKb
+      ? againstLine(per.pssKb.values, 'at most', FEW_KIB_PER_CONNECTION, kib, "the server's PSS added")
+      : { verdict: 'inconclusive' as const, text: per ? "the server's PSS: not measured" : 'one sweep step: per-connection figures need two' };
+    const rss = per?.rssKb ? `; peak RSS ${kib(per.rssKb.median)}` : '';
+    const [low, high] = [PUBLISHED_KERNEL_KIB_PER_SOCKET.low / ABOUT_FACTOR, PUBLISHED_KERNEL_KIB_PER_SOCKET.high * ABOUT_FACTOR];
+    const source = cost.kernelFrom === 'slabinfo' ? 'slab objects gained, /proc/slabinfo, TIME_WAIT sockets and /proc inodes left out' : 'Slab gained, /proc/meminfo (slabinfo unreadable)';
+    const kernel = per?.kernelPerSocketKb
+      ? withinBand(per.kernelPerSocketKb.values, low, high, kib, `kernel memory per socket`)
+      : { verdict: 'inconclusive' as const, text: per ? "the kernel's memory: not measured" : 'one sweep step: per-connection figures need two' };
+    const tcp = cost.caches.find((c) => c.name === 'TCP');
+    const tcpText = tcp ? `; of it, ${formatQuantity(tcp.objectsPerConnection)} TCP objects per connection of ${formatCount(tcp.objectBytes)} bytes (struct tcp_sock)` : '';
+    const kernelText = per?.kernelKb
+      ? ` (${kib(per.kernelKb.median)} per connection over its ${cost.socketsPerConnection} sockets, client's and server's, both on this kernel; ${source}${tcpText}); published: about ${PUBLISHED_KERNEL_KIB_PER_SOCKET.low}–${PUBLISHED_KERNEL_KIB_PER_SOCKET.high} KiB`
+      : '';
+    const memory = verdict(
+      'c10k',
+      `${variant.label}: ${asked >= C10K ? `${formatCount(asked)} idle connections` : `idle connections (${formatCount(asked)})`} at a few KiB each`,
+      [
+        part(asked >= C10K ? `holds ${formatCount(C10K)} idle connections or more` : `holds every idle connection asked for (${formatCount(asked)})`, holds),
+        part(`user space: a few KiB per connection (at most ${formatCount(FEW_KIB_PER_CONNECTION)} KiB)`, { ...user, text: `${user.text}${span}${rss}` }),
+        part(`kernel: about ${PUBLISHED_KERNEL_KIB_PER_SOCKET.low}–${PUBLISHED_KERNEL_KIB_PER_SOCKET.high} KiB per socket, as published (within ${formatRatio(ABOUT_FACTOR)})`, { ...kernel, text: `${kernel.text}${kernelText}` }),
+      ],
+      {
+        connectionsHeld: runs.map(connected),
+        pssPerConnectionKb: per?.pssKb?.values ?? null,
+        rssPerConnectionKb: per?.rssKb?.values ?? null,
+        kernelPerConnectionKb: per?.kernelKb?.values ?? null,
+        kernelPerSocketKb: per?.kernelPerSocketKb?.values ?? null,
+        slabPerConnectionKb: per?.slabKb?.values ?? null,
+        tcpObjectsPerConnection: tcp?.objectsPerConnection ?? null,
+      },
+    );
+    if (rows.length < 2) return [memory];
+    const [first, last] = [cost.steps[0], cost.steps[cost.steps.length - 1]];
+    const names = { a: `${formatCount(last.asked)} idle`, b: `${formatCount(first.asked)} idle` };
+    const grows = compare(last.probeP50Us?.values ?? [], first.probeP50Us?.values ?? [], 'below', GROWTH, names, micro, 'p50');
+    const p99 = last.probeP99Us && first.probeP99Us ? `; p99 ${micro(last.probeP99Us.median)} against ${micro(first.probeP99Us.median)} (medians)` : '';
+    const latency = verdict(
+      'c10k',
+      `${variant.label}: the probe's wait as idle connections grow`,
+      [part(`the probe's p50 does not grow with idle connections (below ${formatRatio(GROWTH)} that at ${formatCount(first.asked)})`, { ...grows, text: `${grows.text}${p99}` })],
+      {
+        probeP50SmallUs: first.probeP50Us?.values ?? null,
+        probeP50LargeUs: last.probeP50Us?.values ?? null,
+        probeP99SmallUs: first.probeP99Us?.values ?? null,
+        probeP99LargeUs: last.probeP99Us?.values ?? null,
+        growth: grows.ratio,
+      },
+    );
+    return [memory, latency];
+  });
+};
+
 export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
   'two-phases': twoPhases,
   'observer-effect': observerEffect,
@@ -692,6 +972,8 @@ export const CLAIM_RULES: Record<VerdictRuleName, ClaimRule> = {
   'lt-vs-et': levelVsEdge,
   'busy-poll': busyPoll,
   coroutines,
+  'latency-under-load': latencyUnderLoad,
+  c10k,
 };
 
 /**

@@ -101,10 +101,13 @@ export function runLatency(results: readonly ClientResult[]): LatencyFigures | n
   if (echo.length === 0) return null;
   const total = sum(echo.map((c) => c.latency.count));
   const weighted = (pick: (c: ClientResult) => number) => sum(echo.map((c) => pick(c) * c.latency.count)) / total;
+  // p99.9 only where every client measured it (results of older clients lack it).
+  const p999 = echo.every((c) => c.latency.p999Us !== undefined) ? { p999Us: weighted((c) => c.latency.p999Us!) } : {};
   return {
     p50Us: weighted((c) => c.latency.p50Us),
     p90Us: weighted((c) => c.latency.p90Us),
     p99Us: weighted((c) => c.latency.p99Us),
+    ...p999,
     maxUs: Math.max(...echo.map((c) => c.latency.maxUs)),
   };
 }
@@ -116,8 +119,48 @@ function medianLatency(latencies: readonly (LatencyFigures | null)[]): LatencyFi
     p50Us: median(present.map((l) => l.p50Us)),
     p90Us: median(present.map((l) => l.p90Us)),
     p99Us: median(present.map((l) => l.p99Us)),
+    ...(present.every((l) => l.p999Us !== undefined) ? { p999Us: median(present.map((l) => l.p999Us!)) } : {}),
     maxUs: median(present.map((l) => l.maxUs)),
   };
+}
+
+/**
+ * An open-loop client's round trips per second in one run: the round trips of its window over
+ * the window, every replica together; the same definition as runThroughput's.
+ */
+export function achievedRate(results: readonly ClientResult[]): number {
+  return sum(results.map((c) => (c.durationSeconds > 0 ? c.roundTrips / c.durationSeconds : 0)));
+}
+
+/** Requests per second an open-loop client's schedule offered in one run, every replica together; null for a closed-loop client. */
+export function offeredRate(results: readonly ClientResult[]): number | null {
+  const open = results.flatMap((c) => (c.openLoop ? [c.openLoop] : []));
+  return open.length === 0 ? null : sum(open.map((o) => o.offeredPerSecond));
+}
+
+/** The open-loop figures of a client over its runs (see ClientFiguresSchema.openLoop); undefined for a closed-loop client. */
+function openLoopFigures(perRun: readonly ClientResult[][]): ClientFigures['openLoop'] {
+  const runs = perRun.filter((results) => results.some((c) => c.openLoop));
+  if (runs.length === 0) return undefined;
+  const all = runs.flat().flatMap((c) => (c.openLoop ? [c.openLoop] : []));
+  return {
+    ratePerConnection: all[0].ratePerConnection,
+    offeredPerSecond: median(runs.map((results) => offeredRate(results) ?? 0)),
+    achievedPerSecond: spreadOf(runs.map(achievedRate)),
+    scheduled: sum(all.map((o) => o.scheduled)),
+    sentLate: sum(all.map((o) => o.sentLate)),
+    notSent: sum(all.map((o) => o.notSent)),
+    lowerBounds: sum(all.map((o) => o.lowerBounds)),
+    serviceLatency: medianLatency(
+      runs.map((results) => runLatency(results.flatMap((c) => (c.openLoop && c.openLoop.serviceLatency.count > 0 ? [{ ...c, latency: c.openLoop.serviceLatency }] : [])))),
+    ),
+    sendLagP99Us: median(runs.map(sendLagOf)),
+  };
+}
+
+/** An open-loop client's own send lag in one run (OpenLoop.sendLag), p99 in µs: the latest of its replicas; 0 when none ran open-loop. */
+export function sendLagOf(results: readonly ClientResult[]): number {
+  return Math.max(0, ...results.flatMap((c) => (c.openLoop ? [c.openLoop.sendLag.p99Us] : [])));
 }
 
 /** Server CPU time per echo round trip in one run, in microseconds (of the named client's round trips, or all). */
@@ -173,6 +216,7 @@ function clientFigures(runs: readonly RunRecord[], name: string, mode: ClientRes
             p50Us: medianOrNull(probes.map((p) => (p.latency.count > 0 ? p.latency.p50Us : null))),
           },
     cpuPercent: medianOrNull(perRun.map((results) => (results.length ? Math.max(...results.map((c) => c.cpuPercent)) : null))),
+    ...(mode === 'echo' && perRun.some((results) => results.some((c) => c.openLoop)) ? { openLoop: openLoopFigures(perRun) } : {}),
   };
 }
 

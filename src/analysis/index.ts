@@ -1,10 +1,12 @@
 // The analysis of a lab: from what the runner measured to what results.json stores and the report
 // shows. It runs once, when a lab ends (or when results of an older kind are analysed anew): the
 // servers of one's own that claim no model classified, the figures of every row, the verdicts of
-// the lab's rule, the observations, the failed runs and the machine's load. Everything downstream
+// the lab's rule, the observations, the failed runs and the machine's load, and (a lab that sweeps an
+// idle crowd) what a connection costs each server. Everything downstream
 // reads the stored analysis and never judges again.
 import type { Measurement, Results } from '../shared/results.js';
 import { judgeClaim } from './claims.js';
+import { connectionCosts } from './connection-costs.js';
 import { analyseExperiment } from './experiments.js';
 import { failedRuns, subjectFigures, subjectsOf } from './figures.js';
 import { machineFigures } from './machine.js';
@@ -16,6 +18,7 @@ export function analyse(measured: Measurement): Results {
   if (measured.experiment) return analyseExperiment(measured);
   const measurement = classifyOwnServers(measured);
   const subjects = subjectsOf(measurement).map((subject) => subjectFigures(measurement, subject));
+  const costs = connectionCosts(measurement);
   return {
     ...measurement,
     analysis: {
@@ -24,6 +27,7 @@ export function analyse(measured: Measurement): Results {
       observations: observe(measurement, subjects),
       failedRuns: failedRuns(measurement),
       machine: machineFigures(measurement),
+      ...(costs ? { connectionCosts: costs } : {}),
     },
   };
 }

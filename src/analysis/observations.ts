@@ -5,7 +5,7 @@
 //
 // Each rule is `(results, figures) => Observation[]`; to add one, write a function of that shape
 // and append it to OBSERVATION_RULES.
-import { formatCount, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
+import { formatCount, formatMicroseconds, formatPercent, formatQuantity, formatShare, joinWords, plural } from '../shared/format.js';
 import type { ClientFigures, Measurement, Observation, SubjectFigures, SyscallFigures } from '../shared/results.js';
 import { eventCount } from '../shared/server-events.js';
 
@@ -163,6 +163,41 @@ export const clientErrors: ObservationRule = (_results, figures) =>
     return problems.length ? problems.join('; ') : null;
   });
 
+/** Under an open-loop load, a server answering less than this share of the offered rate is said not to keep up (claims.ts judges with the same line). */
+const KEPT_UP_SHARE = 0.95;
+
+/**
+ * An open-loop client: the rate it offered and the rate the server achieved, and its latency from
+ * the scheduled send time (p50, p99, p99.9: the figures of the client's table, medians over runs)
+ * beside the latency from the actual send; what could not be sent on time. A server that answered
+ * less than KEPT_UP_SHARE of the offered rate did not keep up, and is said so.
+ */
+export const openLoad: ObservationRule = (_results, figures) =>
+  forEachSubject(figures, 'open-loop', (subject) => {
+    const said = (subject.measure?.clients ?? []).flatMap((client) => {
+      const open = client.openLoop;
+      if (!open || !client.latency) return [];
+      const latency = client.latency;
+      const achieved = open.achievedPerSecond?.median ?? 0;
+      const kept = open.offeredPerSecond > 0 && achieved >= KEPT_UP_SHARE * open.offeredPerSecond;
+      const p999 = latency.p999Us !== undefined ? `, p99.9 ${formatMicroseconds(latency.p999Us)}` : '';
+      const service = open.serviceLatency ? ` (from the actual send, what a closed-loop client would report: p99 ${formatMicroseconds(open.serviceLatency.p99Us)})` : '';
+      const lag = open.sendLagP99Us !== undefined ? `; the client's own send lag p99 ${formatMicroseconds(open.sendLagP99Us)}` : '';
+      const late = [
+        open.sentLate > 0 ? `${plural(open.sentLate, 'request')} sent late (the reply before had not come)` : '',
+        open.notSent > 0 ? `${plural(open.notSent, 'request')} never sent` : '',
+        open.lowerBounds > 0 ? `${plural(open.lowerBounds, 'request')} without a reply at the end, counted at their wait so far` : '',
+      ].filter(Boolean);
+      return [
+        `${client.name} offered ${formatCount(open.offeredPerSecond)} requests/s (${formatCount(open.ratePerConnection)}/s on each of ${plural(client.connections, 'connection')}), ` +
+          `${kept ? '' : 'and the server could not keep up: '}${formatCount(achieved)}/s achieved; ` +
+          `from the scheduled send time p50 ${formatMicroseconds(latency.p50Us)}, p99 ${formatMicroseconds(latency.p99Us)}${p999}${service}${lag}` +
+          `${late.length ? `; ${joinWords(late)}` : ''}`,
+      ];
+    });
+    return said.length ? said.join('; ') : null;
+  });
+
 /** A server the lab names that no measure run completed (an interrupted lab, a failing server). */
 export const notMeasured: ObservationRule = (_results, figures) =>
   forEachSubject(figures, 'not-measured', (subject) => (subject.measure ? null : 'not measured: no measure run completed'));
@@ -170,6 +205,7 @@ export const notMeasured: ObservationRule = (_results, figures) =>
 export const OBSERVATION_RULES: ObservationRule[] = [
   notMeasured,
   clientOutcomes,
+  openLoad,
   warmup,
   loadGeneratorBound,
   waitingCalls,

@@ -1,10 +1,13 @@
-// The load generator. It opens many TCP connections from ONE thread and drives them with an
-// epoll loop over the C library (src/libc), never with Node's net module: measured here, a net
-// echo loop managed about 30k round trips/s at 64 connections where an epoll loop over koffi
-// managed about 100k, and the client must never be what limits a measurement
-// (bench/client-ceiling.md).
+// The load generator. It opens many TCP connections from ONE thread and drives them over the C
+// library (src/libc), never with Node's net module: measured here, a net echo loop managed about
+// 30k round trips/s at 64 connections where an epoll loop over koffi managed about 100k; the
+// echo window runs on io_uring where the kernel allows it (echo-uring.ts: a batch of sends and
+// receives per io_uring_enter), which drives 0.9-1.0 of a C generator at 1 and 64 connections,
+// else on that epoll loop (0.7-0.8 at 64): the client must never be what limits a measurement
+// (bench/client-ceiling.md, bench/generator.sh).
 //
-//   echo  every connection ping-pongs requests and checks each reply (throughput, latency)
+//   echo  every connection ping-pongs requests and checks each reply (throughput, latency);
+//         with a rate, open-loop: each request at its scheduled send time (rate.ts)
 //   hold  the connections sit idle while one probe connection asks now and then
 //
 // The caller (the CLI) prints the result; nothing here writes to stdout.
@@ -13,6 +16,7 @@ import { UsageError } from '../errors.js';
 import type { ClientResult } from '../shared/results.js';
 import { runEcho } from './echo.js';
 import { runHold } from './hold.js';
+import { runOpenLoop } from './rate.js';
 import type { ClientSettings } from './run.js';
 
 export interface ClientOptions {
@@ -24,6 +28,11 @@ export interface ClientOptions {
   mode: 'echo' | 'hold';
   /** Bytes per request (default 64). */
   messageSize?: number;
+  /**
+   * echo only: requests per second per connection, sent open-loop at scheduled times and timed
+   * from them (src/clients/rate.ts); absent: closed loop, each request as soon as the last reply.
+   */
+  rate?: number;
   /** How long opening all connections may take; those still connecting then count as ETIMEDOUT (default 10). */
   connectTimeoutSeconds?: number;
   /** Called once every connection has connected or failed; the measured window starts when it returns (or its promise resolves). */
@@ -40,12 +49,14 @@ const DEFAULT_MESSAGE_SIZE = 64;
 const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
 /** Echo keeps a request and an expected reply per connection: beyond this, refuse rather than swap. */
 const MAX_ECHO_BUFFER_BYTES = 2 * 1024 ** 3;
+/** An open-loop connection sends at most this many requests a second (one every 10 µs): beyond it the schedule is finer than the client's timer. */
+const MAX_RATE_PER_CONNECTION = 100_000;
 
 export async function runClient(options: ClientOptions): Promise<ClientResult> {
   const { host, port } = parseTarget(options.target);
   const checked = checkOptions(options);
   const settings: ClientSettings = { ...checked, address: { ip: await resolveIPv4(host, options.target), port } };
-  if (settings.mode === 'echo') return runEcho(settings);
+  if (settings.mode === 'echo') return settings.rate !== null ? runOpenLoop(settings) : runEcho(settings);
   return runHold(settings);
 }
 
@@ -76,6 +87,7 @@ function checkOptions(options: ClientOptions): Omit<ClientSettings, 'address'> {
     connections: options.connections,
     durationSeconds: options.durationSeconds,
     messageSize: options.messageSize ?? DEFAULT_MESSAGE_SIZE,
+    rate: options.rate ?? null,
     connectTimeoutSeconds: options.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS,
     onReady: options.onReady ?? (() => {}),
     onResult: options.onResult ?? (() => {}),
@@ -88,6 +100,12 @@ function checkOptions(options: ClientOptions): Omit<ClientSettings, 'address'> {
   }
   if (!(settings.durationSeconds > 0) || !Number.isFinite(settings.durationSeconds)) problems.push(`durationSeconds must be a positive number, not ${settings.durationSeconds}`);
   if (!Number.isInteger(settings.messageSize) || settings.messageSize < 1) problems.push(`messageSize must be an integer >= 1, not ${settings.messageSize}`);
+  if (settings.rate !== null) {
+    if (settings.mode !== 'echo') problems.push(`a rate is for echo clients (open-loop requests), not ${settings.mode}`);
+    else if (!(settings.rate > 0) || !Number.isFinite(settings.rate) || settings.rate > MAX_RATE_PER_CONNECTION) {
+      problems.push(`rate must be a number of requests per second per connection above 0 and at most ${MAX_RATE_PER_CONNECTION.toLocaleString('en-US')}, not ${settings.rate}`);
+    }
+  }
   if (!(settings.connectTimeoutSeconds > 0)) problems.push(`connectTimeoutSeconds must be a positive number, not ${settings.connectTimeoutSeconds}`);
   if (settings.mode === 'echo' && 2 * settings.messageSize * settings.connections > MAX_ECHO_BUFFER_BYTES) {
     const mebibytes = Math.round((2 * settings.messageSize * settings.connections) / 1024 ** 2);

@@ -18,6 +18,8 @@ export interface ClientSettings {
   connections: number;
   durationSeconds: number;
   messageSize: number;
+  /** echo: requests per second per connection, sent open-loop (src/clients/rate.ts); null: closed loop, each request as soon as the previous reply. */
+  rate: number | null;
   connectTimeoutSeconds: number;
   onReady: () => void | Promise<void>;
   /** sees the result before the connections are closed (see ClientOptions.onResult). */

@@ -148,6 +148,11 @@ function checkSameWork(plan: ExperimentPlan, runs: readonly ExperimentRun[]): vo
   }
 }
 
+/** How many runs runExperimentLab makes of `lab`: every arm, every repetition. */
+export function experimentRunCount(lab: ExperimentLab): number {
+  return lab.repetitions * planExperiment(lab).arms.length;
+}
+
 /**
  * Runs an experiment lab (its slow servers, then every arm of every repetition) on `runtime` and
  * returns what was measured, complete or not: a failed run is recorded and the lab goes on; an
@@ -164,7 +169,7 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
     options.durationSeconds !== undefined ? '--duration' : null,
     options.connections !== undefined ? '--connections' : null,
     (options.clients ?? 1) !== 1 ? '--clients' : null,
-    options.tracer !== undefined && options.tracer !== 'auto' ? '--tracer' : null,
+    options.tracer === 'none' ? '--no-trace' : options.tracer !== undefined && options.tracer !== 'auto' ? '--tracer' : null,
   ].filter((flag) => flag !== null);
   if (ignored.length) options.onNotice?.(`${lab.name} is an experiment lab (Python scripts, not a server under load): ${ignored.join(', ')} ignored`);
 

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { LabFileError } from '../errors.js';
 import { EXPERIMENT_NAMES } from '../shared/experiments.js';
 import { parseYamlFile } from '../shared/yaml-file.js';
-import type { Lab } from './schema.js';
+import { MAX_REPETITIONS, type Lab } from './schema.js';
 
 const Name = z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes');
 
@@ -37,7 +37,7 @@ const common = {
   /** part of the suite that `iolab run` (no lab named) runs. */
   default: z.boolean().default(false),
   /** how often every arm runs, interleaved (A B C, A B C, ...); the report quotes medians. Comparisons need 4. */
-  repetitions: z.number().int().min(1).max(50).default(5),
+  repetitions: z.number().int().min(1).max(MAX_REPETITIONS).default(5),
 };
 
 export const ConcurrentClientLabSchema = z

@@ -6,7 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabFileError, UsageError } from '../errors.js';
 import { models } from '../servers/index.js';
-import { type Lab, LabSchema, variantsOf } from './schema.js';
+import { type Lab, LabSchema, MAX_REPETITIONS, variantsOf } from './schema.js';
 import { parseYamlFile } from '../shared/yaml-file.js';
 import { declaresExperiment, experimentStandIn, parseExperimentLab, type ExperimentLab } from './experiment-schema.js';
 
@@ -18,6 +18,21 @@ export interface LoadedLab {
   file: string;
   /** an experiment lab's experiment (src/labs/experiment-schema.ts); `lab` is then its stand-in, with no servers and no clients. */
   experiment?: ExperimentLab;
+}
+
+/**
+ * The lab with `repetitions` measured runs per server (--repetitions N) instead of its own: an
+ * experiment lab's arms likewise. Throws UsageError unless N is an integer from 1 to 50.
+ */
+export function withRepetitions(loaded: LoadedLab, repetitions: number): LoadedLab {
+  if (!Number.isInteger(repetitions) || repetitions < 1 || repetitions > MAX_REPETITIONS) {
+    throw new UsageError(`--repetitions must be a whole number from 1 to ${MAX_REPETITIONS}, got ${repetitions}`);
+  }
+  return {
+    ...loaded,
+    lab: { ...loaded.lab, repetitions },
+    ...(loaded.experiment && { experiment: { ...loaded.experiment, repetitions } }),
+  };
 }
 
 /** Parses and validates the text of a lab file; `file` is used in errors only. */

@@ -1,12 +1,16 @@
 // Runs one lab on a runtime and returns what it measured. A server of one's own (`server: DIR`)
 // is prepared (copied, built) once before the first run, by what the CLI hands in
 // (RunOptions.ownServers). The steps of one run (one server under load) are:
-//   1. start the server; wait for its ready line (a server of one's own: until it listens on its
-//      port); read its limits and its idle baseline
-//   2. trace phase only: attach strace (after start-up, so module loading is not counted)
-//   3. start the clients in order, each one's connections established and warmed up (one round
-//      trip each, see src/clients/warmup.ts) before the next starts
-//   4. start the /proc probe, the host sample and every client's measured window at once; wait
+//   1. start the server and, beside it, every client process (container), which waits to be told
+//      where to connect; wait for the server's ready line (a server of one's own: until it
+//      listens on its port); read its limits and its idle baseline, and the kernel's memory
+//      (src/tracer/kernel-memory.ts)
+//   2. attach the tracer (after start-up, so module loading is not counted): the eBPF observer,
+//      attached once for the lab, is armed for this server; strace (trace phase only) attaches
+//   3. connect the clients in order, each one's connections established and warmed up (one round
+//      trip each, see src/clients/warmup.ts) before the next connects
+//   4. read the kernel's memory again, every connection held (its growth: RunRecord.kernel); start
+//      the /proc probe, the host sample and every client's measured window at once; wait
 //      for the results
 //   5. stop the probe and the tracer; stop the clients and the server
 // Measured runs are interleaved across models, repetition by repetition, so that a noisy moment
@@ -25,10 +29,11 @@ import { NO_SERVER_EVENTS } from '../shared/server-events.js';
 import { answeredOf, clientResults, RESULTS_SCHEMA_VERSION, runThroughput, type ClientRecord, type LabRecord, type Measurement, type RunRecord, type VariantRecord } from '../shared/results.js';
 import type { OwnServers, PreparedOwnServer, RunningClient, RunningServer, Runtime, RuntimeFacts } from '../runtime/runtime.js';
 import { startHostSample } from '../tracer/host.js';
+import { kernelMemoryGrowth, readKernelMemory } from '../tracer/kernel-memory.js';
 import type { Observer, TracerKind } from '../tracer/observe.js';
 import { LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from '../errors.js';
 import type { LoadedLab } from './load.js';
-import { runExperimentLab } from './experiment-runner.js';
+import { experimentRunCount, runExperimentLab } from './experiment-runner.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
 
 const SERVER_LOG_LINES = 50;
@@ -38,13 +43,17 @@ export interface RunOptions {
   durationSeconds?: number;
   /** overrides the connections of every echo client. */
   connections?: number;
+  /** overrides the rate of every echo client (requests per second per connection): each runs open-loop (src/clients/rate.ts). */
+  rate?: number;
   /** runs each of the lab's clients as this many client processes (containers); default 1. */
   clients?: number;
   /**
    * how to count syscalls in a lab that counts them: bpf (the measured runs themselves), strace
-   * (runs of their own), or auto (default): bpf where this runtime allows it, else strace.
+   * (runs of their own), auto (default): bpf where this runtime allows it, else strace; or none
+   * (--no-trace): not counted, and the verdicts that need counts say so. A server with a tracer
+   * of its own (observer-effect) keeps it.
    */
-  tracer?: 'auto' | TracerKind;
+  tracer?: 'auto' | TracerKind | 'none';
   signal?: AbortSignal;
   onProgress?: (progress: RunProgress) => void;
   /** a line for the user, said once (auto fell back to strace, and why). */
@@ -122,6 +131,7 @@ function plan(lab: Lab, counting: TracerKind | null): Step[] {
 
 interface Overrides {
   connections?: number;
+  rate?: number;
   /** client processes (containers) per client of the lab. */
   clients: number;
 }
@@ -132,18 +142,23 @@ function processName(client: { name: string; replica: number }, replicas: number
 }
 
 /** The lab's clients as one run starts them: names filled in, --connections and the sweep applied. */
-function clientsOfRun(lab: Lab, sweepValue: number | null, overrides: Pick<Overrides, 'connections'>): LabRecord['clients'] {
-  return lab.clients.map((client, index) => ({
-    name: client.name ?? `${client.mode}-${index + 1}`,
-    mode: client.mode,
-    connections:
-      lab.sweep?.client === client.name && sweepValue !== null
-        ? sweepValue
-        : client.mode === 'echo' && overrides.connections !== undefined
-          ? overrides.connections
-          : client.connections,
-    messageSize: client.messageSize,
-  }));
+function clientsOfRun(lab: Lab, sweepValue: number | null, overrides: Pick<Overrides, 'connections' | 'rate'>): LabRecord['clients'] {
+  return lab.clients.map((client, index) => {
+    // --rate makes every echo client open-loop at that rate; otherwise the lab's, if any.
+    const rate = client.mode === 'echo' ? (overrides.rate ?? client.rate) : undefined;
+    return {
+      name: client.name ?? `${client.mode}-${index + 1}`,
+      mode: client.mode,
+      connections:
+        lab.sweep?.client === client.name && sweepValue !== null
+          ? sweepValue
+          : client.mode === 'echo' && overrides.connections !== undefined
+            ? overrides.connections
+            : client.connections,
+      messageSize: client.messageSize,
+      ...(rate !== undefined ? { rate } : {}),
+    };
+  });
 }
 
 /** A server of the lab as results.json records it: its options with defaults, and what its model declares. */
@@ -240,6 +255,13 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     // --clients N: N client processes (containers) for each of the lab's clients, in order.
     Array.from({ length: overrides.clients }, (_, replica) => ({ ...client, replica })),
   );
+  // Every client process (container) starts now, beside the server, and connects when told
+  // (below): starting one took about as long as a run's set-up otherwise (Node, a container).
+  // Each keeps its connections after its window until it is stopped, so an idle crowd holds the
+  // server until the others are done.
+  const launching = Promise.allSettled(
+    clientSpecs.map((spec) => runtime.startClient({ ...spec, name: processName(spec, overrides.clients), durationSeconds, target: null })),
+  );
   try {
     server = own ? await own.start() : await runtime.startServer({ model: step.variant.model, nofile: step.variant.nofile, options: step.variant.options });
     record.serverPid = server.pid;
@@ -247,22 +269,20 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     observer = await server.observe({ tracer: step.tracer });
     record.limits = observer.limits;
     record.baseline = observer.baseline;
-    // The lab's clients in order; the copies of one client (--clients N) side by side.
-    for (let first = 0; first < clientSpecs.length; first += overrides.clients) {
-      const copies = clientSpecs.slice(first, first + overrides.clients);
-      const outcomes = await Promise.allSettled(
-        copies.map((spec) => {
-          // Every client keeps its connections after its window until it is stopped below, so an
-          // idle crowd holds the server until the others are done.
-          return runtime.startClient({ ...spec, name: processName(spec, overrides.clients), durationSeconds, target: server!.target });
-        }),
-      );
-      const started = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
-      clients.push(...started); // stopped in `finally` even if a sibling failed to start
-      const failedToStart = outcomes.find((outcome) => outcome.status === 'rejected');
-      if (failedToStart) throw failedToStart.reason;
-      await Promise.all(started.map((client) => client.ready));
+    // The kernel's memory before any client, against the same with every connection held (below).
+    const kernelBefore = await readKernelMemory().catch(() => null);
+    const launched = await launching;
+    const failedToStart = launched.find((outcome) => outcome.status === 'rejected');
+    if (failedToStart) throw failedToStart.reason;
+    clients.push(...launched.map((outcome) => (outcome as PromiseFulfilledResult<RunningClient>).value));
+    // The lab's clients connect in order; the copies of one client (--clients N) side by side.
+    for (let first = 0; first < clients.length; first += overrides.clients) {
+      const copies = clients.slice(first, first + overrides.clients);
+      for (const client of copies) client.connect(server.target);
+      await Promise.all(copies.map((client) => client.ready));
     }
+    const kernelHeld = kernelBefore && (await readKernelMemory().catch(() => null));
+    record.kernel = kernelBefore && kernelHeld ? kernelMemoryGrowth(kernelBefore, kernelHeld) : null;
     const host = await startHostSample();
     await observer.startWindow();
     await Promise.all(clients.map((client) => client.start()));
@@ -300,12 +320,13 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
         record.trace = observed.trace;
       } else observer.kill();
     }
-    await Promise.all(clients.map((client) => client.stop()));
     if (server) {
       record.serverLog = server.log().slice(0, SERVER_LOG_LINES);
       record.events = server.events();
-      await server.stop();
     }
+    // What they measured is in: the clients (every one started, connected or not) and the server stop together.
+    const started = (await launching).flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+    await Promise.all([...started.map((client) => client.stop()), server?.stop()]);
   }
   return record;
 }
@@ -327,7 +348,8 @@ async function chooseTracer(lab: Lab, runtime: Runtime, options: RunOptions): Pr
   const ownTracers = variantsOf(lab).flatMap((v) => (v.tracer === 'bpf' || v.tracer === 'strace' ? [v.tracer] : []));
   for (const kind of new Set(ownTracers)) await check(kind);
   let counting: TracerKind | null = null;
-  if (traceRunsOf(lab) > 0) {
+  if (traceRunsOf(lab) > 0 && wanted === 'none') options.onNotice?.(`${lab.name}: syscalls not counted (--no-trace): the verdicts that need counts are inconclusive`);
+  if (traceRunsOf(lab) > 0 && wanted !== 'none') {
     if (wanted !== 'strace') {
       const bpf = await check('bpf');
       if (bpf.available) counting = 'bpf';
@@ -338,13 +360,24 @@ async function chooseTracer(lab: Lab, runtime: Runtime, options: RunOptions): Pr
   }
   const unavailable = new Map([...checks].flatMap(([kind, c]) => (c.available ? [] : [[kind, c.reason] as const])));
   const named = counting !== null ? checks.get(counting) : undefined;
-  const tracerName = named?.available ? `${named.name} (${counting === 'bpf' ? 'eBPF, in the measured runs' : 'ptrace, in runs of their own'})` : null;
+  const tracerName = named?.available
+    ? `${named.name} (${counting === 'bpf' ? 'eBPF, in the measured runs' : 'ptrace, in runs of their own'})`
+    : traceRunsOf(lab) > 0 && wanted === 'none' ? 'none: not asked for (--no-trace)' : null;
   return { counting, tracerName, unavailable };
 }
 
 /** The record of a run that could not start (its tracer cannot run here). */
 function notRun(step: Step, durationSeconds: number, error: string): RunRecord {
   return { ...emptyRecord(step, durationSeconds), error };
+}
+
+/**
+ * How many measured runs runLab makes of `loaded` (every server, sweep step and repetition; an
+ * experiment's arms), for progress estimates: counting with strace adds runs of its own.
+ */
+export function measuredRunCount(loaded: LoadedLab): number {
+  if (loaded.experiment) return experimentRunCount(loaded.experiment);
+  return loaded.lab.repetitions * (loaded.lab.sweep?.connections.length ?? 1) * variantsOf(loaded.lab).length;
 }
 
 /**
@@ -363,7 +396,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   const traceRuns = traceRunsOf(lab);
   const facts = await runtime.facts();
   const { counting, tracerName, unavailable } = await chooseTracer(lab, runtime, options);
-  if (traceRuns > 0 && counting === null) incompleteReason = `no tracer on the ${runtime.name} runtime: syscall counts were not taken (${unavailable.get('strace') ?? unavailable.get('bpf')})`;
+  if (traceRuns > 0 && counting === null && options.tracer !== 'none') incompleteReason = `no tracer on the ${runtime.name} runtime: syscall counts were not taken (${unavailable.get('strace') ?? unavailable.get('bpf')})`;
   const steps = plan(lab, counting);
   const prepared = await prepareOwnServers(lab, file, runtime, options.ownServers);
   try {
@@ -385,7 +418,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       const own = prepared.get(step.variant.label) ?? null;
       const record = missing
         ? notRun(step, durationSeconds, `${step.tracer} cannot run on the ${runtime.name} runtime: ${missing}`)
-        : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, clients: options.clients ?? 1 }, own);
+        : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, rate: options.rate, clients: options.clients ?? 1 }, own);
       runs.push(record);
       options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
       if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
@@ -402,7 +435,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
     lab: {
       ...labHeaderOf(lab, file),
       variants: variantsOf(lab).map((variant) => variantRecord(variant, prepared)),
-      clients: clientsOfRun(lab, null, { connections: options.connections }),
+      clients: clientsOfRun(lab, null, { connections: options.connections, rate: options.rate }),
       sweep: lab.sweep ?? null,
       verdict: lab.verdict?.[0] ?? null,
       ...(lab.verdict && lab.verdict.length > 1 ? { verdicts: lab.verdict } : {}),

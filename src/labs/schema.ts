@@ -6,6 +6,9 @@ import { isVerdictRule, VERDICT_RULE_NAMES, VERDICT_RULES } from '../shared/verd
 
 const modelNames = models.map((model) => model.name);
 
+/** The most measured runs per server a lab may ask for (its `repetitions`, or --repetitions). */
+export const MAX_REPETITIONS = 50;
+
 export const ClientSpecSchema = z
   .object({
     /** shown in the report; defaults to MODE-INDEX. */
@@ -15,11 +18,21 @@ export const ClientSpecSchema = z
     /** hold may have 0: the probe alone. */
     connections: z.number().int().min(0).max(100_000),
     messageSize: z.number().int().min(1).max(16 * 1024 * 1024).default(64),
+    /**
+     * echo only: requests per second per connection, sent open-loop, each at its scheduled send
+     * time and timed from it (src/clients/rate.ts); absent: closed loop, each request as soon as
+     * the last reply came.
+     */
+    rate: z.number().positive('requests per second per connection, above 0').max(100_000, 'at most 100,000 requests per second per connection').optional(),
   })
   .strict()
   .refine((client) => client.mode !== 'echo' || client.connections >= 1, {
     message: 'at least 1 connection for an echo client',
     path: ['connections'],
+  })
+  .refine((client) => client.mode === 'echo' || client.rate === undefined, {
+    message: 'a rate is for an echo client (open-loop requests); a hold client sends none',
+    path: ['rate'],
   });
 
 const VerdictSpec = z
@@ -137,7 +150,7 @@ export const LabSchema = z
     /** seconds of load per run. */
     duration: z.number().positive().max(3600).default(3),
     /** measured runs per model, interleaved (A B C, A B C, ...); the report quotes medians. */
-    repetitions: z.number().int().min(1).max(50).default(1),
+    repetitions: z.number().int().min(1).max(MAX_REPETITIONS).default(1),
     /**
      * whether the lab counts syscalls. With the eBPF observer (--tracer bpf, the default where the
      * machine allows it) every measured run is counted and this only says yes or no. With strace,
@@ -211,6 +224,11 @@ function checkVerdict(verdict: { rule: string; client: string | null }, clients:
       path: [...at, 'client'],
       message: `the name of one of the lab's ${needs.mode} clients (${candidates.length ? candidates.join(', ') : 'it has none'}): the one that ${needs.role}; not "${verdict.client}"`,
     });
+    return;
+  }
+  if ('openLoop' in needs && needs.openLoop && client.rate === undefined) {
+    const index = clients.indexOf(client);
+    context.addIssue({ code: 'custom', path: ['clients', index, 'rate'], message: `a rate (requests per second per connection): the rule ${verdict.rule} judges latency under an open-loop load, and ${verdict.client} is closed-loop without one` });
   }
 }
 

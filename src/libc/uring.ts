@@ -24,6 +24,8 @@ const c = {
   io_uring_setup: libc.func('syscall', 'long', ['long', 'uint32', 'void *']),
   io_uring_enter: libc.func('syscall', 'long', ['long', 'int', 'uint32', 'uint32', 'uint32', 'void *', 'size_t']),
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
+  munmap: libc.func('int munmap(uintptr_t addr, size_t length)'),
+  close: libc.func('int close(int fd)'),
 };
 
 // The same numbers on every architecture but alpha (io_uring came after the syscall tables were unified).
@@ -35,8 +37,23 @@ export const IORING_OP_CLOSE = 19;
 export const IORING_OP_SEND = 26;
 export const IORING_OP_RECV = 27;
 
+/** SQE flags (the byte after the opcode). */
+export const IOSQE_IO_LINK = 1 << 2;
+export const IOSQE_CQE_SKIP_SUCCESS = 1 << 6;
+
 const IORING_SETUP_CQSIZE = 1 << 3;
+/** Only one thread submits (the kernel can skip some locking; Linux >= 6.0). */
+export const IORING_SETUP_SINGLE_ISSUER = 1 << 12;
+/**
+ * Completion work (the copy of a RECV that was waiting for data) runs only when the submitting
+ * thread waits in io_uring_enter, in one batch, instead of interrupting it each time (Linux >= 6.1).
+ */
+export const IORING_SETUP_DEFER_TASKRUN = 1 << 13;
 const IORING_ENTER_GETEVENTS = 1 << 0;
+const IORING_ENTER_EXT_ARG = 1 << 3;
+/** struct io_uring_getevents_arg: sigmask, sigmask_sz, pad, ts (a pointer to a __kernel_timespec). */
+const GETEVENTS_ARG_SIZE = 24;
+const TIMESPEC_OFFSET = 32;
 const IORING_OFF_SQES = 0x10000000;
 /** The features this file relies on, each with the reason. */
 const REQUIRED_FEATURES = [
@@ -53,6 +70,7 @@ const MAP_ANONYMOUS = 0x20;
 const MAP_POPULATE = 0x8000;
 const MAP_FAILED = 0xffffffffffffffffn;
 const EBUSY = 16;
+const ETIME = 62;
 
 const PARAMS_SIZE = 120;
 const SQE_SIZE = 64;
@@ -75,6 +93,14 @@ function mmap(what: string, length: number, prot: number, flags: number, fd: num
 /** Private anonymous memory: pages are committed only when first written (by us or the kernel). */
 export function mapMemory(length: number): KernelMemory {
   return mmap(`${length} bytes of buffers`, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+/**
+ * Gives memory from mapMemory back. Only once no operation in flight points into it: the kernel
+ * would write into whatever is mapped at that address next. Views over it must not be used again.
+ */
+export function unmapMemory(memory: KernelMemory): void {
+  if (c.munmap(memory.address, memory.bytes.byteLength) === -1) throw new ErrnoError('munmap', koffi.errno());
 }
 
 /** One line that says why io_uring_setup failed on this machine, for someone who can fix it. */
@@ -119,17 +145,21 @@ export class Ring {
   private readonly cqes: number;
   /** Our copy of the SQ tail: SQEs written but not yet published. Only we write it. */
   private tail = 0;
+  private readonly mappings: KernelMemory[];
+  /** For enter with a timeout: a getevents_arg at 0 and the timespec it points to at TIMESPEC_OFFSET. */
+  private waitArgument: { memory: KernelMemory; words: Uint32Array; bytes: Uint8Array } | null = null;
 
   /**
    * io_uring_setup(2) with `entries` SQE slots (what may be written between two io_uring_enter
    * calls; operations in flight are not limited by it) and room for `completionEntries`
-   * completions not yet read. A RuntimeUnavailableError when this machine does not allow io_uring.
+   * completions not yet read, plus `setupFlags` (IORING_SETUP_*; a kernel that does not know one
+   * fails with EINVAL). A RuntimeUnavailableError when this machine does not allow io_uring.
    */
-  constructor(entries: number, completionEntries: number) {
+  constructor(entries: number, completionEntries: number, setupFlags = 0) {
     // The kernel reads and fills the params during the call only: a Buffer is fine here.
     const params = Buffer.alloc(PARAMS_SIZE);
     params.writeUInt32LE(completionEntries, 4);
-    params.writeUInt32LE(IORING_SETUP_CQSIZE, 8);
+    params.writeUInt32LE(IORING_SETUP_CQSIZE | setupFlags, 8);
     const fd = c.io_uring_setup(SYS_io_uring_setup, entries, params);
     if (fd === -1) throw new RuntimeUnavailableError(explainSetupFailure(koffi.errno()));
     this.fd = fd;
@@ -147,6 +177,7 @@ export class Ring {
     const ringBytes = Math.max(sqArray + this.submissionEntries * 4, cq(20) + this.completionEntries * CQE_SIZE);
     const rings = mmap('the SQ and CQ rings', ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     const sqes = mmap('the SQE array', this.submissionEntries * SQE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+    this.mappings = [rings, sqes];
 
     this.ring = new Uint32Array(rings.bytes);
     this.signedRing = new Int32Array(rings.bytes);
@@ -166,14 +197,14 @@ export class Ring {
   /**
    * Writes one SQE: `opcode` on `fd` with the memory at `address` (0: none) of `length` bytes,
    * `opFlags` (msg_flags, accept_flags, ...) and `userData` (an integer < 2^53) that its
-   * completion will carry back. Published to the kernel by the next `enter`; when the SQ ring is
-   * full, the ones already written are submitted first.
+   * completion will carry back, and `sqeFlags` (IOSQE_*). Published to the kernel by the next
+   * `enter`; when the SQ ring is full, the ones already written are submitted first.
    */
-  prepare(opcode: number, fd: number, address: number, length: number, opFlags: number, userData: number): void {
+  prepare(opcode: number, fd: number, address: number, length: number, opFlags: number, userData: number, sqeFlags = 0): void {
     while (this.unsubmitted() === this.submissionEntries) this.enter(0);
     const s = this.sqes;
     const w = (this.tail & this.sqMask) * (SQE_SIZE / 4);
-    s[w] = opcode; // flags, ioprio: 0
+    s[w] = opcode | (sqeFlags << 8); // ioprio: 0
     s[w + 1] = fd;
     s[w + 2] = 0; // off / addr2
     s[w + 3] = 0;
@@ -189,21 +220,61 @@ export class Ring {
 
   /**
    * io_uring_enter(2): submits every SQE written since the last call and, when `minComplete` > 0,
-   * waits until that many completions are in the CQ ring (the only place this model blocks).
+   * waits until that many completions are in the CQ ring (the only place this model blocks), or
+   * at most `timeoutMs` milliseconds when given (needs IORING_FEAT_EXT_ARG, Linux >= 5.11).
+   * Throws ErrnoError for anything but EINTR, EBUSY, EAGAIN and ETIME (the timeout).
    */
-  enter(minComplete: number): void {
+  enter(minComplete: number, timeoutMs?: number): void {
     Atomics.store(this.ring, this.sqTail, this.tail);
-    const flags = minComplete > 0 ? IORING_ENTER_GETEVENTS : 0;
+    let flags = minComplete > 0 ? IORING_ENTER_GETEVENTS : 0;
+    let argument: Uint8Array | null = null;
+    if (timeoutMs !== undefined && minComplete > 0) {
+      argument = this.timeoutArgument(timeoutMs);
+      flags |= IORING_ENTER_EXT_ARG;
+    }
     for (;;) {
-      const ret = c.io_uring_enter(SYS_io_uring_enter, this.fd, this.unsubmitted(), minComplete, flags, null, 0);
+      const ret = c.io_uring_enter(SYS_io_uring_enter, this.fd, this.unsubmitted(), minComplete, flags, argument, argument ? GETEVENTS_ARG_SIZE : 0);
       if (ret >= 0) return;
       const errno = koffi.errno();
       if (errno === EINTR) continue;
+      // The timeout passed with fewer completions than asked for.
+      if (errno === ETIME) return;
       // Completions the kernel kept aside (CQ ring full, IORING_FEAT_NODROP) or no memory for new
       // requests: reading the CQ ring makes room, and the next call submits what is left.
       if (errno === EBUSY || errno === EAGAIN) return;
       throw new ErrnoError('io_uring_enter', errno);
     }
+  }
+
+  /** The getevents_arg for a wait of at most `timeoutMs`: the kernel copies it (and the timespec) during the call. */
+  private timeoutArgument(timeoutMs: number): Uint8Array {
+    if (this.waitArgument === null) {
+      const memory = mapMemory(TIMESPEC_OFFSET + 16);
+      const words = new Uint32Array(memory.bytes);
+      const timespecAddress = memory.address + TIMESPEC_OFFSET;
+      words[4] = timespecAddress >>> 0;
+      words[5] = Math.floor(timespecAddress / TWO_TO_32);
+      this.waitArgument = { memory, words, bytes: new Uint8Array(memory.bytes) };
+    }
+    const nanoseconds = Math.max(0, Math.round(timeoutMs * 1e6));
+    const seconds = Math.floor(nanoseconds / 1e9);
+    const words = this.waitArgument.words;
+    words[TIMESPEC_OFFSET / 4] = seconds;
+    words[TIMESPEC_OFFSET / 4 + 1] = 0;
+    words[TIMESPEC_OFFSET / 4 + 2] = nanoseconds - seconds * 1e9;
+    words[TIMESPEC_OFFSET / 4 + 3] = 0;
+    return this.waitArgument.bytes;
+  }
+
+  /**
+   * Unmaps the rings and closes the ring's fd; the kernel then cancels what is still in flight,
+   * in the background. Memory that operations in flight point to must stay mapped (see unmapMemory).
+   */
+  close(): void {
+    for (const mapping of this.mappings) unmapMemory(mapping);
+    if (this.waitArgument) unmapMemory(this.waitArgument.memory);
+    this.waitArgument = null;
+    if (c.close(this.fd) === -1) throw new ErrnoError('close', koffi.errno());
   }
 
   /**

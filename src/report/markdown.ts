@@ -17,6 +17,8 @@ import {
   table,
 } from '../shared/format.js';
 import { renderExperimentMarkdown } from './experiment-markdown.js';
+import { connectionCostsSection } from './connection-costs-markdown.js';
+import { openLoopSection } from './open-loop-markdown.js';
 import { verdictRulesOf, type ClientFigures, type Results, type SubjectFigures, type SyscallFigures } from '../shared/results.js';
 import { clean, incompleteBanner, NONE, spreadCell } from './markdown-parts.js';
 
@@ -69,6 +71,13 @@ function claimSection(results: Results): string {
 }
 
 /** What the servers ran on: each language runtime their ready lines announced, and each server of one's own as it ran. */
+/** How the echo clients waited for replies: "io_uring (completions, a batch of sends and receives per io_uring_enter)" and/or "epoll"; null when no echo client said. */
+function clientEngines(results: Results): string | null {
+  const engines = [...new Set(results.runs.flatMap((run) => run.clients.flatMap((c) => (c.mode === 'echo' && c.result?.engine ? [c.result.engine] : []))))].sort();
+  const named = engines.map((engine) => (engine === 'io_uring' ? 'io_uring (completions: a batch of sends and receives per io_uring_enter)' : 'epoll (readiness: epoll_wait, then recvfrom and sendto)'));
+  return named.length ? named.join('; ') : null;
+}
+
 function serverRuntime(results: Results): string | null {
   const announced = [...new Set(results.runs.flatMap((run) => (run.serverRuntime !== null ? [run.serverRuntime] : [])))];
   const own = results.lab.variants.flatMap((v) => (v.own ? [`${v.label}: ${v.own.description}`] : []));
@@ -97,11 +106,13 @@ function ownServerLines(results: Results): string[] {
 function environmentSection(results: Results): string {
   const env = results.environment;
   const machine = results.analysis.machine;
+  const engines = clientEngines(results);
   const rows = [
     ['runtime', env.runtime],
     ['kernel', env.kernel],
     ['servers ran on', serverRuntime(results) ?? 'not announced'],
     ['controller', `node ${env.node}`],
+    ...(engines ? [['echo clients wait with', engines]] : []),
     ['CPUs', String(env.cpus)],
     ['host', env.hostname],
     ['tracer', env.tracer ?? 'none (no syscall counts)'],
@@ -128,8 +139,9 @@ function connectionsLine(results: Results): string {
     const swept = sweep?.client === client.name;
     const count = swept ? `${sweep.connections.map(formatCount).join(', ')} (one value per run)` : formatCount(client.connections);
     const noun = (word: string) => (!swept && client.connections === 1 ? word : `${word}s`);
+    const paced = client.rate !== undefined ? `, open-loop at ${formatCount(client.rate)} requests per second per connection (${formatCount(client.rate * client.connections)}/s in all), each timed from its scheduled send time` : '';
     return client.mode === 'echo'
-      ? `\`${client.name}\`: ${count} echo ${noun('connection')}, each sending ${formatCount(client.messageSize)}-byte requests one at a time`
+      ? `\`${client.name}\`: ${count} echo ${noun('connection')}, each sending ${formatCount(client.messageSize)}-byte requests one at a time${paced}`
       : `\`${client.name}\`: ${count} idle ${noun('connection')}, then 1 probe connection that sends a ${formatCount(client.messageSize)}-byte request every 100 ms`;
   });
   const processes = replicas > 1 ? ` Each client ran as ${replicas} processes (--clients ${replicas}), each opening these connections: ${replicas} times as many in all.` : '';
@@ -433,6 +445,8 @@ export function renderMarkdown(results: Results): string {
     environmentSection(results),
     summarySection(subjects),
     clientsSection(subjects),
+    openLoopSection(results),
+    connectionCostsSection(results),
     perRoundTripSection(subjects),
     perConnectionSection(subjects),
     waitsSection(subjects),

@@ -9,10 +9,12 @@
 // engine it reuses the image it runs in, which holds those very files (see docker/README.md).
 import { createHash } from 'node:crypto';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import { RuntimeUnavailableError } from '../errors.js';
+import { formatElapsed } from '../shared/format.js';
 
 /** The image docker/Dockerfile builds FROM (its BASE_IMAGE default); never pulled where no registry answers. */
 export const BASE_IMAGE = 'debian:bookworm-slim';
@@ -127,8 +129,10 @@ export interface EnsureImageOptions {
   tag?: string;
   /** build even when the image exists. */
   rebuild?: boolean;
-  /** each line of the build's output, as it comes. */
+  /** what ensureImage does, a line each ("building TAG ...", "built TAG in 5m12s"); without onBuildOutput, also each line of the build's output. */
   onProgress?: (line: string) => void;
+  /** each line of the build's output, as it comes ("Step 3/31 : RUN ..."); the whole of it is also in the log file a failure names. */
+  onBuildOutput?: (line: string) => void;
   /** stops a build in progress. */
   signal?: AbortSignal;
   /** the build context's root; default this repository (/opt/iolab in the image). */
@@ -220,17 +224,19 @@ export interface BuildRequest {
 
 export type BuildOutcome =
   | { ok: true; id: string }
-  | { ok: false; step: string; failure: string; lastLines: string[] };
+  | { ok: false; step: string; failure: string; lastLines: string[]; log: string[] };
 
 /** Builds an image with the classic builder and follows its output; a failure says at which step. */
 export async function buildImage(docker: Docker, request: BuildRequest): Promise<BuildOutcome> {
   const lastLines: string[] = [];
+  const log: string[] = [];
   let step = 'before the first step';
   let failure: string | null = null;
   let builtId: string | null = null;
   const line = (text: string) => {
     if (/^Step \d+\/\d+ : /.test(text)) step = text;
     lastLines.push(text);
+    log.push(text);
     if (lastLines.length > 15) lastLines.shift();
     request.onProgress?.(text);
   };
@@ -274,7 +280,7 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
     if (id) return { ok: true, id };
     failure = `the build ended without producing ${request.tag}`;
   }
-  return { ok: false, step, failure, lastLines };
+  return { ok: false, step, failure, lastLines, log };
 }
 
 /**
@@ -301,16 +307,20 @@ export async function ensureImage(docker: Docker, options: EnsureImageOptions = 
 
   const onProgress = options.onProgress ?? (() => {});
   onProgress(`building ${tag} from ${join(options.contextRoot ?? CONTEXT_ROOT, DOCKERFILE)} (${context.files.length} files)`);
+  const startedAt = performance.now();
   const build = await buildImage(docker, {
     context: options.contextRoot ?? CONTEXT_ROOT,
     files: context.files,
     tag,
     dockerfile: DOCKERFILE,
     labels: { [IMAGE_LABELS.version]: context.version, [IMAGE_LABELS.contextHash]: context.hash },
-    onProgress,
+    onProgress: options.onBuildOutput ?? onProgress,
     signal: options.signal,
   });
-  if (build.ok) return { tag, id: build.id, built: true };
+  if (build.ok) {
+    onProgress(`built ${tag} in ${formatElapsed((performance.now() - startedAt) / 1000)}`);
+    return { tag, id: build.id, built: true };
+  }
   if (options.signal?.aborted) throw new RuntimeUnavailableError(`building ${tag} was interrupted`);
   const { step, failure, lastLines } = build;
   const base = context.baseImage;
@@ -326,8 +336,10 @@ export async function ensureImage(docker: Docker, options: EnsureImageOptions = 
       '\nnpm in the build does not trust the certificate the registry answered with (a TLS-intercepting proxy?): ' +
       'put the proxy\'s CA certificate (PEM, *.crt) in docker/ca-certificates/ and build again (see docker/README.md).';
   }
+  const logFile = join(tmpdir(), `iolab-build-${tag.replace(/[^\w.-]+/g, '_')}.log`);
+  const logged = await writeFile(logFile, `${build.log.join('\n')}\n`).then(() => true, () => false);
   throw new RuntimeUnavailableError(
-    `building the iolab image ${tag} failed at ${step}: ${failure}${hint}\nlast lines of the build:\n  ${lastLines.join('\n  ')}`,
+    `building the iolab image ${tag} failed at ${step}: ${failure}${hint}\nlast lines of the build${logged ? ` (all ${build.log.length} in ${logFile})` : ''}:\n  ${lastLines.join('\n  ')}`,
   );
 }
 

@@ -3,9 +3,9 @@
 //   - one user-defined bridge network per lab run; clients reach the server by container name
 //   - the server container gets the lab's nofile as a ulimit and no added capability; a model
 //     that needs io_uring gets a seccomp profile that allows it (newer Docker blocks it)
-//   - an observer sidecar shares the server's PID namespace (PidMode container:<server>), so the
-//     server is its pid 1: it reads /proc/1 and, for traced runs, runs strace with SYS_PTRACE
-//     (`iolab observe`, see src/tracer/observe.ts). The server itself never gets that capability.
+//   - one observer sidecar for the lab, in the host's PID namespace, observes each server in turn
+//     by its host pid: /proc, strace, the eBPF observer (`iolab observe --serve`, see
+//     observer-service.ts). The server itself never gets a capability.
 //   - N client containers, each `iolab client ... --wait-for-start`, started together by signal
 //   - every container and network carries the label iolab.run=<run id>; close() removes them,
 //     and `iolab clean` removes what a killed run left behind.
@@ -15,7 +15,8 @@ import Docker from 'dockerode';
 import { findModel, programCommand } from '../servers/index.js';
 import { parseReadyLine } from '../servers/listen.js';
 import { ServerEventTally } from '../shared/server-events.js';
-import { newRunId, observerCommand, RunContainers, sidecarObserver, sidecarSpec } from './containers.js';
+import { ContainerOutput, newRunId, RunContainers, sidecarSpec } from './containers.js';
+import { ObserverService } from './observer-service.js';
 import { ensureImage } from './docker-image.js';
 import { serverOptionArguments } from './local.js';
 import { readClientOutput } from './process.js';
@@ -34,8 +35,10 @@ const IMAGE_PACKAGE_ROOT = '/opt/iolab';
 const IO_URING_SECCOMP = readFileSync(fileURLToPath(new URL('../../docker/seccomp-io-uring.json', import.meta.url)), 'utf8');
 
 export interface DockerRuntimeOptions {
-  /** image build progress and per-container status lines. */
+  /** image build progress ("building TAG ...", "built TAG in 5m12s") and per-container status lines. */
   onProgress?: (line: string) => void;
+  /** each line of the image build's output (default: onProgress). */
+  onBuildOutput?: (line: string) => void;
 }
 
 export class DockerRuntime implements Runtime {
@@ -46,6 +49,7 @@ export class DockerRuntime implements Runtime {
   private image: { tag: string; id: string } | null = null;
   private network: string | null = null;
   private readonly tracers = new Map<TracerKind, TracerCheck>();
+  private observer: Promise<ObserverService> | null = null;
 
   constructor(private readonly options: DockerRuntimeOptions = {}) {}
 
@@ -56,7 +60,7 @@ export class DockerRuntime implements Runtime {
   /** Builds (or reuses) the lab image and creates the run's network. */
   private async prepare(): Promise<{ tag: string; id: string }> {
     if (this.image && this.network) return this.image;
-    this.image = await ensureImage(this.docker, { onProgress: (line) => this.progress(line) });
+    this.image = await ensureImage(this.docker, { onProgress: (line) => this.progress(line), onBuildOutput: this.options.onBuildOutput });
     this.network = await this.run.network({ internal: false });
     return this.image;
   }
@@ -118,8 +122,7 @@ export class DockerRuntime implements Runtime {
     }
     const details = (await container.inspect()) as { Name: string; State: { Pid: number } };
     const name = details.Name.replace(/^\//, '');
-    this.progress(`${description}: container ${name} listening`);
-    const observers = new Set<Docker.Container>();
+    this.progress(`  ${description}: container ${name} listening`);
     return {
       model: spec.model,
       pid: details.State.Pid,
@@ -129,46 +132,60 @@ export class DockerRuntime implements Runtime {
       events: () => events.snapshot(),
       alive: () => output.running,
       ending: () => output.ending(),
-      observe: async (options) => {
-        const sidecar = await this.run.start('observer', sidecarSpec(image.id, container, observerCommand(1, options), options.tracer), `observer of ${description}`);
-        observers.add(sidecar.container);
-        return sidecarObserver(sidecar.output, sidecar.container, (c) => this.run.remove(c));
-      },
-      stop: async () => {
-        await Promise.all([...observers].map((sidecar) => this.run.remove(sidecar)));
-        await container.kill().catch(() => {});
-        await this.run.remove(container);
-      },
+      observe: async (options) => (await this.observerService(image.id)).observe(details.State.Pid, options),
+      // A forced removal kills.
+      stop: () => this.run.remove(container),
     };
+  }
+
+  /** The lab's observer sidecar, started at the first server (again if it has ended). */
+  private async observerService(image: string): Promise<ObserverService> {
+    const current = await this.observer?.catch(() => null);
+    if (current?.running) return current;
+    current?.close();
+    this.observer = ObserverService.start(this.run, this.docker, image);
+    this.observer.catch(() => (this.observer = null));
+    return this.observer;
   }
 
   async startClient(spec: ClientRunSpec): Promise<RunningClient> {
     const image = await this.prepare();
     const description = `client ${spec.name} (${spec.mode}, ${spec.connections} connections)`;
-    const { container, output } = await this.run.start(
-      'client',
-      {
-        Image: image.id,
-        Cmd: [
-          'iolab', 'client', '--target', spec.target, '--mode', spec.mode,
-          '--connections', String(spec.connections), '--duration', String(spec.durationSeconds),
-          '--message-size', String(spec.messageSize), '--wait-for-start',
-        ],
-        // No ulimit of our own: the engine's default (the daemon's own limit) is the most a container
-        // may get, and the client raises its soft limit to that hard limit itself.
-        HostConfig: { NetworkMode: this.network! },
-      },
-      description,
-    );
+    const later = spec.target === null;
+    const container = await this.run.create('client', {
+      Image: image.id,
+      Cmd: [
+        'iolab', 'client', '--target', spec.target ?? 'stdin', '--mode', spec.mode,
+        '--connections', String(spec.connections), '--duration', String(spec.durationSeconds),
+        '--message-size', String(spec.messageSize), '--wait-for-start',
+        ...(spec.rate ? ['--rate', String(spec.rate)] : []),
+      ],
+      // Told its target on stdin (target null): the container starts beside the server.
+      ...(later && { OpenStdin: true, StdinOnce: true, AttachStdin: true }),
+      // No ulimit of our own: the engine's default (the daemon's own limit) is the most a container
+      // may get, and the client raises its soft limit to that hard limit itself.
+      HostConfig: { NetworkMode: this.network! },
+    });
+    const stdin = later ? ((await container.attach({ stream: true, stdin: true, hijack: true })) as NodeJS.ReadWriteStream) : null;
+    stdin?.on('error', () => {});
+    await container.start();
+    const output = new ContainerOutput(description, container, this.docker);
     const { ready, result } = readClientOutput(output, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
     return {
       name: spec.name,
+      connect: (target) => {
+        if (!stdin) throw new Error(`${description} was started with its target`);
+        stdin.end(`${target}\n`);
+      },
       ready,
       result,
       start: async () => {
         await container.kill({ signal: CLIENT_START_SIGNAL });
       },
-      stop: () => this.run.remove(container),
+      stop: async () => {
+        (stdin as (NodeJS.ReadWriteStream & { destroy?: () => void }) | null)?.destroy?.();
+        await this.run.remove(container);
+      },
     };
   }
 
@@ -201,6 +218,9 @@ export class DockerRuntime implements Runtime {
   }
 
   async close(): Promise<void> {
+    const observer = this.observer;
+    this.observer = null;
+    (await observer?.catch(() => null))?.close();
     await this.run.close();
     this.network = null;
   }

@@ -11,7 +11,8 @@ import { parseReadyLine } from '../servers/listen.js';
 import { findModel, programCommand, type ProgramModel } from '../servers/index.js';
 import { ServerEventTally } from '../shared/server-events.js';
 import { observeProcess, type Observer, type TracerKind } from '../tracer/observe.js';
-import { checkBpf, type TracerCheck } from '../tracer/bpf.js';
+import { checkBpf, LabBpf, type TracerCheck } from '../tracer/bpf.js';
+import { SERVING_THREAD_PREFIX } from '../shared/model.js';
 import { ProcProbe } from '../tracer/proc.js';
 import { LineProcess, readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
@@ -21,6 +22,8 @@ const CLI = fileURLToPath(new URL('../../bin/iolab.js', import.meta.url));
 /** The package's root, where a program model's file is (ProgramModel.program.file) and where programs run. */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
+/** After SIGTERM, a server gets this long to end before SIGKILL. */
+const SERVER_STOP_GRACE_MS = 300;
 /** How long past its duration a client may take to connect, finish and print its result. */
 const CLIENT_GRACE_MS = 30_000;
 
@@ -74,6 +77,8 @@ export class LocalRuntime implements Runtime {
   readonly name = 'local';
   private readonly processes = new Set<LineProcess>();
   private readonly cleanups = new Set<() => Promise<void>>();
+  /** One eBPF observer for every server this runtime runs, armed for each in turn (src/tracer/bpf.ts). */
+  private readonly labBpf = new LabBpf(SERVING_THREAD_PREFIX);
 
   async facts(): Promise<RuntimeFacts> {
     return { kernel: release(), container: null };
@@ -136,7 +141,7 @@ export class LocalRuntime implements Runtime {
       alive: () => server.running,
       ending: () => server.ending(),
       observe: async (options) => {
-        const observer = await observeProcess(pid, options);
+        const observer = await observeProcess(pid, { ...options, labBpf: this.labBpf });
         observers.add(observer);
         return { ...observer, stop: () => observer.stop().finally(() => observers.delete(observer)) };
       },
@@ -144,24 +149,31 @@ export class LocalRuntime implements Runtime {
       stop: async () => {
         this.cleanups.delete(killObservers);
         await killObservers();
-        await server.stop();
+        // What it said and did is in: a server stuck in a blocking call (it cannot run its
+        // SIGTERM handler) is not waited for long.
+        await server.stop(SERVER_STOP_GRACE_MS);
       },
     };
   }
 
   async startClient(spec: ClientRunSpec): Promise<RunningClient> {
     const args = [
-      CLI, 'client', '--target', spec.target, '--mode', spec.mode,
+      CLI, 'client', '--target', spec.target ?? 'stdin', '--mode', spec.mode,
       '--connections', String(spec.connections), '--duration', String(spec.durationSeconds),
       '--message-size', String(spec.messageSize), '--wait-for-start',
+      ...(spec.rate ? ['--rate', String(spec.rate)] : []),
     ];
     const description = `client ${spec.name} (${spec.mode}, ${spec.connections} connections)`;
-    const client = this.track(new LineProcess(description, process.execPath, args));
+    const client = this.track(new LineProcess(description, process.execPath, args, { stdin: spec.target === null ? 'pipe' : 'ignore' }));
     const { ready, result } = readClientOutput(client, CLIENT_GRACE_MS, spec.durationSeconds * 1000 + CLIENT_GRACE_MS);
     const start = async () => {
       client.child.kill(CLIENT_START_SIGNAL);
     };
-    return { name: spec.name, ready, start, result, stop: () => client.stop() };
+    const connect = (target: string) => {
+      if (!client.child.stdin) throw new Error(`${description} was started with its target`);
+      client.child.stdin.end(`${target}\n`);
+    };
+    return { name: spec.name, connect, ready, start, result, stop: () => client.stop() };
   }
 
   /** A process in the package's root (where src/experiments/ is), listening on 127.0.0.1. */
@@ -172,6 +184,7 @@ export class LocalRuntime implements Runtime {
   }
 
   async close(): Promise<void> {
+    this.labBpf.close();
     await Promise.all([...this.cleanups].map((cleanup) => cleanup().catch(() => {})));
     this.cleanups.clear();
     await Promise.all([...this.processes].map((p) => p.stop(1000)));

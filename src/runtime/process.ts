@@ -12,6 +12,8 @@ const KEPT_LINES = 200;
 export abstract class LineSource {
   readonly stdout: string[] = [];
   readonly stderr: string[] = [];
+  /** How many lines of each stream were dropped from the front (only the last KEPT_LINES are kept). */
+  private readonly dropped = { stdout: 0, stderr: 0 };
   protected exitStatus: number | string | null = null;
   private readonly waiters = new Set<() => void>();
 
@@ -38,7 +40,7 @@ export abstract class LineSource {
     createInterface({ input: stream }).on('line', (line) => {
       if (into === 'stderr') this.onStderrLine?.(line);
       lines.push(line);
-      if (lines.length > KEPT_LINES) lines.splice(0, lines.length - KEPT_LINES);
+      if (lines.length > KEPT_LINES) this.dropped[into] += lines.splice(0, lines.length - KEPT_LINES).length;
       this.notify();
     });
   }
@@ -52,22 +54,22 @@ export abstract class LineSource {
     for (const wake of this.waiters) wake();
   }
 
-  /** Waits until a line of `stream` matches, the source ends, or the time is up. */
+  /** Waits until a line of `stream` (of those kept, then of those to come) matches, the source ends, or the time is up. */
   waitForLine(stream: 'stdout' | 'stderr', match: (line: string) => boolean, expected: string, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
       const lines = this[stream];
-      let searched = 0;
+      // Counted from the stream's first line, so that lines dropped from the front meanwhile do not shift it.
+      let searched = this.dropped[stream];
       const finish = (outcome: () => void) => {
         clearTimeout(timer);
         this.waiters.delete(check);
         outcome();
       };
       const check = () => {
-        for (; searched < lines.length; searched++) {
-          if (match(lines[searched])) {
-            const line = lines[searched];
-            return finish(() => resolve(line));
-          }
+        const dropped = this.dropped[stream];
+        for (searched = Math.max(searched, dropped); searched < dropped + lines.length; searched++) {
+          const line = lines[searched - dropped];
+          if (match(line)) return finish(() => resolve(line));
         }
         if (!this.running) {
           finish(() => reject(new LabRunError(`${this.description} exited (${this.exitStatus}) before ${expected}${this.tail()}`)));
@@ -98,11 +100,15 @@ export class LineProcess extends LineSource {
     description: string,
     command: string,
     args: string[],
-    options: Pick<SpawnOptions, 'cwd' | 'env' | 'detached'> = {},
+    /** stdin: 'pipe' to write to it (child.stdin); default 'ignore'. */
+    options: Pick<SpawnOptions, 'cwd' | 'env' | 'detached'> & { stdin?: 'pipe' | 'ignore' } = {},
     onStderrLine?: (line: string) => void,
   ) {
     super(description, onStderrLine);
-    this.child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { stdin = 'ignore', ...spawnOptions } = options;
+    this.child = spawn(command, args, { ...spawnOptions, stdio: [stdin, 'pipe', 'pipe'] });
+    // A child that ends without reading what was written to it is not an error of ours.
+    this.child.stdin?.on('error', () => {});
     this.exited = new Promise((resolve) => {
       this.child.on('error', (error) => {
         this.stderr.push(`cannot start ${command}: ${error.message}`);

@@ -50,12 +50,21 @@ export interface ClientRunSpec {
   mode: 'echo' | 'hold';
   connections: number;
   messageSize: number;
+  /** an open-loop echo client's requests per second per connection (`iolab client --rate`); absent or null: closed loop. */
+  rate?: number | null;
   durationSeconds: number;
-  target: string;
+  /**
+   * HOST:PORT of the server; null: the client starts now (its process or container, its code
+   * loaded) and connects once told where, by RunningClient.connect: a lab starts its clients
+   * beside the server, not after it.
+   */
+  target: string | null;
 }
 
 export interface RunningClient {
   readonly name: string;
+  /** a client started with no target: connect to `target` (HOST:PORT) now. Throws Error when it was given one. */
+  connect(target: string): void;
   /** resolves once every connection of the client has connected or failed. */
   readonly ready: Promise<void>;
   /** starts the measured window (after ready). */

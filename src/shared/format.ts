@@ -50,9 +50,20 @@ export function formatSeconds(seconds: number): string {
   return `${Number.isInteger(seconds) ? formatCount(seconds) : formatQuantity(seconds)} s`;
 }
 
+/** A wall-clock span for progress lines, whole seconds: 312.4 -> "5m12s", 42 -> "42s". */
+export function formatElapsed(seconds: number): string {
+  const whole = Math.max(0, Math.round(seconds));
+  return whole >= 60 ? `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
+}
+
 /** A size in KiB in the unit that fits: "12 KiB", "8.8 MiB". */
 export function formatKibibytes(kb: number): string {
   return kb < 1024 ? `${formatQuantity(kb)} KiB` : formatKibibytesAsMebibytes(kb);
+}
+
+/** A growth in KiB that may be negative (memory freed meanwhile): "3.6 KiB", "−0.25 KiB", "0 KiB". */
+export function formatKibibytesSigned(kb: number): string {
+  return kb < 0 ? `−${formatKibibytes(-kb)}` : formatKibibytes(kb);
 }
 
 /** /proc reports kB (KiB): "47 MiB", "9.5 MiB". */

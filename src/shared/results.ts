@@ -13,6 +13,8 @@
 //      Added since, optional: an experiment lab's `experiment` and `analysis.experiment`
 //      (shared/experiments.ts), with no variants and no runs; an earlier reader of version 2
 //      refuses such a file (it asks for at least one variant) rather than misreading it.
+//      Also optional: an open-loop echo client's `openLoop` and `rate` (its latency then timed from
+//      each request's scheduled send time), latency's `p999Us`; an earlier reader ignores them.
 // A reader takes version 2 and later versions it knows how to read; version 1 has no verdicts
 // to keep, so it is refused with that reason.
 import { z } from 'zod';
@@ -171,6 +173,32 @@ export const HostLoadSchema = z.object({
 export type HostLoad = z.infer<typeof HostLoadSchema>;
 
 /**
+ * The kernel's memory around one run, machine-wide (src/tracer/kernel-memory.ts): read with the
+ * server idle before any client, and again with every client's connections established, warmed
+ * up and idle, just before the window; these are the differences. Both ends of each connection
+ * are sockets of this one kernel. Whatever else the machine did in between is in them too.
+ */
+export const KernelMemorySchema = z.object({
+  /** seconds between the two readings. */
+  seconds: z.number().finite().nonnegative(),
+  /** growth of /proc/meminfo Slab (every slab cache, with its slabs' free space), KiB; negative: freed meanwhile. */
+  slabKb: z.number().finite(),
+  /** growth of /proc/meminfo SUnreclaim, KiB. */
+  unreclaimableKb: z.number().finite(),
+  /** growth of every /proc/slabinfo cache's active objects times its object size, summed, bytes; null without slabinfo. */
+  cacheBytes: z.number().finite().nullable(),
+  /** the caches that changed most (at least 16 KiB), largest change first: objects (active_objs) and bytes gained; null without slabinfo. */
+  caches: z.array(z.object({ name: z.string(), objectBytes: count(), objects: z.number().finite().int(), bytes: z.number().finite().int() })).nullable(),
+  /** why /proc/slabinfo could not be read (it is root's only), or null. */
+  cachesUnreadable: z.string().nullable(),
+  /** /proc/net/sockstat "TCP: ... mem": pages of TCP socket buffers, machine-wide, at the two readings; null without it. */
+  tcpBufferPages: z.object({ before: count(), held: count() }).nullable(),
+  /** bytes per page of those pages. */
+  pageBytes: count(),
+});
+export type KernelMemory = z.infer<typeof KernelMemorySchema>;
+
+/**
  * What the /proc probe saw of the server over the measured window: of its process tree, the
  * server's process and every descendant alive at a sample (src/tracer/proc.ts), so that a server
  * that forks a process per connection is seen whole. For a server of one process every figure is
@@ -239,11 +267,51 @@ export const LatencySchema = z.object({
   p50Us: z.number().finite().nonnegative(),
   p90Us: z.number().finite().nonnegative(),
   p99Us: z.number().finite().nonnegative(),
+  /** the 99.9th percentile; absent from results written before clients measured it. */
+  p999Us: z.number().finite().nonnegative().optional(),
   maxUs: z.number().finite().nonnegative(),
 });
 export type Latency = z.infer<typeof LatencySchema>;
 
+/**
+ * An open-loop echo client (a `rate`): each connection sends request k at its scheduled send time
+ * t0 + k/rate (the connections' t0 staggered across one interval), or when the reply to request
+ * k-1 comes if that is later (one request in flight per connection), as wrk2 does. The client's
+ * `latency` is then measured from each request's scheduled send time, not from when it was sent:
+ * a request that had to wait for the one before it counts that wait (wrk2's correction for
+ * coordinated omission). A request scheduled in the window that has no reply when the client
+ * stops (its drain over) is recorded at its wait so far, a lower bound: a connection the server
+ * never serves cannot drop out of the percentiles.
+ */
+export const OpenLoopSchema = z.object({
+  /** requests per second per connection, as asked. */
+  ratePerConnection: z.number().finite().positive(),
+  /** requests per second the schedule offered: the rate times the connections that took part in the window. */
+  offeredPerSecond: z.number().finite().nonnegative(),
+  /** requests whose scheduled send time fell in the window. */
+  scheduled: count(),
+  /** of them, sent after their scheduled time because the connection still awaited the reply to the one before. */
+  sentLate: count(),
+  /** of them, never sent: the reply to the one before had not come when the window and its drain ended, or the server closed the connection. */
+  notSent: count(),
+  /** requests recorded in `latency` at their wait so far (no reply by the end): the unanswered and the never sent on connections still open. */
+  lowerBounds: count(),
+  /**
+   * the same requests' latency from the moment each was actually sent (what a closed-loop client
+   * would report: coordinated omission uncorrected); answered requests only. A warm-up request
+   * still in flight when the window starts counts from its scheduled time (the window's start).
+   */
+  serviceLatency: LatencySchema,
+  /** how late the client itself sent the requests it could send on time (its timer's and loop's error), µs. */
+  sendLag: z.object({ p99Us: z.number().finite().nonnegative(), maxUs: z.number().finite().nonnegative() }),
+});
+export type OpenLoop = z.infer<typeof OpenLoopSchema>;
+
 /** The one JSON line a client prints on stdout when it ends. */
+/** How a load generator does its IO: one io_uring_enter for many requests, or epoll_wait + recv + send per request. */
+export const ClientEngineSchema = z.enum(['io_uring', 'epoll']);
+export type ClientEngine = z.infer<typeof ClientEngineSchema>;
+
 export const ClientResultSchema = z.object({
   mode: z.enum(['echo', 'hold']),
   target: z.string(),
@@ -275,7 +343,10 @@ export const ClientResultSchema = z.object({
   closedByServer: count(),
   /** failed connects by errno code, e.g. { ECONNREFUSED: 3 }. */
   connectErrors: z.record(z.string(), z.number().finite().int()),
+  /** echo: each round trip's latency (open-loop: from each request's scheduled send time, see OpenLoopSchema). */
   latency: LatencySchema,
+  /** an open-loop echo client's schedule and what became of it; absent for a closed-loop one (and in older results). */
+  openLoop: OpenLoopSchema.optional(),
   /** hold: a separate probe connection, opened after the crowd, that asks every 100 ms. */
   probe: z
     .object({
@@ -286,6 +357,11 @@ export const ClientResultSchema = z.object({
     .nullable(),
   /** the client's own CPU over its window, in percent of one core: near 100, it may be what limits the measurement. */
   cpuPercent: z.number().finite().nonnegative(),
+  /**
+   * echo: what drove the window's IO (src/clients/echo-uring.ts): io_uring, or epoll where
+   * io_uring is unavailable. Absent from results written before the client had both, and for hold.
+   */
+  engine: ClientEngineSchema.optional(),
   /** free-text problems worth showing (first occurrences only). */
   notes: z.array(z.string()),
 });
@@ -299,6 +375,8 @@ export const ClientRecordSchema = z.object({
   mode: z.enum(['echo', 'hold']),
   connections: z.number().finite().int(),
   messageSize: count(),
+  /** an open-loop echo client's requests per second per connection; absent: closed loop. */
+  rate: z.number().finite().positive().optional(),
   result: ClientResultSchema.nullable(),
   /** why there is no result (the client crashed, timed out, printed no JSON). */
   error: z.string().nullable(),
@@ -329,6 +407,8 @@ export const RunRecordSchema = z.object({
   trace: TraceRecordSchema.nullable(),
   /** the machine during the window; null when the window never started. */
   host: HostLoadSchema.nullable(),
+  /** the kernel's memory with every connection held against the idle server's; null when not read; absent from older results. */
+  kernel: KernelMemorySchema.nullable().optional(),
   /** the server's events (refused connections, fd exhaustion), every one counted. */
   events: ServerEventCountsSchema,
   /** lines the server wrote on stderr other than events, the first 50. */
@@ -385,7 +465,8 @@ export const LabRecordSchema = z.object({
   /** the servers compared, in the lab's order; none in an experiment lab (see `experiment`). */
   variants: z.array(VariantRecordSchema),
   /** the clients as they ran (after command-line overrides), in the order they were started. */
-  clients: z.array(z.object({ name: z.string(), mode: z.enum(['echo', 'hold']), connections: count(), messageSize: count() })),
+  /** `rate`: an open-loop echo client's requests per second per connection (absent: closed loop). */
+  clients: z.array(z.object({ name: z.string(), mode: z.enum(['echo', 'hold']), connections: count(), messageSize: count(), rate: z.number().finite().positive().optional() })),
   /** the client whose connections took each value in turn, when the lab sweeps. */
   sweep: z.object({ client: z.string(), connections: z.array(z.number().finite().int()) }).nullable(),
   /** the rule that judges the claim (src/analysis/claims.ts) and the client it measures. */
@@ -465,7 +546,14 @@ export type Measurement = z.infer<typeof MeasurementSchema>;
 export { SpreadSchema, type Spread };
 
 /** Latency percentiles in microseconds, each the median over the repetitions. */
-export const LatencyFiguresSchema = z.object({ p50Us: z.number().finite(), p90Us: z.number().finite(), p99Us: z.number().finite(), maxUs: z.number().finite() });
+export const LatencyFiguresSchema = z.object({
+  p50Us: z.number().finite(),
+  p90Us: z.number().finite(),
+  p99Us: z.number().finite(),
+  /** present when every client measured it. */
+  p999Us: z.number().finite().optional(),
+  maxUs: z.number().finite(),
+});
 export type LatencyFigures = z.infer<typeof LatencyFiguresSchema>;
 
 /** One of the lab's clients against one server, over that server's measure runs. */
@@ -493,6 +581,27 @@ export const ClientFiguresSchema = z.object({
   probe: z.object({ sent: count(), answered: count(), p50Us: z.number().finite().nullable() }).nullable(),
   /** the client's own CPU, median over runs, percent of one core. */
   cpuPercent: z.number().finite().nullable(),
+  /**
+   * an open-loop echo client (OpenLoopSchema): the rate asked per connection; the offered rate,
+   * median over runs; the achieved rate (round trips of the window per second) over the runs;
+   * the requests sent late, never sent and recorded as lower bounds, summed over runs; its
+   * latency (above) is from the scheduled send time. Absent for a closed-loop client.
+   */
+  openLoop: z
+    .object({
+      ratePerConnection: z.number().finite().positive(),
+      offeredPerSecond: z.number().finite().nonnegative(),
+      achievedPerSecond: SpreadSchema.nullable(),
+      scheduled: count(),
+      sentLate: count(),
+      notSent: count(),
+      lowerBounds: count(),
+      /** latency from the actual send (coordinated omission uncorrected), median over runs. */
+      serviceLatency: LatencyFiguresSchema.nullable(),
+      /** the client's own lateness on the requests it could send on time (OpenLoop.sendLag), p99 in µs: the latest of the replicas, median over runs; absent from older results. */
+      sendLagP99Us: z.number().finite().nonnegative().optional(),
+    })
+    .optional(),
 });
 export type ClientFigures = z.infer<typeof ClientFiguresSchema>;
 
@@ -647,6 +756,68 @@ export const ObservationSchema = z.object({
 });
 export type Observation = z.infer<typeof ObservationSchema>;
 
+/** One step of a swept idle crowd against one server (src/analysis/connection-costs.ts): figures over its measured runs that count. */
+export const ConnectionCostStepSchema = z.object({
+  /** the sweep's value: idle connections asked for. */
+  asked: count(),
+  /** connections established, the crowd's and the probe's, median over runs. */
+  connections: z.number().finite().nonnegative(),
+  runs: count(),
+  /** the server's process tree's PSS at the window's end beyond its idle self (ProcWindow pssKb), KiB. */
+  pssAddedKb: SpreadSchema.nullable(),
+  /** the server's peak RSS (VmHWM) beyond its idle self, KiB. */
+  rssAddedKb: SpreadSchema.nullable(),
+  /** the kernel's slab objects gained with the connections held (KernelMemory cacheBytes, less the TIME_WAIT and /proc inode caches: analysis/connection-costs.ts), KiB. */
+  kernelAddedKb: SpreadSchema.nullable(),
+  /** /proc/meminfo Slab gained meanwhile (KernelMemory slabKb), KiB. */
+  slabAddedKb: SpreadSchema.nullable(),
+  /** TCP socket buffers (/proc/net/sockstat mem) with the connections held, machine-wide, KiB, median over runs. */
+  socketBuffersKb: z.number().finite().nonnegative().nullable(),
+  /** the probe's latency, each run's p50 and p99, µs. */
+  probeP50Us: SpreadSchema.nullable(),
+  probeP99Us: SpreadSchema.nullable(),
+  /** the client's warm-up: seconds to get every connection's first reply (after connecting), median over runs. */
+  warmupSeconds: z.number().finite().nonnegative().nullable(),
+});
+export type ConnectionCostStep = z.infer<typeof ConnectionCostStepSchema>;
+
+/**
+ * What an idle connection costs one server, from a lab that sweeps a hold client's crowd: memory
+ * in user space (the server's) and in the kernel (both ends' sockets), and the probe's latency as
+ * the crowd grows. Per connection: each run at the largest step against the smallest step's
+ * median, ((its growth) − (median growth at the smallest)) / ((its connections) − (median
+ * connections at the smallest)), over the runs; and the least-squares slope of growth against
+ * connections over every run of every step.
+ */
+export const ConnectionCostsSchema = z.object({
+  variant: z.string(),
+  model: z.string(),
+  /** the hold client whose crowd the lab sweeps. */
+  client: z.string(),
+  /** sockets per connection in the kernel figures: 2, both ends on the kernel whose memory is read. */
+  socketsPerConnection: count(),
+  /** where the kernel figures come from: per-cache objects (/proc/slabinfo), or /proc/meminfo Slab where slabinfo could not be read. */
+  kernelFrom: z.enum(['slabinfo', 'meminfo']),
+  steps: z.array(ConnectionCostStepSchema),
+  /** from the smallest to the largest step, each run at the largest; KiB per connection (kernel also per socket). null with fewer than 2 steps. */
+  perConnection: z
+    .object({
+      from: count(),
+      to: count(),
+      pssKb: SpreadSchema.nullable(),
+      rssKb: SpreadSchema.nullable(),
+      kernelKb: SpreadSchema.nullable(),
+      kernelPerSocketKb: SpreadSchema.nullable(),
+      slabKb: SpreadSchema.nullable(),
+    })
+    .nullable(),
+  /** least squares over every run that counts: KiB per connection; null where fewer than 2 distinct connection counts were measured. */
+  slope: z.object({ pssKb: z.number().finite().nullable(), kernelKb: z.number().finite().nullable(), slabKb: z.number().finite().nullable() }),
+  /** the slab caches that grew with the connections, largest step against smallest, medians over runs, largest first. */
+  caches: z.array(z.object({ name: z.string(), objectBytes: count(), objectsPerConnection: z.number().finite(), bytesPerConnection: z.number().finite() })),
+});
+export type ConnectionCosts = z.infer<typeof ConnectionCostsSchema>;
+
 export const AnalysisSchema = z.object({
   subjects: z.array(SubjectFiguresSchema),
   verdicts: z.array(ClaimVerdictSchema),
@@ -655,6 +826,8 @@ export const AnalysisSchema = z.object({
   machine: MachineFiguresSchema,
   /** an experiment lab's figures (shared/experiments.ts); absent in a model lab, whose `subjects` it replaces. */
   experiment: ExperimentFiguresSchema.optional(),
+  /** a lab that sweeps a hold client's idle crowd: what a connection costs each server; absent otherwise and in older results. */
+  connectionCosts: z.array(ConnectionCostsSchema).optional(),
 });
 export type Analysis = z.infer<typeof AnalysisSchema>;
 

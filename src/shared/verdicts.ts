@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 export interface VerdictRuleNeeds {
   /** the client whose figures the rule judges, the mode it must have and what it does ("asks while ..."); null: none. */
-  client: { mode: 'echo' | 'hold'; role: string } | null;
+  client: { mode: 'echo' | 'hold'; role: string; openLoop?: boolean } | null;
 }
 
 export const VERDICT_RULES = {
@@ -20,6 +20,8 @@ export const VERDICT_RULES = {
   coroutines: { client: { mode: 'echo', role: 'is served beside the one blocking coroutine' } },
   'two-phases': { client: null },
   'observer-effect': { client: null },
+  c10k: { client: { mode: 'hold', role: 'holds the idle crowd the lab sweeps (up to the nofile limit) and probes the latency' } },
+  'latency-under-load': { client: { mode: 'echo', role: 'offers every server the same open-loop load (its rate)', openLoop: true } },
 } as const satisfies Record<string, VerdictRuleNeeds>;
 
 export type VerdictRuleName = keyof typeof VERDICT_RULES;

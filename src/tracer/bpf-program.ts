@@ -40,6 +40,13 @@
 // Which processes are the server's: those of one cgroup (a container: the cgroup v2 id, from
 // bpf_get_current_cgroup_id; its docker-init, if any, left out), or a process tree (the pids given, and every process they fork,
 // from sched:sched_process_fork).
+//
+// One bpftrace serves a whole lab, a server at a time: compiling and attaching takes a second or
+// two, as long as a short run. With a tree filter, kill(MARKER + 2, 0) resets it (every map
+// cleared, nothing counted, then the line "reset"), and kill(MARKER + ARM_OFFSET + PID, 0) adds
+// PID's tree to what is counted. A reset's clear() is carried out by bpftrace after the probe returns, as
+// print() is: the observer arms the next server once "reset" is printed, and resets only once the
+// last window's maps are printed.
 
 /** Which tasks the program counts. */
 export type BpfFilter = { kind: 'pids'; pids: readonly number[] } | { kind: 'cgroup'; id: bigint };
@@ -54,6 +61,14 @@ export interface BpfProgramOptions {
 
 /** The line the program prints once it has printed its maps, at the window's end. */
 export const PRINTED = 'printed';
+/** The line the program prints once a reset's maps are cleared. */
+export const RESET = 'reset';
+/** Window start, window end and reset are MARKER, MARKER + 1, MARKER + 2; arming a pid is MARKER + ARM_OFFSET + pid. */
+export const ARM_OFFSET = 16;
+/** No pid reaches this (PID_MAX_LIMIT, include/linux/threads.h): a marker above it names no process. */
+export const PID_MAX_LIMIT = 2 ** 22;
+/** The range a session's marker is drawn from: [2^30, MARKER_END), so every marker and MARKER + ARM_OFFSET + any pid stays below 2^31 - 1. */
+export const MARKER_END = 2 ** 31 - 1 - ARM_OFFSET - PID_MAX_LIMIT;
 
 /** PR_SET_NAME, prctl(2). */
 const PR_SET_NAME = 15;
@@ -65,16 +80,28 @@ const PRCTL = 157;
 /** bpftrace's source for `options`. Throws RangeError on a marker or prefix it cannot embed. */
 export function bpfProgram(options: BpfProgramOptions): string {
   const { filter, marker, servingPrefix } = options;
-  if (!Number.isInteger(marker) || marker < 2 ** 30 || marker >= 2 ** 31 - 1) throw new RangeError(`marker ${marker}: not an integer in [2^30, 2^31 - 1)`);
+  if (!Number.isInteger(marker) || marker < 2 ** 30 || marker >= MARKER_END) throw new RangeError(`marker ${marker}: not an integer in [2^30, ${MARKER_END})`);
   if (!/^[\w:.-]{1,15}$/.test(servingPrefix)) throw new RangeError(`serving prefix ${JSON.stringify(servingPrefix)}: 1 to 15 word characters, ':', '.', '-'`);
   // In a cgroup, the init Docker puts before a sandboxed server (HostConfig.Init, src/grade/own-server.ts) is not the server.
-  const ours = filter.kind === 'cgroup' ? `cgroup == ${filter.id} && comm != "${DOCKER_INIT}"` : '@tree[pid]';
+  // @armed: 0 from a reset until the next server is armed, while bpftrace clears the last one's maps.
+  const ours = filter.kind === 'cgroup' ? `@armed && cgroup == ${filter.id} && comm != "${DOCKER_INIT}"` : `@armed && @tree[pid] && comm != "${DOCKER_INIT}"`;
+  // A tree filter only: a reset, and arming the next server's tree.
+  const treeReset = `
+tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid >= ${marker + ARM_OFFSET} && args->pid < ${marker + ARM_OFFSET + PID_MAX_LIMIT}/ { @tree[args->pid - ${marker + ARM_OFFSET}] = 1; @armed = 1; }
+tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 2} && args->sig == 0/ {
+  @armed = 0; @windowStart = 0; @windowEnd = 0; @endNs = 0;
+  clear(@calls); clear(@errors); clear(@blockedNs); clear(@enter); clear(@sysid); clear(@asleep); clear(@sleptNs);
+  clear(@uringSubmitted); clear(@uringFailed); clear(@uringOpName); clear(@uringRequest);
+  clear(@tree); clear(@born); clear(@group); clear(@renaming);
+  printf("${RESET}\\n");
+}`;
   const roots = filter.kind === 'pids' ? filter.pids.map((pid) => `@tree[${Math.trunc(pid)}] = 1;`).join(' ') : '';
   const prefix = JSON.stringify(servingPrefix);
   const group = `strncmp(comm, ${prefix}, ${servingPrefix.length}) == 0 ? 1 : 2`;
   return `
-BEGIN { ${roots} printf("attached\\n"); }
+BEGIN { ${roots} @armed = 1; printf("attached\\n"); }
 tracepoint:sched:sched_process_fork /${ours}/ { ${filter.kind === 'pids' ? '@tree[args->child_pid] = 1; ' : ''}@born[args->child_pid] = 1; }
+${filter.kind === 'pids' ? treeReset : ''}
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker} && args->sig == 0/ { @windowStart = nsecs; }
 tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0/ {
   @windowEnd = nsecs;

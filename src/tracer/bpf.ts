@@ -14,7 +14,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
 import type { CallTable, SyscallCount, TraceRecord, UringOp, WaitRow } from '../shared/results.js';
-import { bpfProgram, PRINTED, type BpfFilter } from './bpf-program.js';
+import { ARM_OFFSET, bpfProgram, MARKER_END, PRINTED, RESET, type BpfFilter } from './bpf-program.js';
 import { syscallName } from './syscall-names.js';
 
 /** Compiling and attaching takes a second or two here; on a loaded machine, longer. */
@@ -168,7 +168,7 @@ export class BpfSession {
    */
   static async start(filter: BpfFilter, servingPrefix: string): Promise<BpfSession> {
     await ensureTracefs();
-    const marker = 2 ** 30 + Math.floor(Math.random() * (2 ** 30 - 1));
+    const marker = 2 ** 30 + Math.floor(Math.random() * (MARKER_END - 2 ** 30));
     const child = spawn('bpftrace', ['-f', 'json', '-e', bpfProgram({ filter, marker, servingPrefix })], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(MAP_KEYS_MAX) },
@@ -211,8 +211,42 @@ export class BpfSession {
   /** Ends the window (the program prints its maps then), ends bpftrace, and counts what it printed. */
   stop(): Promise<TraceRecord> {
     if (!this.stopping) this.endWindow();
-    this.stopping ??= this.endAndCount();
+    this.stopping ??= this.count().finally(() => this.kill());
     return this.stopping;
+  }
+
+  /**
+   * Ends the window and counts what the program printed, leaving bpftrace attached for the next
+   * server (reset, then arm). Rejects with LabRunError when bpftrace does not print its counts.
+   */
+  collect(): Promise<TraceRecord> {
+    if (!this.stopping) this.endWindow();
+    this.stopping ??= this.count();
+    return this.stopping;
+  }
+
+  /**
+   * Forgets the last server (a tree filter only): every map cleared, nothing counted until
+   * arm(). Resolves once bpftrace has cleared them; rejects with LabRunError when it does not
+   * within STOP_TIMEOUT_MS or has ended.
+   */
+  async reset(): Promise<void> {
+    mark(this.marker + 2);
+    const done = `"${RESET}\\n"`;
+    await this.waitForLine(done, 'clear its maps');
+    this.lines.splice(0, this.lines.findIndex((line) => line.includes(done)) + 1);
+    this.windowStarted = false;
+    this.stopping = null;
+  }
+
+  /** Counts from now on the calls of `pids` and of every process they fork (a tree filter only; after reset). */
+  arm(pids: readonly number[]): void {
+    for (const pid of pids) mark(this.marker + ARM_OFFSET + pid);
+  }
+
+  /** bpftrace has not ended. */
+  get running(): boolean {
+    return !this.killed && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** Teardown after a failure: bpftrace ends at once and its maps are lost. Safe to call again. */
@@ -232,22 +266,96 @@ export class BpfSession {
     return text ? `: ${text}` : '';
   }
 
-  private async endAndCount(): Promise<TraceRecord> {
-    if (this.killed) throw new LabRunError('bpftrace was killed: its counts are lost');
-    // The window's end (endWindow) made the program print its maps; once they are all here,
-    // bpftrace is done (the kernel detaches its probes when it dies).
-    const printed = `"${PRINTED}\\n"`;
+  /** Waits until bpftrace prints a line holding `text`; rejects with LabRunError (`what` it did not do) when it ends or STOP_TIMEOUT_MS pass first. */
+  private async waitForLine(text: string, what: string): Promise<void> {
+    if (this.killed) throw new LabRunError(`bpftrace was killed: it cannot ${what}`);
     const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while (!this.lines.some((line) => line.includes(printed)) && Date.now() < deadline && this.child.exitCode === null && this.child.signalCode === null) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    while (!this.lines.some((line) => line.includes(text)) && Date.now() < deadline && this.running) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const complete = this.lines.some((line) => line.includes(printed));
-    this.kill();
-    await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
-    if (!complete) throw new LabRunError(`bpftrace did not print its counts within ${STOP_TIMEOUT_MS} ms${this.stderrForMessage()}`);
+    if (this.lines.some((line) => line.includes(text))) return;
+    throw new LabRunError(`bpftrace did not ${what} within ${STOP_TIMEOUT_MS} ms${this.running ? '' : ' (it ended)'}${this.stderrForMessage()}`);
+  }
+
+  private async count(): Promise<TraceRecord> {
+    // The window's end (endWindow) made the program print its maps.
+    const printed = `"${PRINTED}\\n"`;
+    await this.waitForLine(printed, 'print its counts');
     const maps = parseBpftraceJson(this.lines.slice(0, this.lines.findIndex((line) => line.includes(printed))));
-    if (!maps.has('@endNs')) throw new LabRunError(`bpftrace ended without its counts${this.stderrForMessage()}`);
+    if (!maps.has('@endNs')) throw new LabRunError(`bpftrace printed no counts${this.stderrForMessage()}`);
     return countBpfMaps(maps, this.windowStarted);
+  }
+}
+
+/** What observeProcess needs of an eBPF count: a BpfSession of its own, or a LabBpf armed for one server. */
+export interface BpfCount {
+  startWindow(): void;
+  endWindow(): void;
+  /** ends the window; what was counted. Rejects with LabRunError. */
+  stop(): Promise<TraceRecord>;
+  /** teardown after a failure; idempotent. */
+  kill(): void;
+}
+
+/**
+ * One eBPF observer for a lab, a server at a time: bpftrace is started for the first server and
+ * reset and armed for each next one, since starting it took 1.4–1.8 s of wall time per run here
+ * (bpftrace 0.17 parsing tracefs and compiling; measured with `iolab run starvation`), as long as
+ * a short run itself. A session that fails or ends is replaced by a new one at the next arm().
+ */
+export class LabBpf {
+  private session: Promise<BpfSession> | null = null;
+  private busy = false;
+
+  constructor(private readonly servingPrefix: string) {}
+
+  /**
+   * Counts the calls of `pids` and every process they fork, until the returned count is stopped
+   * or killed. Throws LabRunError while another server is being counted, or when bpftrace cannot
+   * start (RuntimeUnavailableError when it is missing).
+   */
+  async arm(pids: readonly number[]): Promise<BpfCount> {
+    if (this.busy) throw new LabRunError('the lab\'s eBPF observer is counting another server');
+    this.busy = true;
+    try {
+      let session = await this.current();
+      await session.reset().catch(async () => {
+        session.kill();
+        this.session = null;
+        session = await this.current();
+        await session.reset();
+      });
+      session.arm(pids);
+      let released = false;
+      const release = () => {
+        if (!released) this.busy = false;
+        released = true;
+      };
+      return {
+        startWindow: () => session.startWindow(),
+        endWindow: () => session.endWindow(),
+        stop: () => session.collect().finally(release),
+        kill: release,
+      };
+    } catch (error) {
+      this.busy = false;
+      throw error;
+    }
+  }
+
+  /** Ends bpftrace. */
+  close(): void {
+    void this.session?.then((session) => session.kill(), () => {});
+    this.session = null;
+  }
+
+  private async current(): Promise<BpfSession> {
+    const session = await this.session?.catch(() => null);
+    if (session?.running) return session;
+    session?.kill();
+    this.session = BpfSession.start({ kind: 'pids', pids: [] }, this.servingPrefix);
+    this.session.catch(() => (this.session = null));
+    return this.session;
   }
 }
 

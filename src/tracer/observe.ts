@@ -10,7 +10,7 @@ import { SERVING_THREAD_PREFIX } from '../shared/model.js';
 import type { Limits, ProbedProcWindow, TraceRecord } from '../shared/results.js';
 import { ProcProbe, readLimits, readThreadNames } from './proc.js';
 import { startStrace, type StraceSession } from './strace.js';
-import { BpfSession, cgroupIdOf } from './bpf.js';
+import { BpfSession, cgroupIdOf, LabBpf, type BpfCount } from './bpf.js';
 import { processIds } from './listeners.js';
 import { countStraceLog } from './strace-log.js';
 
@@ -30,6 +30,11 @@ export interface ObserveOptions {
    * leaves out the clients and the sidecar itself).
    */
   bpfScope?: 'process-tree' | 'cgroup';
+  /**
+   * the lab's eBPF observer, armed for this server (a process tree): started once for the lab,
+   * not per run. Without it, a bpftrace of its own counts this server.
+   */
+  labBpf?: LabBpf;
 }
 
 export interface Observed {
@@ -55,7 +60,7 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
   const baseline = await (await ProcProbe.start(pid)).stop();
   let scratch: string | null = null;
   let strace: StraceSession | null = null;
-  let bpf: BpfSession | null = null;
+  let bpf: BpfCount | null = null;
   let namesAtAttach = new Map<number, string>();
   if (options.tracer === 'strace') {
     scratch = await mkdtemp(join(tmpdir(), 'iolab-strace-'));
@@ -67,7 +72,7 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
       options.bpfScope === 'cgroup'
         ? { kind: 'cgroup' as const, id: await cgroupIdOf(pid) }
         : { kind: 'pids' as const, pids: [pid, ...(await processIds('/proc', pid)).filter((other) => other !== pid)] };
-    bpf = await BpfSession.start(filter, SERVING_THREAD_PREFIX);
+    bpf = filter.kind === 'pids' && options.labBpf ? await options.labBpf.arm(filter.pids) : await BpfSession.start(filter, SERVING_THREAD_PREFIX);
   }
   let probe: ProcProbe | null = null;
   let windowStart: number | null = null;
@@ -135,4 +140,66 @@ export async function serveObserver(pid: number, options: ObserveOptions): Promi
     });
     say({ limits: observer.limits, baseline: observer.baseline });
   });
+}
+
+/** A request to `iolab observe --serve`, one JSON line on its stdin; each is answered by a line with the same id. */
+export type ObserverRequest =
+  | { id: number; observe: { pid: number; tracer: TracerKind | null } }
+  | { id: number; window: 'start' }
+  | { id: number; stop: true }
+  | { id: number; kill: true };
+
+/**
+ * `iolab observe --serve`, the Docker runtime's observer for a whole lab, a server at a time (in
+ * a sidecar in the host's PID namespace: the pids it is given are the host's). Requests come as
+ * JSON lines on stdin (ObserverRequest); each gets one JSON line on stdout with its id: {limits,
+ * baseline} once observing `pid`, {window: "started"}, {proc, trace} (the window ended), {killed:
+ * true}, or {error} when the request failed. One eBPF observer (LabBpf) serves every server: it
+ * is attached once. Ends when stdin does.
+ */
+export async function serveObserverRequests(): Promise<void> {
+  const { createInterface } = await import('node:readline');
+  const say = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
+  const labBpf = new LabBpf(SERVING_THREAD_PREFIX);
+  let observer: Observer | null = null;
+  const handle = async (request: ObserverRequest): Promise<object> => {
+    if ('observe' in request) {
+      observer?.kill();
+      observer = await observeProcess(request.observe.pid, { tracer: request.observe.tracer, labBpf });
+      return { limits: observer.limits, baseline: observer.baseline };
+    }
+    if (!observer) throw new Error('no server is being observed');
+    if ('window' in request) {
+      await observer.startWindow();
+      return { window: 'started' };
+    }
+    const current = observer;
+    observer = null;
+    if ('stop' in request) return { ...(await current.stop()) };
+    current.kill();
+    return { killed: true };
+  };
+  const lines = createInterface({ input: process.stdin });
+  // One request at a time, in order: a stop must not overtake its window's start.
+  let queue = Promise.resolve();
+  lines.on('line', (line) => {
+    queue = queue.then(async () => {
+      let request: ObserverRequest;
+      try {
+        request = JSON.parse(line) as ObserverRequest;
+      } catch {
+        say({ id: null, error: `not a JSON request: ${line.slice(0, 200)}` });
+        return;
+      }
+      try {
+        say({ id: request.id, ...(await handle(request)) });
+      } catch (error) {
+        say({ id: request.id, error: error instanceof Error ? error.message : String(error) });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => lines.once('close', resolve));
+  await queue;
+  (observer as Observer | null)?.kill();
+  labBpf.close();
 }
