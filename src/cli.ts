@@ -1,12 +1,17 @@
 // The `iolab` command. Expected failures print one line (a stack only with --verbose) and exit
 // with the codes documented in README.md.
 import { dirname, join, resolve } from 'node:path';
-import yargs from 'yargs';
+import { createRequire } from 'node:module';
+import type Yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, ResultsFileError, RuntimeUnavailableError, UsageError } from './errors.js';
 import type { LoadedLab, ServerChoice } from './labs/load.js';
 import { StatusLine } from './progress.js';
 import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
+
+// yargs' CommonJS build: its help wraps at words (cliui with wrap-ansi), where the ES module build
+// cuts lines in the middle of a word.
+const yargs = createRequire(import.meta.url)('yargs') as typeof Yargs;
 
 // Each command imports what it needs when it runs: a server or client process loads its own
 // code only, so its start-up and memory stay small (and out of what the probe measures).
@@ -49,6 +54,9 @@ async function firstLineOfStdin(what: string): Promise<string> {
 }
 
 type RuntimeChoice = 'auto' | 'docker' | 'local';
+
+/** The widest `--help` is wrapped to (a terminal's width when narrower). */
+const HELP_WIDTH = 100;
 
 /** How long a lab's client keeps its connections open after printing its result, if not stopped before. */
 const CLIENT_HOLD_AFTER_RESULT_MS = 60_000;
@@ -157,6 +165,7 @@ async function main(): Promise<void> {
   try {
     await yargs(hideBin(process.argv))
       .scriptName('iolab')
+      .wrap(Math.min(HELP_WIDTH, process.stdout.columns || HELP_WIDTH))
       .usage('$0 <command>\n\nA lab environment for the network IO models: real servers, real load, real syscall counts.')
       .option('verbose', { type: 'boolean', default: false, describe: 'print stacks of errors' })
       .command(

@@ -118,6 +118,16 @@ describe('iolab run --models --repetitions --no-trace', () => {
     expect(report).toContain('none: not asked for (--no-trace)');
   }, labTimeoutMs(4, 1));
 
+  it('--help wraps at words, within 100 columns, where stdout is not a terminal', async () => {
+    const help = await iolab(['run', '--help']);
+    expect(help.code).toBe(0);
+    const lines = help.stdout.split('\n');
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThanOrEqual(100);
+    // Rejoined, the description reads whole: no word was cut at a line's end.
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain('requests per second per connection of every echo client, sent open-loop and timed from their scheduled send time');
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain('--no-trace: no counts (faster; the verdicts that need counts say so)');
+  });
+
   it('refuses --no-trace beside --tracer, and --repetitions out of range, naming the option', async () => {
     const both = await iolab(['run', 'starvation', '--runtime', 'local', '--no-trace', '--tracer', 'bpf']);
     expect(both.code).toBe(2);

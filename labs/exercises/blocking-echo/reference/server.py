@@ -15,7 +15,7 @@
 import os
 import socket
 
-PORT = int(os.environ["PORT"])
+PORT = int(os.environ.get("PORT", "7000"))
 BACKLOG = 511
 CHUNK = 65536
 # A peer that goes away ends its own connection, never the server.

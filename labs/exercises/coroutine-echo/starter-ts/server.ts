@@ -156,7 +156,7 @@ function* acceptForever(listener: number): Coroutine {
   }
 }
 
-const port = Number(process.env.PORT);
+const port = Number(process.env.PORT ?? 7000);
 const listener = check('socket', socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 const one = Buffer.alloc(4);
 one.writeInt32LE(1);

@@ -13,7 +13,7 @@ import os
 import select
 import socket
 
-port = int(os.environ["PORT"])
+port = int(os.environ.get("PORT", "7000"))
 listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 listener.bind(("0.0.0.0", port))

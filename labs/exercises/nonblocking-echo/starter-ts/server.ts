@@ -33,7 +33,7 @@ const MSG_NOSIGNAL = 0x4000; // send() to a closed peer fails with EPIPE instead
 const EINTR = 4, EAGAIN = 11, EPIPE = 32, ECONNABORTED = 103, ECONNRESET = 104, ETIMEDOUT = 110;
 const PEER_GONE = new Set([EPIPE, ECONNABORTED, ECONNRESET, ETIMEDOUT]);
 
-const PORT = Number(process.env.PORT);
+const PORT = Number(process.env.PORT ?? 7000);
 const BACKLOG = 511;
 
 /** Throws on -1 with the errno, read at once (the next FFI call may overwrite it). */

@@ -17,7 +17,7 @@ import os
 import select
 import socket
 
-PORT = int(os.environ["PORT"])
+PORT = int(os.environ.get("PORT", "7000"))
 BACKLOG = 511
 CHUNK = 65536
 FD_SETSIZE = 1024

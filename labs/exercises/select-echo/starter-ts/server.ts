@@ -36,7 +36,7 @@ const EINTR = 4, EAGAIN = 11, EPIPE = 32, ECONNABORTED = 103, ECONNRESET = 104, 
 const PEER_GONE = new Set([EPIPE, ECONNABORTED, ECONNRESET, ETIMEDOUT]);
 const FD_SETSIZE = 1024;
 
-const PORT = Number(process.env.PORT);
+const PORT = Number(process.env.PORT ?? 7000);
 const BACKLOG = 511;
 
 /** Throws on -1 with the errno, read at once (the next FFI call may overwrite it). */

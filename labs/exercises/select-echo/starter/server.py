@@ -16,7 +16,7 @@ import os
 import select
 import socket
 
-PORT = int(os.environ["PORT"])
+PORT = int(os.environ.get("PORT", "7000"))
 BACKLOG = 511
 FD_SETSIZE = 1024
 

@@ -112,7 +112,7 @@ function accept(listener: number, _mask: number): void {
   close(fd);
 }
 
-const port = Number(process.env.PORT);
+const port = Number(process.env.PORT ?? 7000);
 const listener = check('socket', socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 const one = Buffer.alloc(4);
 one.writeInt32LE(1);

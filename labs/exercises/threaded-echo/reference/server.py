@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 
-PORT = int(os.environ["PORT"])
+PORT = int(os.environ.get("PORT", "7000"))
 BACKLOG = 511
 CHUNK = 65536
 # A peer that goes away ends its own connection (and its thread), never the server.

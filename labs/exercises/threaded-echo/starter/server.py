@@ -14,7 +14,7 @@ import os
 import socket
 import threading  # noqa: F401  (you will need it)
 
-PORT = int(os.environ["PORT"])
+PORT = int(os.environ.get("PORT", "7000"))
 BACKLOG = 511
 
 
