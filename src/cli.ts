@@ -218,15 +218,22 @@ async function main(): Promise<void> {
           y
             .positional('results', { type: 'string', demandOption: true, describe: 'a results.json written by `iolab run`' })
             .option('out', { type: 'string', describe: 'directory for report.md (default: beside the results file)' })
-            .option('stdout', { type: 'boolean', default: false, describe: 'print the Markdown instead of writing report.md' }),
+            .option('stdout', { type: 'boolean', default: false, describe: 'print the Markdown instead of writing report.md' })
+            .option('csv', { type: 'boolean', default: false, describe: 'also write every table of the report as CSV: OUT/tables/NN-SECTION.csv' }),
         async (argv) => {
           const { readResults, renderMarkdown, writeMarkdown } = await import('./report/index.js');
           const results = await readResults(argv.results);
+          const out = argv.out ?? dirname(resolve(argv.results));
+          if (argv.csv) {
+            const { writeTablesAsCsv } = await import('./report/csv.js');
+            const files = await writeTablesAsCsv(renderMarkdown(results), join(out, 'tables'));
+            process.stderr.write(`${results.lab.name}: wrote ${files.length} tables as CSV in ${join(out, 'tables')}\n`);
+          }
           if (argv.stdout) {
             process.stdout.write(renderMarkdown(results));
             return;
           }
-          const file = await writeMarkdown(results, argv.out ?? dirname(resolve(argv.results)));
+          const file = await writeMarkdown(results, out);
           process.stderr.write(`${results.lab.name}: wrote ${file}\n`);
         },
       )

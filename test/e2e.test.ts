@@ -4,6 +4,7 @@
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ResultsSchema, type Results, type RunRecord } from '../src/shared/results.js';
 import { expectHolds, interruptAfter, labTimeoutMs, runIolab as iolab } from './helpers.js';
@@ -61,6 +62,22 @@ describe('iolab run starvation', () => {
     expect(await readFile(join(again, 'report.md'), 'utf8')).toBe(await readFile(join(out, 'starvation', 'report.md'), 'utf8'));
     const printed = await iolab(['report', join(out, 'starvation', 'results.json'), '--stdout']);
     expect(printed.stdout).toBe(await readFile(join(out, 'starvation', 'report.md'), 'utf8'));
+  });
+
+  it('`iolab report --csv` writes every table of the report as CSV, cell for cell', async () => {
+    const again = await mkdtemp(join(tmpdir(), 'iolab-e2e-csv-'));
+    const rendered = await iolab(['report', join(out, 'starvation', 'results.json'), '--csv', '--out', again]);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const files = (await readdir(join(again, 'tables'))).sort();
+    const report = await readFile(join(out, 'starvation', 'report.md'), 'utf8');
+    // One file per table of the report: a table is a row of cells, then its alignment row.
+    expect(files).toHaveLength(report.split('\n').filter((line, i, lines) => line.startsWith('|') && /^\|(\s*:?-+:?\s*\|)+\s*$/.test(lines[i + 1] ?? '')).length);
+    const resultsTable = files.find((f) => /^\d\d-results\.csv$/.test(f))!;
+    const rows = parse(await readFile(join(again, 'tables', resultsTable), 'utf8')) as string[][];
+    expect(rows[0].slice(0, 3)).toEqual(['server', 'runs', 'round trips/s']);
+    expect(rows.slice(1).map((row) => row[0])).toEqual(results.lab.variants.map((v) => v.label));
+    // The cells are the report's: each row of the CSV is a row of the Markdown table.
+    for (const row of rows.slice(1)) expect(report).toContain(row[0]);
   });
 
   it('writes no NaN, undefined or "(?)" anywhere, in the report or the results', async () => {

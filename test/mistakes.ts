@@ -16,7 +16,7 @@ export const MISTAKES = {
   // unreachable from the grader's clients, which run in other containers
   'loopback-only': [['listener.bind(("0.0.0.0", port))', 'listener.bind(("127.0.0.1", port))']],
   // ignores PORT
-  'wrong-port': [['port = int(os.environ["PORT"])', 'port = 8081 if os.environ["PORT"] == "8080" else 8080']],
+  'wrong-port': [['port = int(os.environ.get("PORT", "7000"))', 'port = 8081 if os.environ["PORT"] == "8080" else 8080']],
   // epoll_wait with timeout 0: it never sleeps, even with nothing to do
   'busy-epoll': [['ep.poll():', 'ep.poll(0):']],
   // one read, taken for the whole message: the connection is closed after the first reply
