@@ -99,6 +99,16 @@ async function runCommand(argv: {
   const { measuredRunCount, runLab } = await import('./labs/runner.js');
   const { analyse } = await import('./analysis/index.js');
   const { writeReport } = await import('./report/index.js');
+  const { pointLatestAt, startRunDirectory } = await import('./report/runs.js');
+  const { finishLabOutput } = await import('./report/run-index.js');
+  const out = resolve(argv.out);
+  // After each lab, whatever became of it: the index of every run in OUT, and the files given to
+  // OUT's owner when the controller runs as root (compose).
+  const finishLab = async (labDir: string, failedRunDir?: string) => {
+    for (const problem of await finishLabOutput(out, labDir, failedRunDir)) status.print(`iolab: ${problem}`);
+  };
+  /** the lab under way: its run directory (OUT/LAB/RUN-ID, made as it starts). */
+  let current: { labDir: string; dir: string } | null = null;
   const named: LoadedLab[] = argv.labs.length
     ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
     : (await loadAllLabs()).filter((l) => l.lab.default);
@@ -130,6 +140,7 @@ async function runCommand(argv: {
   try {
     for (const lab of loaded) {
       if (abort.signal.aborted) break;
+      const run = (current = await startRunDirectory(out, lab.lab.name));
       const measured = await runLab(lab, runtime, {
         durationSeconds: argv.duration,
         connections: argv.connections,
@@ -142,11 +153,15 @@ async function runCommand(argv: {
         ownServers: new SandboxOwnServers({ onProgress: (line) => argv.verbose && status.print(line) }),
       });
       const results = analyse(measured);
-      const written = await writeReport(results, join(resolve(argv.out), lab.lab.name));
+      const written = await writeReport(results, run.dir);
+      await pointLatestAt(run.labDir, run.id);
       incomplete ||= !results.complete;
-      status.print(`${lab.lab.name}: ${results.complete ? 'complete' : `INCOMPLETE (${results.incompleteReason})`}; wrote ${written.reportFile} and ${written.resultsFile}`);
+      status.print(`${lab.lab.name}: ${results.complete ? 'complete' : `INCOMPLETE (${results.incompleteReason})`}; wrote ${written.htmlFile}, ${written.reportFile} and ${written.resultsFile}`);
+      current = null;
+      await finishLab(run.labDir);
     }
   } finally {
+    if (current) await finishLab(current.labDir, current.dir);
     await runtime.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -174,7 +189,7 @@ async function main(): Promise<void> {
         (y) =>
           y
             .positional('labs', { type: 'string', array: true, default: [] as string[], describe: 'lab names (see `iolab list`) or paths to lab files' })
-            .option('out', { type: 'string', default: 'reports', describe: 'directory for reports: OUT/LAB/report.md and results.json' })
+            .option('out', { type: 'string', default: 'reports', describe: 'directory for reports: OUT/LAB/RUN-ID/ (report.md, results.json), OUT/LAB/latest (the newest), OUT/index.html' })
             .option('duration', { type: 'number', describe: 'seconds of load per run (overrides the lab)', coerce: positiveNumber('duration') })
             .option('connections', { type: 'number', describe: 'connections of every echo client (overrides the lab)', coerce: positiveNumber('connections') })
             .option('rate', { type: 'number', describe: 'requests per second per connection of every echo client, sent open-loop and timed from their scheduled send time (overrides the lab)', coerce: positiveNumber('rate') })
@@ -213,28 +228,55 @@ async function main(): Promise<void> {
       )
       .command(
         'report <results>',
-        'render report.md again from a results.json (the verdicts it holds, as they were judged)',
+        'render report.md (and report.html, CSV) again from a results.json (the verdicts it holds, as they were judged)',
         (y) =>
           y
             .positional('results', { type: 'string', demandOption: true, describe: 'a results.json written by `iolab run`' })
-            .option('out', { type: 'string', describe: 'directory for report.md (default: beside the results file)' })
-            .option('stdout', { type: 'boolean', default: false, describe: 'print the Markdown instead of writing report.md' })
+            .option('out', { type: 'string', describe: 'directory for the report (default: beside the results file)' })
+            .option('stdout', { type: 'boolean', default: false, describe: 'print the report (Markdown; with --html, the page) instead of writing it' })
+            .option('html', { type: 'boolean', default: false, describe: 'also write report.html: the charts, the timelines and the tables in one self-contained page' })
             .option('csv', { type: 'boolean', default: false, describe: 'also write every table of the report as CSV: OUT/tables/NN-SECTION.csv' }),
         async (argv) => {
-          const { readResults, renderMarkdown, writeMarkdown } = await import('./report/index.js');
+          const { readResults, RENDERINGS, writeRendering } = await import('./report/index.js');
           const results = await readResults(argv.results);
           const out = argv.out ?? dirname(resolve(argv.results));
+          const markdown = RENDERINGS['report.md'](results);
           if (argv.csv) {
             const { writeTablesAsCsv } = await import('./report/csv.js');
-            const files = await writeTablesAsCsv(renderMarkdown(results), join(out, 'tables'));
+            const files = await writeTablesAsCsv(markdown, join(out, 'tables'));
             process.stderr.write(`${results.lab.name}: wrote ${files.length} tables as CSV in ${join(out, 'tables')}\n`);
           }
           if (argv.stdout) {
-            process.stdout.write(renderMarkdown(results));
+            process.stdout.write(argv.html ? RENDERINGS['report.html'](results) : markdown);
             return;
           }
-          const file = await writeMarkdown(results, out);
-          process.stderr.write(`${results.lab.name}: wrote ${file}\n`);
+          for (const file of argv.html ? (['report.md', 'report.html'] as const) : (['report.md'] as const)) {
+            process.stderr.write(`${results.lab.name}: wrote ${await writeRendering(results, out, file, file === 'report.md' ? markdown : undefined)}\n`);
+          }
+        },
+      )
+      .command(
+        'compare <a> <b>',
+        'compare two runs of one lab: every figure side by side, B/A, whether each difference is beyond the run-to-run spread, and every verdict, changed or not',
+        (y) =>
+          y
+            .positional('a', { type: 'string', demandOption: true, describe: 'run A: a results.json, or the directory of a run that holds one' })
+            .positional('b', { type: 'string', demandOption: true, describe: 'run B: the same, of the same lab' })
+            .option('out', { type: 'string', default: '.', describe: 'directory for compare.md and compare.html' })
+            .option('stdout', { type: 'boolean', default: false, describe: 'print the Markdown instead of writing compare.md' }),
+        async (argv) => {
+          const { readResults } = await import('./report/index.js');
+          const { renderComparisonMarkdown, resultsFileOf, writeComparison } = await import('./report/compare.js');
+          const { compareRuns } = await import('./analysis/run-comparison.js');
+          const files = { a: await resultsFileOf(argv.a), b: await resultsFileOf(argv.b) };
+          const [a, b] = [await readResults(files.a), await readResults(files.b)];
+          const markdown = renderComparisonMarkdown(compareRuns(a, b, files));
+          if (argv.stdout) {
+            process.stdout.write(markdown);
+            return;
+          }
+          const written = await writeComparison(markdown, `${a.lab.title}: two runs compared`, resolve(argv.out));
+          process.stderr.write(`${a.lab.name}: wrote ${written.markdownFile} and ${written.htmlFile}\n`);
         },
       )
       .command('list', 'list the labs', {}, async () => {
@@ -336,12 +378,16 @@ async function main(): Promise<void> {
           void result;
         },
       )
-      .command('clean', 'remove the containers, networks and submission images that interrupted Docker runs and gradings left behind', {}, async () => {
-        const Docker = (await import('dockerode')).default;
-        const { removeLabelled } = await import('./runtime/containers.js');
-        const removed = await removeLabelled(new Docker(), null);
-        process.stdout.write(`removed ${removed.containers} container(s), ${removed.networks} network(s) and ${removed.images} image(s)\n`);
-      })
+      .command(
+        'clean',
+        'remove the containers, networks and submission images that Docker runs and gradings whose process is gone left behind',
+        (y) => y.option('run', { type: 'string', describe: 'remove this run\'s (its iolab.run label), even if its process may still be running' }),
+        async (argv) => {
+          const Docker = (await import('dockerode')).default;
+          const { cleanCommand } = await import('./runtime/clean.js');
+          for (const line of await cleanCommand(new Docker(), argv.run)) process.stdout.write(`${line}\n`);
+        },
+      )
       .command(
         'grade [submission]',
         'grade a student\'s server (or a class with --batch) by what it does in the kernel',
@@ -415,7 +461,7 @@ async function main(): Promise<void> {
           await serveProbe(argv.request, { host: argv.target.slice(0, at), port: Number(argv.target.slice(at + 1)) });
         },
       )
-      .demandCommand(1, 'name a command: run, report, list, models, server, client, grade, exercises, clean')
+      .demandCommand(1, 'name a command: run, report, compare, list, models, server, client, grade, exercises, clean')
       .strict()
       .fail((msg, error) => {
         if (error) throw error;

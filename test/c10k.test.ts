@@ -233,9 +233,9 @@ describe('the c10k lab, run', () => {
     await writeFile(file, lab);
     const outcome = await runIolab(['run', file, '--runtime', 'local', '--out', join(dir, 'out')]);
     expect(outcome.code, outcome.stderr).toBe(0);
-    const results = ResultsSchema.parse(JSON.parse(await readFile(join(dir, 'out', 'c10k', 'results.json'), 'utf8')));
+    const results = ResultsSchema.parse(JSON.parse(await readFile(join(dir, 'out', 'c10k', 'latest', 'results.json'), 'utf8')));
     expect(results.runs.filter((r) => r.error)).toEqual([]);
-    const report = await readFile(join(dir, 'out', 'c10k', 'report.md'), 'utf8');
+    const report = await readFile(join(dir, 'out', 'c10k', 'latest', 'report.md'), 'utf8');
     expect(report).toContain('## What an idle connection costs');
     expect(report).toMatch(/user space: PSS .* kernel per connection .* kernel per socket/);
     for (const server of ['epoll', 'python-asyncio']) {

@@ -4,7 +4,7 @@
 // compose.yaml as docker-compose reads it. No engine, no pass: these tests fail without one
 // (.ci/run installs and starts it).
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,20 @@ const run = promisify(execFile);
 const docker = new Docker();
 const BUILD_TIMEOUT = 10 * 60_000;
 const TEST_LABEL = { 'org.iolab.test': 'docker-image' };
+/** nobody:nogroup: the owner of the host directories compose writes into, as a user's ./reports would be theirs. */
+const HOST_USER = { uid: 65534, gid: 65534 };
+
+/** Every entry under `dir` (itself included) whose owner is not `owner`, symlinks not followed. */
+async function notOwnedBy(dir: string, owner: { uid: number; gid: number }): Promise<string[]> {
+  const wrong: string[] = [];
+  const walk = async (path: string) => {
+    const entry = await lstat(path);
+    if (entry.uid !== owner.uid || entry.gid !== owner.gid) wrong.push(`${path} (${entry.uid}:${entry.gid})`);
+    if (entry.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name));
+  };
+  await walk(dir);
+  return wrong;
+}
 
 /** A container of `image` running `command` to its end: exit code and demultiplexed output. */
 async function runInImage(image: string, command: string[], options: Partial<Docker.ContainerCreateOptions> = {}) {
@@ -333,15 +347,20 @@ describe('compose.yaml', () => {
 
   it('`docker-compose up lab` runs the labs in containers and writes the reports on the host', async () => {
     const reports = await mkdtemp(join(tmpdir(), 'iolab-compose-'));
+    // The host directory belongs to a user; the controller in the container runs as root.
+    await chown(reports, HOST_USER.uid, HOST_USER.gid);
     // coroutines: 3 servers × (4 measured + 1 traced) runs, one of the smaller labs.
     const env = { IOLAB_LABS: 'coroutines', IOLAB_DURATION: '0.5', IOLAB_REPORTS: reports };
     try {
       await compose(['up', '--build', '--exit-code-from', 'lab', 'lab'], env);
-      const results = JSON.parse(await readFile(join(reports, 'coroutines', 'results.json'), 'utf8'));
+      const results = JSON.parse(await readFile(join(reports, 'coroutines', 'latest', 'results.json'), 'utf8'));
       expect(results.complete).toBe(true);
       expect(results.environment.runtime).toBe('docker');
       expect(results.analysis.verdicts.length).toBe(3);
-      expect(await readFile(join(reports, 'coroutines', 'report.md'), 'utf8')).toContain('## Claim');
+      expect(await readFile(join(reports, 'coroutines', 'latest', 'report.md'), 'utf8')).toContain('## Claim');
+      expect(await readFile(join(reports, 'index.md'), 'utf8')).toContain('## coroutines');
+      // Everything it wrote is the user's, not root's.
+      expect(await notOwnedBy(reports, HOST_USER)).toEqual([]);
     } finally {
       await compose(['down', '--remove-orphans'], env).catch(() => {});
     }
@@ -351,6 +370,7 @@ describe('compose.yaml', () => {
   it('`docker-compose run grade --batch` grades the submissions directory into the grades directory', async () => {
     const submissions = await mkdtemp(join(tmpdir(), 'iolab-compose-submissions-'));
     const grades = await mkdtemp(join(tmpdir(), 'iolab-compose-grades-'));
+    await chown(grades, HOST_USER.uid, HOST_USER.gid);
     await cp(join(EXERCISES_DIR, 'epoll-echo', 'reference'), join(submissions, 'bob'), { recursive: true });
     const env = { IOLAB_SUBMISSIONS: submissions, IOLAB_GRADES: grades };
     try {
@@ -358,6 +378,7 @@ describe('compose.yaml', () => {
       const gradebook = await readFile(join(grades, 'gradebook.csv'), 'utf8');
       expect(gradebook.split('\n')[1]).toMatch(/^bob,graded,35,35,/);
       expect(await readFile(join(grades, 'bob', 'feedback.md'), 'utf8')).toContain('Graded in a container');
+      expect(await notOwnedBy(grades, HOST_USER)).toEqual([]);
     } finally {
       await compose(['down', '--remove-orphans'], env).catch(() => {});
     }

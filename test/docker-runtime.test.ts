@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lab } from '../src/labs/schema.js';
-import { ResultsSchema, type Results } from '../src/shared/results.js';
+import { ResultsSchema, TimelineSchema, type Results } from '../src/shared/results.js';
 import { ensureImage, engineAvailable } from '../src/runtime/docker-image.js';
 import { newRunId, RUN_LABEL, RunContainers } from '../src/runtime/containers.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
@@ -107,6 +107,8 @@ describe('the Docker runtime', () => {
     const verdicts = results.analysis.verdicts;
     expect(verdicts).toHaveLength(4);
     for (const verdict of verdicts) expectHolds(verdict);
+    // Each run's timeline comes back from the observer sidecar with the rest of its trace.
+    for (const run of results.runs) expect(TimelineSchema.parse(run.trace?.timeline).threads.map((t) => t.name), run.variant).toContain('iolab:main');
   }, labTimeoutMs(8, 0.5, DOCKER_RUN_OVERHEAD_SECONDS));
 
   it('gives the models lab the same verdicts in both runtimes: threaded answers every probe in Docker too', async () => {
@@ -169,7 +171,7 @@ describe('the Docker runtime', () => {
     const interrupt = interruptAfter(/\[1\/\d+\] starvation: blocking measure #1 .*round trips/, 1500);
     const exit = await runIolab(['run', 'starvation', '--runtime', 'docker', '--duration', '2', '--out', out], interrupt.watch);
     expect(exit.code, exit.stderr).toBe(130);
-    const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'starvation', 'results.json'), 'utf8')));
+    const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'starvation', 'latest', 'results.json'), 'utf8')));
     expect(results.complete).toBe(false);
     expect(results.incompleteReason).toMatch(/^interrupted \(SIGINT\)/);
     expect(results.runs[0].error).toBeNull();
@@ -178,7 +180,14 @@ describe('the Docker runtime', () => {
 });
 
 afterAll(async () => {
-  // Whatever a failed test left: the next run of the suite starts clean.
+  // Whatever a failed test left (its runs, whose controller is this process, or an `iolab` it
+  // started): the next run of the suite starts clean. Runs of other processes on the engine stay.
+  const { cleanRuns, labelledRuns } = await import('../src/runtime/clean.js');
   const { removeLabelled } = await import('../src/runtime/containers.js');
-  await removeLabelled(docker, null);
+  const { thisController } = await import('../src/runtime/controller.js');
+  const me = thisController();
+  for (const run of await labelledRuns(docker)) {
+    if (run.controller?.host === me.host && run.controller.pid === me.pid) await removeLabelled(docker, run.runId);
+  }
+  await cleanRuns(docker);
 });

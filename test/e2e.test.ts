@@ -38,7 +38,7 @@ describe('iolab run starvation', () => {
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'iolab-e2e-'));
     exit = await iolab(['run', 'starvation', '--runtime', 'local', '--duration', '1', '--out', out]);
-    results = await readResults(join(out, 'starvation'));
+    results = await readResults(join(out, 'starvation', 'latest'));
   }, labTimeoutMs(12, 1));
 
   it('exits 0 with a complete results.json and a report', async () => {
@@ -49,7 +49,7 @@ describe('iolab run starvation', () => {
     expect(results.runs).toHaveLength(12);
     expect(results.runs.every((r) => r.phase === 'measure' && r.trace?.tracer === 'bpf')).toBe(true);
     expect(exit.stderr).toMatch(/\[12\/12\] starvation: eventloop measure/);
-    const report = await readFile(join(out, 'starvation', 'report.md'), 'utf8');
+    const report = await readFile(join(out, 'starvation', 'latest', 'report.md'), 'utf8');
     expect(report).toContain(results.lab.title);
   });
 
@@ -57,19 +57,19 @@ describe('iolab run starvation', () => {
     expect(results.analysis.verdicts.map((v) => v.subject)).toEqual(results.lab.variants.map((v) => v.label));
     for (const verdict of results.analysis.verdicts) expectHolds(verdict);
     const again = await mkdtemp(join(tmpdir(), 'iolab-e2e-report-'));
-    const rendered = await iolab(['report', join(out, 'starvation', 'results.json'), '--out', again]);
+    const rendered = await iolab(['report', join(out, 'starvation', 'latest', 'results.json'), '--out', again]);
     expect(rendered.code, rendered.stderr).toBe(0);
-    expect(await readFile(join(again, 'report.md'), 'utf8')).toBe(await readFile(join(out, 'starvation', 'report.md'), 'utf8'));
-    const printed = await iolab(['report', join(out, 'starvation', 'results.json'), '--stdout']);
-    expect(printed.stdout).toBe(await readFile(join(out, 'starvation', 'report.md'), 'utf8'));
+    expect(await readFile(join(again, 'report.md'), 'utf8')).toBe(await readFile(join(out, 'starvation', 'latest', 'report.md'), 'utf8'));
+    const printed = await iolab(['report', join(out, 'starvation', 'latest', 'results.json'), '--stdout']);
+    expect(printed.stdout).toBe(await readFile(join(out, 'starvation', 'latest', 'report.md'), 'utf8'));
   });
 
   it('`iolab report --csv` writes every table of the report as CSV, cell for cell', async () => {
     const again = await mkdtemp(join(tmpdir(), 'iolab-e2e-csv-'));
-    const rendered = await iolab(['report', join(out, 'starvation', 'results.json'), '--csv', '--out', again]);
+    const rendered = await iolab(['report', join(out, 'starvation', 'latest', 'results.json'), '--csv', '--out', again]);
     expect(rendered.code, rendered.stderr).toBe(0);
     const files = (await readdir(join(again, 'tables'))).sort();
-    const report = await readFile(join(out, 'starvation', 'report.md'), 'utf8');
+    const report = await readFile(join(out, 'starvation', 'latest', 'report.md'), 'utf8');
     // One file per table of the report: a table is a row of cells, then its alignment row.
     expect(files).toHaveLength(report.split('\n').filter((line, i, lines) => line.startsWith('|') && /^\|(\s*:?-+:?\s*\|)+\s*$/.test(lines[i + 1] ?? '')).length);
     const resultsTable = files.find((f) => /^\d\d-results\.csv$/.test(f))!;
@@ -82,7 +82,7 @@ describe('iolab run starvation', () => {
 
   it('writes no NaN, undefined or "(?)" anywhere, in the report or the results', async () => {
     for (const file of ['report.md', 'results.json']) {
-      const text = await readFile(join(out, 'starvation', file), 'utf8');
+      const text = await readFile(join(out, 'starvation', 'latest', file), 'utf8');
       expect(text, file).not.toMatch(/NaN|undefined|\(\?\)|Infinity/);
     }
   });
@@ -120,7 +120,7 @@ describe('iolab run --models --repetitions --no-trace', () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-options-'));
     const exit = await iolab(['run', 'starvation', '--runtime', 'local', '--duration', '1', '--models', 'blocking,epoll', '--repetitions', '2', '--no-trace', '--out', out]);
     expect(exit.code, exit.stderr).toBe(0);
-    const results = await readResults(join(out, 'starvation'));
+    const results = await readResults(join(out, 'starvation', 'latest'));
     expect(results.complete).toBe(true);
     expect(results.lab.repetitions).toBe(2);
     expect(results.runs.map((r) => `${r.model}#${r.repetition}`)).toEqual(['blocking#0', 'epoll#0', 'blocking#1', 'epoll#1']);
@@ -131,7 +131,7 @@ describe('iolab run --models --repetitions --no-trace', () => {
     expect(exit.stderr).toMatch(/\[2\/4\] starvation: epoll measure #1 .* · \d+s in this lab, about \d+s left/);
     expect(results.analysis.verdicts.map((v) => v.subject)).toEqual(['blocking', 'epoll']);
     for (const verdict of results.analysis.verdicts) expectHolds(verdict);
-    const report = await readFile(join(out, 'starvation', 'report.md'), 'utf8');
+    const report = await readFile(join(out, 'starvation', 'latest', 'report.md'), 'utf8');
     expect(report).toContain('none: not asked for (--no-trace)');
   }, labTimeoutMs(4, 1));
 
@@ -163,12 +163,12 @@ describe('Ctrl-C during a lab', () => {
     const exit = await iolab(['run', 'models', '--runtime', 'local', '--duration', '2', '--out', out], interrupt.watch);
     expect(interrupt.sent, exit.stderr).toBe(true);
     expect(exit.code, exit.stderr).toBe(130);
-    const results = await readResults(join(out, 'models'));
+    const results = await readResults(join(out, 'models', 'latest'));
     expect(results.complete).toBe(false);
     expect(results.incompleteReason).toMatch(/^interrupted \(SIGINT\)/);
     expect(results.runs.length).toBeGreaterThanOrEqual(1);
     expect(results.runs[0].error).toBeNull();
-    const report = await readFile(join(out, 'models', 'report.md'), 'utf8');
+    const report = await readFile(join(out, 'models', 'latest', 'report.md'), 'utf8');
     expect(report).toMatch(/INCOMPLETE/);
     expect(report).not.toMatch(/NaN|undefined|\(\?\)|Infinity/);
     expect(await processesInGroup(exit.pid)).toEqual([]);

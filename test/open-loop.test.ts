@@ -234,14 +234,14 @@ describe('iolab run latency-under-load', () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-latency-'));
     const exit = await runIolab(['run', 'latency-under-load', '--runtime', 'local', '--duration', '1', '--repetitions', '2', '--models', 'blocking,epoll', '--out', out]);
     expect(exit.code, exit.stderr).toBe(0);
-    const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'latency-under-load', 'results.json'), 'utf8')));
+    const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'latency-under-load', 'latest', 'results.json'), 'utf8')));
     expect(results.lab.clients).toEqual([{ name: 'load', mode: 'echo', connections: 16, messageSize: 64, rate: 200 }]);
     expect(results.runs.flatMap((r) => r.clients.map((c) => c.rate))).toEqual([200, 200, 200, 200]);
     expect(results.analysis.verdicts.map((v) => v.subject)).toEqual(['blocking: queues', 'epoll: keeps p99 below the send interval', 'blocking vs the servers that serve every connection']);
     // Blocking serves 1 of 16 connections: the other 15 have requests with no reply at the end.
     const blocking = results.analysis.subjects.find((s) => s.subject === 'blocking')!.measure!.clients[0].openLoop!;
     expect(blocking.lowerBounds).toBeGreaterThan(0);
-    const report = await readFile(join(out, 'latency-under-load', 'report.md'), 'utf8');
+    const report = await readFile(join(out, 'latency-under-load', 'latest', 'report.md'), 'utf8');
     for (const verdict of results.analysis.verdicts) expect(report).toContain(verdict.subject);
     expect(report).toMatch(/\|\s*server\s*\|\s*client\s*\|\s*offered\s*\|\s*achieved\s*\|\s*p50\s*\|\s*p99\s*\|\s*p99\.9\s*\|/);
     expect(report).toContain('open-loop at 200 requests per second per connection');

@@ -96,7 +96,7 @@ describe('a server of its own on the local runtime', () => {
     expect(run.stderr).toMatch(/by-command measure #1 \d[\d,]* round trips\/s/);
     expect(run.stderr).toMatch(/elsewhere measure #1 FAILED: server elsewhere: it listens on port \d+, not on PORT=\d+/);
     expect(run.stderr).toMatch(/epoll measure #1 \d[\d,]* round trips\/s/);
-    const report = await readFile(join(reports, 'own', 'report.md'), 'utf8');
+    const report = await readFile(join(reports, 'own', 'latest', 'report.md'), 'utf8');
     expect(report).toContain('`by-command` is a server of its own: the command sh -c python3 server.py from');
     // Claiming no model in a lab that counts no syscalls: nothing classifies it, and the report says so.
     expect(report).toMatch(/\| unclaimed +\| \*\*inconclusive\*\* \| this lab counts no syscalls \(trace: false\), so nothing classifies it: give the model it claims to be \(as: MODEL, --as MODEL\)/);

@@ -27,6 +27,8 @@ export interface BatchOptions extends Omit<GradeOptions, 'sandbox'> {
 export interface BatchResult {
   reports: GradeReport[];
   gradebook: string;
+  /** what was written under OUT: the gradebook and each student's directory. */
+  written: string[];
 }
 
 async function listSubmissions(dir: string): Promise<string[]> {
@@ -63,6 +65,7 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
   options.onStart?.(names.length);
   await mkdir(options.out, { recursive: true });
   const reports: GradeReport[] = new Array(names.length);
+  const written: string[] = [];
   let done = 0;
   const grade = async (name: string, index: number) => {
     if (options.signal?.aborted) return;
@@ -70,6 +73,7 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
     reports[index] = report;
     const studentDir = join(options.out, name);
     await mkdir(studentDir, { recursive: true });
+    written.push(studentDir);
     for (const format of FORMATS) await writeFile(join(studentDir, FORMAT_FILES[format]), render(report, format));
     options.onGraded?.(report, ++done, names.length);
   };
@@ -78,5 +82,5 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
   const graded = reports.filter(Boolean);
   const gradebook = join(options.out, 'gradebook.csv');
   await writeFile(gradebook, gradebookCsv(exercise, graded));
-  return { reports: graded, gradebook };
+  return { reports: graded, gradebook, written: [...written, gradebook] };
 }

@@ -4,6 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ExitCode, UsageError } from '../errors.js';
+import { giveToOwnerOf } from '../shared/ownership.js';
 import { FORMAT_FILES, render, type Format } from './formats.js';
 import { gradeSubmission } from './grade.js';
 import type { GradeReport } from './report.js';
@@ -48,6 +49,14 @@ async function writeOutputs(report: GradeReport, out: string, format: Format): P
     written.push(file);
   }
   return written;
+}
+
+/**
+ * Run as root (compose's `grade` service) into a directory of someone else's (./grades): gives what
+ * was written to that directory's owner (src/shared/ownership.ts). A failure is said, not fatal.
+ */
+async function giveToOwnerOfOut(out: string, written: string[]): Promise<void> {
+  await giveToOwnerOf(out, written).catch((error: Error) => process.stderr.write(`iolab: what was written under ${out} stays root's: ${error.message}\n`));
 }
 
 export async function gradeCommand(argv: GradeArguments): Promise<number> {
@@ -95,6 +104,7 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
       });
       if (argv.out) {
         const written = await writeOutputs(report, resolve(argv.out), argv.format);
+        await giveToOwnerOfOut(resolve(argv.out), written);
         process.stderr.write(`wrote ${written.join(', ')}\n`);
       } else {
         process.stdout.write(render(report, argv.format));
@@ -122,6 +132,7 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
       },
     });
     bar?.stop();
+    await giveToOwnerOfOut(out, result.written);
     const notGradable = result.reports.filter((r) => r.status === 'not-gradable').length;
     process.stderr.write(`graded ${result.reports.length - notGradable}, not gradable ${notGradable}; wrote ${result.gradebook} and the feedback under ${out}/\n`);
     return notGradable > 0 ? ExitCode.notGradable : ExitCode.ok;

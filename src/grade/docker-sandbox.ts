@@ -15,12 +15,13 @@
 //   - watched by sidecars that share its PID namespace and hold the one capability the server
 //     lacks (SYS_PTRACE): `iolab observe --listening` to find its listener, `iolab observe --pid`
 //     for /proc and strace. They find the server by what listens, not as PID 1 (the init is).
-// Everything carries the label iolab.run=<id>: close() and `iolab clean` remove it.
+// Everything carries the label iolab.run=<id> and its controller's (src/runtime/controller.ts):
+// close() removes it, and `iolab clean` once the grading's process is gone.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { NotGradableError, RuntimeUnavailableError } from '../errors.js';
-import { ContainerOutput, message, newRunId, observerCommand, RUN_LABEL, RunContainers, sidecarObserver, sidecarSpec } from '../runtime/containers.js';
+import { ContainerOutput, message, newRunId, observerCommand, RunContainers, sidecarObserver, sidecarSpec } from '../runtime/containers.js';
 import { buildImage, engineAvailable, ensureImage } from '../runtime/docker-image.js';
 import type { ListenerReport } from '../tracer/listeners.js';
 import type { ObserveOptions, Observer } from '../tracer/observe.js';
@@ -132,7 +133,7 @@ export class DockerSandbox implements GradeSandbox {
           files,
           tag,
           dockerfile,
-          labels: { [RUN_LABEL]: this.id },
+          labels: this.run.labels,
           buildArgs: { IOLAB_IMAGE: labImage.tag },
           network: 'none',
           signal: building.signal,

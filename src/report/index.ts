@@ -3,11 +3,14 @@
 // parsed results, so what a reader sees is exactly what a later `iolab report` renders again.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import stringify from 'json-stringify-pretty-compact';
 import type { ZodError } from 'zod';
 import { fieldPath, ResultsFileError } from '../errors.js';
 import { RESULTS_SCHEMA_VERSION, ResultsSchema, type Results } from '../shared/results.js';
+import { renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
 
+export { renderHtml } from './html.js';
 export { renderMarkdown } from './markdown.js';
 export { ResultsFileError };
 
@@ -16,18 +19,24 @@ function firstIssue(error: ZodError): { field: string; problem: string } {
   return { field: fieldPath(issue.path) || '(the whole file)', problem: issue.message };
 }
 
-/** Written beside, then renamed: an interrupted write never leaves half a file under the real name. */
-async function writeWhole(file: string, text: string): Promise<void> {
-  const partial = `${file}.partial`;
+/** The widest line of results.json that holds an array or object on one line. */
+const RESULTS_LINE_LENGTH = 120;
+
+/**
+ * Written beside under a name of this process, then renamed: an interrupted write never leaves
+ * half a file under the real name, and two processes writing one file (an index) never mix theirs.
+ */
+export async function writeWhole(file: string, text: string): Promise<void> {
+  const partial = `${file}.${process.pid}.partial`;
   await writeFile(partial, text);
   await rename(partial, file);
 }
 
 /**
- * Writes DIR/results.json, then DIR/report.md rendered from it (creating DIR). Throws when the
- * results do not fit the schema, before writing anything.
+ * Writes DIR/results.json, then DIR/report.md and DIR/report.html rendered from it (creating
+ * DIR). Throws when the results do not fit the schema, before writing anything.
  */
-export async function writeReport(results: Results, dir: string): Promise<{ resultsFile: string; reportFile: string }> {
+export async function writeReport(results: Results, dir: string): Promise<{ resultsFile: string; reportFile: string; htmlFile: string }> {
   const parsed = ResultsSchema.safeParse(results);
   if (!parsed.success) {
     const { field, problem } = firstIssue(parsed.error);
@@ -35,19 +44,28 @@ export async function writeReport(results: Results, dir: string): Promise<{ resu
   }
   await mkdir(dir, { recursive: true });
   const resultsFile = join(dir, 'results.json');
-  const reportFile = join(dir, 'report.md');
   // The data first: if rendering fails, the measurement is still on disk.
-  await writeWhole(resultsFile, `${JSON.stringify(parsed.data, null, 2)}\n`);
-  await writeWhole(reportFile, renderMarkdown(parsed.data));
-  return { resultsFile, reportFile };
+  // Indented, with each array or object that fits in a line on one line: a timeline's segments
+  // stay one per line, where JSON.stringify(_, null, 2) would spread each over seven.
+  await writeWhole(resultsFile, `${stringify(parsed.data, { maxLength: RESULTS_LINE_LENGTH })}\n`);
+  const reportFile = await writeRendering(parsed.data, dir, 'report.md');
+  const htmlFile = await writeRendering(parsed.data, dir, 'report.html');
+  return { resultsFile, reportFile, htmlFile };
 }
 
-/** Writes report.md from results already on disk (into `dir`), as `iolab report` does. */
-export async function writeMarkdown(results: Results, dir: string): Promise<string> {
+/** The renderings of a lab's results, by file name. */
+export const RENDERINGS = { 'report.md': renderMarkdown, 'report.html': renderHtml } as const;
+export type Rendering = keyof typeof RENDERINGS;
+
+/**
+ * Writes one rendering (report.md or report.html) of results already on disk into `dir`, as
+ * `iolab report` does (`text`: the rendering when the caller has it already); returns its path.
+ */
+export async function writeRendering(results: Results, dir: string, file: Rendering, text = RENDERINGS[file](results)): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const reportFile = join(dir, 'report.md');
-  await writeWhole(reportFile, renderMarkdown(results));
-  return reportFile;
+  const path = join(dir, file);
+  await writeWhole(path, text);
+  return path;
 }
 
 /**

@@ -6,9 +6,13 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { LabRunError } from '../errors.js';
 import { OBSERVER_SIGNALS, type ObserveOptions, type Observed, type Observer, type TracerKind } from '../tracer/observe.js';
+import { controllerLabels } from './controller.js';
 import { LineSource } from './process.js';
 
-/** The label every container, network and submission image of a run carries; its value is the run id. */
+/**
+ * The label every container, network and submission image of a run carries; its value is the run
+ * id. Beside it, the labels naming the run's controller (controller.ts), for `iolab clean`.
+ */
 export const RUN_LABEL = 'iolab.run';
 /** How often the removal of a run's network is tried while containers still hang on it. */
 const NETWORK_REMOVE_ATTEMPTS = 5;
@@ -73,12 +77,16 @@ export class RunContainers {
   private counter = 0;
   private networkId: string | null = null;
   private closed = false;
+  /** the labels of everything the run creates: iolab.run=RUN-ID and its controller's (this process). */
+  readonly labels: Record<string, string>;
 
   constructor(
     readonly docker: Docker,
     /** the label's value and the prefix of every name. */
     readonly runId: string,
-  ) {}
+  ) {
+    this.labels = { [RUN_LABEL]: runId, ...controllerLabels() };
+  }
 
   /**
    * Sends a request that creates something labelled with the run (`what` names it in the error),
@@ -99,18 +107,18 @@ export class RunContainers {
   async network(options: { internal: boolean }): Promise<string> {
     if (this.networkId === null) {
       const network = await this.createLabelled(`network ${this.runId}`, () =>
-        this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: options.internal, Labels: { [RUN_LABEL]: this.runId } }),
+        this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: options.internal, Labels: this.labels }),
       );
       this.networkId = network.id;
     }
     return this.networkId;
   }
 
-  /** Creates a container of the run, named RUN-ROLE-N and labelled with the run and its role. */
+  /** Creates a container of the run, named RUN-ROLE-N and labelled with the run, its controller and its role. */
   async create(role: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
     const name = `${this.runId}-${role}-${++this.counter}`;
     const container = await this.createLabelled(`container ${name}`, () =>
-      this.docker.createContainer({ ...spec, name, Labels: { ...spec.Labels, [RUN_LABEL]: this.runId, 'iolab.role': role } }),
+      this.docker.createContainer({ ...spec, name, Labels: { ...spec.Labels, ...this.labels, 'iolab.role': role } }),
     );
     this.containers.add(container);
     return container;
@@ -208,12 +216,13 @@ export async function sidecarObserver(
 }
 
 /**
- * Removes the containers, networks and images (a graded submission's) of one run (runId) or of
- * every run (null): what `iolab clean` does after a run that was killed before it could clean
- * up. Returns what it removed.
+ * Removes the containers, networks and images (a graded submission's) of one run, whatever the
+ * state of its controller: what a run's close() does, and `iolab clean` for a run whose
+ * controller is gone (src/runtime/clean.ts). Returns how many of each it removed. Throws
+ * LabRunError naming what the engine refused to remove.
  */
-export async function removeLabelled(docker: Docker, runId: string | null): Promise<{ containers: number; networks: number; images: number }> {
-  const label = runId === null ? RUN_LABEL : `${RUN_LABEL}=${runId}`;
+export async function removeLabelled(docker: Docker, runId: string): Promise<{ containers: number; networks: number; images: number }> {
+  const label = `${RUN_LABEL}=${runId}`;
   const removeContainers = async () => {
     const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
     await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((error: Error) => {

@@ -7,8 +7,8 @@
 //     by its host pid: /proc, strace, the eBPF observer (`iolab observe --serve`, see
 //     observer-service.ts). The server itself never gets a capability.
 //   - N client containers, each `iolab client ... --wait-for-start`, started together by signal
-//   - every container and network carries the label iolab.run=<run id>; close() removes them,
-//     and `iolab clean` removes what a killed run left behind.
+//   - every container and network carries the label iolab.run=<run id> and its controller's
+//     (controller.ts); close() removes them, and `iolab clean` what a killed run left behind.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';

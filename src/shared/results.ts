@@ -133,6 +133,42 @@ export const UringOpSchema = z.object({
 });
 export type UringOp = z.infer<typeof UringOpSchema>;
 
+/**
+ * A thread's state on the timeline: running on a CPU outside any call (its own code); in-call,
+ * inside a call on a CPU; blocked, inside a call asleep (switched out not runnable); runnable,
+ * switched out while it could run (preempted, waiting for a CPU), inside a call or not.
+ */
+export const TimelineStateSchema = z.enum(['running', 'in-call', 'blocked', 'runnable']);
+export type TimelineState = z.infer<typeof TimelineStateSchema>;
+
+/**
+ * One short stretch of the measured window, event by event (the eBPF observer only, from
+ * src/tracer/timeline.ts): for a chart with a row per thread, time on the x-axis, coloured by
+ * state. Times are microseconds from the stretch's start, to 0.1 µs.
+ */
+export const TimelineSchema = z
+  .object({
+    /** the stretch's start, microseconds after the measured window's start. */
+    startUs: z.number().finite().nonnegative(),
+    /** the stretch's length in microseconds (the program's setting, even when truncated says the data ends earlier). */
+    spanUs: z.number().finite().positive(),
+    /** every thread of the server seen in the stretch or inside one call across it: the model's ("serving") first. */
+    threads: z.array(z.object({ tid: count(), name: z.string(), group: z.enum(['serving', 'runtime']) })),
+    /** [index into threads, from µs, to µs, state, the call it is in or null]: in time order per thread, contiguous where known. */
+    segments: z.array(z.tuple([count(), z.number().finite().nonnegative(), z.number().finite().nonnegative(), TimelineStateSchema, z.string().nullable()])),
+    /** the events the program printed for the stretch (calls, returns, switches). */
+    events: count(),
+    /** why the timeline is incomplete (the program's cap, events bpftrace lost, caps on rows or segments), or null. */
+    truncated: z.string().nullable(),
+  })
+  .superRefine((timeline, context) => {
+    timeline.segments.forEach(([thread, from, to], i) => {
+      if (thread >= timeline.threads.length) context.addIssue({ code: 'custom', path: ['segments', i, 0], message: `thread ${thread} of ${timeline.threads.length}` });
+      if (from > to || to > timeline.spanUs) context.addIssue({ code: 'custom', path: ['segments', i], message: `from ${from} to ${to} µs: not within [0, ${timeline.spanUs}]` });
+    });
+  });
+export type Timeline = z.infer<typeof TimelineSchema>;
+
 /** What the tracer counted in one run. */
 export const TraceRecordSchema = z.object({
   /** which tracer counted: "strace" (ptrace, a traced run of its own) or "bpf" (eBPF, in the measured run). Absent: strace. */
@@ -149,6 +185,8 @@ export const TraceRecordSchema = z.object({
   waits: WaitsSchema.optional(),
   /** the io_uring requests of each phase (bpf only; absent or empty for a server that makes none). */
   uring: z.object({ setup: z.array(UringOpSchema), window: z.array(UringOpSchema) }).optional(),
+  /** each thread's state over a short stretch of the window (bpf only: null under strace, which cannot time switches; absent in results written before). */
+  timeline: TimelineSchema.nullable().optional(),
 });
 export type TraceRecord = z.infer<typeof TraceRecordSchema>;
 

@@ -1,7 +1,7 @@
 // The eBPF observer's program, in bpftrace's language (bpftrace(8), docs/reference_guide.md of
 // bpftrace 0.17). It runs in the kernel beside the server, at every system call of the machine,
 // and keeps only the server's: no thread is stopped, so the counts come from the measured run
-// itself. What it keeps, all in bpf maps printed once when bpftrace ends (SIGINT):
+// itself. What it keeps, all in bpf maps printed at the window's end (below):
 //
 //   @calls[phase, tid, group, syscall]          calls that ended          (raw_syscalls:sys_exit),
 //                                               one in progress when bpftrace attached too (a
@@ -13,7 +13,9 @@
 //   @errors[phase, tid, group, syscall, errno]  those that returned -errno
 //   @blockedNs[tid, group, syscall]             window only: the part of it the thread slept,
 //                                               switched out of the CPU not runnable
-//                                               (sched:sched_switch with prev_state != 0)
+//                                               (sched:sched_switch with a state in TASK_REPORT;
+//                                               a task preempted in the kernel shows only the bit
+//                                               above it, TASK_REPORT_MAX: runnable)
 //   @enter, @sysid, @asleep, @sleptNs [tid]     calls in progress when bpftrace ends (@sysid is
 //                                               the last call's; read only where @enter is set;
 //                                               a thread's exit, which never returns, clears them)
@@ -22,6 +24,35 @@
 //                                               server (io_uring:io_uring_submit_req and
 //                                               io_uring_complete): the calls strace never sees
 //   @windowStart, @windowEnd, @endNs            CLOCK_MONOTONIC nanoseconds
+//   @group, @comm [tid]                         each thread's group (below) and name, set at its
+//                                               first call's exit and again once it renames itself
+//   @timelineEvents, @timelineDropped           timeline lines printed, and those left out (cap)
+//
+// The timeline (src/tracer/timeline.ts): for one stretch of the window, from TIMELINE.offsetNs
+// after its start for TIMELINE.spanNs, a line per event of the server's threads, printed as it
+// happens (printf, so in order per CPU only; the parser sorts them by time). So that a chart can
+// show each thread's state over time, which no count can: these lines are the only output that
+// grows with the load, hence the short stretch and the cap.
+//
+//   tl:call TID SYSCALL NS       a call entered          (raw_syscalls:sys_enter)
+//   tl:return TID SYSCALL NS     a call returned         (raw_syscalls:sys_exit)
+//   tl:born TID NS               a new task's first return, from the clone that made it
+//   tl:out TID ASLEEP NS         switched out of its CPU (sched_switch prev): ASLEEP 1 when it
+//                                sleeps (prev_state & TASK_REPORT), 0 when still runnable
+//                                (preempted: 0, or TASK_REPORT_MAX on a kernel preemption)
+//   tl:in TID NS                 switched onto a CPU     (sched_switch next; a tid of @group)
+//   tl:gone TID NS               the thread ended        (sched:sched_process_exit)
+//   tl:spanned TID SYSCALL ENTER_NS EXIT_NS  printed at a call's exit after the stretch when the
+//                                call covered it all: a thread that waited in one call all along
+//                                has no event in the stretch (a blocking server's accept4, the
+//                                thread of an idle connection). A call still in progress at the
+//                                window's end is in @enter/@sysid instead, and one in progress
+//                                since before the program attached in neither: the observer
+//                                finds those in /proc at the end (readThreadsInCalls)
+// At most TIMELINE.eventsMax lines of the stretch (counted without atomics, so approximate by a
+// few; "spanned" lines aside, one per thread at most); the rest only counted in
+// @timelineDropped. 20,000 lines of 48 bytes fill 0.96 MB of perf buffer: bpftrace's per-CPU
+// buffers are sized for them (PERF_RB_PAGES, bpf.ts).
 //
 // The window's end prints every map (print() in the marker's probe, then the line "printed"),
 // and the observer then kills bpftrace without waiting for its own exit, which now and then took
@@ -57,7 +88,35 @@ export interface BpfProgramOptions {
   marker: number;
   /** a thread whose name starts with this is the model's (SERVING_THREAD_PREFIX). */
   servingPrefix: string;
+  /** the timeline's stretch and cap; TIMELINE by default. */
+  timeline?: TimelineOptions;
 }
+
+/** Which stretch of the window the program prints event by event, and how many lines at most. */
+export interface TimelineOptions {
+  /** from the window's start to the stretch's, nanoseconds. */
+  offsetNs: number;
+  /** the stretch's length, nanoseconds. */
+  spanNs: number;
+  /** lines printed at most; the others are counted in @timelineDropped. */
+  eventsMax: number;
+}
+
+/**
+ * The timeline's stretch: 100 ms into the window (the clients, started with the window, are in
+ * their stride by then), for 10 ms. 10 ms on a chart 1,000 px wide is 10 µs a pixel: a round
+ * trip (20-100 µs here) is 2 to 10 pixels, so a row shows each request and its calls as a
+ * texture, a hundred round trips or more per connection, and a sleep of a millisecond stands out.
+ * A busy server makes 100-1,100 events in it (calls, returns, switches; epoll about 370, a
+ * thread per connection about 1,000; the models lab on 2 loaded CPUs), far below the cap of
+ * 20,000 lines, which only a thread calling in a tight loop on an idle CPU could reach.
+ */
+export const TIMELINE: TimelineOptions = { offsetNs: 100_000_000, spanNs: 10_000_000, eventsMax: 20_000 };
+
+/** The prefix of the timeline's lines ("tl:call 4242 45 123456789"): no other line of the program starts with it. */
+export const TIMELINE_LINE_PREFIX = 'tl:';
+/** The states a task switched out can report (sched_switch's prev_state, include/trace/events/sched.h): TASK_REPORT. A bit above it (TASK_REPORT_MAX) is a preemption. */
+const TASK_REPORT = 0xff;
 
 /** The line the program prints once it has printed its maps, at the window's end. */
 export const PRINTED = 'printed';
@@ -72,14 +131,15 @@ export const MARKER_END = 2 ** 31 - 1 - ARM_OFFSET - PID_MAX_LIMIT;
 
 /** PR_SET_NAME, prctl(2). */
 const PR_SET_NAME = 15;
-/** The name of Docker's init (tini), PID 1 of a container started with HostConfig.Init. */
-const DOCKER_INIT = 'docker-init';
+/** The name of Docker's init (tini), PID 1 of a container started with HostConfig.Init: never counted. */
+export const DOCKER_INIT = 'docker-init';
 /** prctl's number on x86_64 (src/tracer/syscall-names.ts). */
 const PRCTL = 157;
 
 /** bpftrace's source for `options`. Throws RangeError on a marker or prefix it cannot embed. */
 export function bpfProgram(options: BpfProgramOptions): string {
-  const { filter, marker, servingPrefix } = options;
+  const { filter, marker, servingPrefix, timeline = TIMELINE } = options;
+  for (const [name, value] of Object.entries(timeline)) if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`timeline ${name} ${value}: not a positive integer`);
   if (!Number.isInteger(marker) || marker < 2 ** 30 || marker >= MARKER_END) throw new RangeError(`marker ${marker}: not an integer in [2^30, ${MARKER_END})`);
   if (!/^[\w:.-]{1,15}$/.test(servingPrefix)) throw new RangeError(`serving prefix ${JSON.stringify(servingPrefix)}: 1 to 15 word characters, ':', '.', '-'`);
   // In a cgroup, the init Docker puts before a sandboxed server (HostConfig.Init, src/grade/own-server.ts) is not the server.
@@ -92,12 +152,18 @@ tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 2} && args->sig == 0
   @armed = 0; @windowStart = 0; @windowEnd = 0; @endNs = 0;
   clear(@calls); clear(@errors); clear(@blockedNs); clear(@enter); clear(@sysid); clear(@asleep); clear(@sleptNs);
   clear(@uringSubmitted); clear(@uringFailed); clear(@uringOpName); clear(@uringRequest);
-  clear(@tree); clear(@born); clear(@group); clear(@renaming);
+  clear(@tree); clear(@born); clear(@group); clear(@renaming); clear(@comm);
+  @timelineEvents = 0; @timelineDropped = 0;
   printf("${RESET}\\n");
 }`;
   const roots = filter.kind === 'pids' ? filter.pids.map((pid) => `@tree[${Math.trunc(pid)}] = 1;`).join(' ') : '';
   const prefix = JSON.stringify(servingPrefix);
   const group = `strncmp(comm, ${prefix}, ${servingPrefix.length}) == 0 ? 1 : 2`;
+  // The timeline: $t in the stretch ($from = its start, set from @windowStart), and one line under the cap.
+  const stretchStart = `@windowStart + ${timeline.offsetNs}`;
+  const inStretch = (t: string, from: string) => `${from} > ${timeline.offsetNs} && ${t} >= ${from} && ${t} < ${from} + ${timeline.spanNs}`;
+  const line = (format: string, args: string) =>
+    `if (@timelineEvents < ${timeline.eventsMax}) { printf("${TIMELINE_LINE_PREFIX}${format}\\n", ${args}); @timelineEvents++; } else { @timelineDropped++; }`;
   return `
 BEGIN { ${roots} @armed = 1; printf("attached\\n"); }
 tracepoint:sched:sched_process_fork /${ours}/ { ${filter.kind === 'pids' ? '@tree[args->child_pid] = 1; ' : ''}@born[args->child_pid] = 1; }
@@ -110,9 +176,16 @@ tracepoint:syscalls:sys_enter_kill /args->pid == ${marker + 1} && args->sig == 0
   print(@calls); print(@errors); print(@blockedNs);
   print(@enter); print(@sysid); print(@asleep); print(@sleptNs);
   print(@uringSubmitted); print(@uringFailed); print(@uringOpName);
+  print(@group); print(@comm); print(@timelineEvents); print(@timelineDropped);
   printf("${PRINTED}\\n");
 }
-tracepoint:raw_syscalls:sys_enter /${ours} && @windowEnd == 0/ { @enter[tid] = nsecs; @sysid[tid] = args->id; }
+tracepoint:raw_syscalls:sys_enter /${ours} && @windowEnd == 0/ {
+  $t = nsecs;
+  @enter[tid] = $t;
+  @sysid[tid] = args->id;
+  $from = ${stretchStart};
+  if (${inStretch('$t', '$from')}) { ${line('call %d %d %llu', 'tid, args->id, $t')} }
+}
 tracepoint:raw_syscalls:sys_exit /${ours}/ {
   $id = args->id;
   $ret = args->ret;
@@ -124,8 +197,16 @@ tracepoint:raw_syscalls:sys_exit /${ours}/ {
   if ($g == 0 || ($id == ${PRCTL} && @renaming[tid])) {
     $g = @born[tid] && !@renaming[tid] ? 2 : (${group});
     @group[tid] = $g;
+    @comm[tid] = comm;
     delete(@renaming[tid]);
   }
+  $t = nsecs;
+  $from = $w + ${timeline.offsetNs};
+  if ($windowEnd == 0 && ${inStretch('$t', '$from')}) {
+    if ($e > 0 || !@born[tid]) { ${line('return %d %d %llu', 'tid, $id, $t')} } else { ${line('born %d %llu', 'tid, $t')} }
+  }
+  // After the window's end too: @enter, printed then, may have lost the call since.
+  if ($e > 0 && $e < $from && $t >= $from + ${timeline.spanNs} && $w > 0) { printf("${TIMELINE_LINE_PREFIX}spanned %d %d %llu %llu\\n", tid, $id, $e, $t); }
   $phase = $w > 0 && $e >= $w ? 1 : 0;
   $inside = $w > 0 && $end > $w ? $end - ($e > $w ? $e : $w) : 0;
   // A call begun after the window's end (none is entered into @enter then) is not counted; nor
@@ -140,7 +221,13 @@ tracepoint:raw_syscalls:sys_exit /${ours}/ {
 }
 tracepoint:syscalls:sys_enter_prctl /args->option == ${PR_SET_NAME} && ${ours}/ { @renaming[tid] = 1; }
 tracepoint:sched:sched_process_exit /@enter[tid]/ { delete(@enter[tid]); delete(@asleep[tid]); delete(@sleptNs[tid]); }
-tracepoint:sched:sched_switch /args->prev_state != 0 && @enter[args->prev_pid] && @windowEnd == 0/ { @asleep[args->prev_pid] = nsecs; }
+tracepoint:sched:sched_process_exit /@group[tid] && @windowEnd == 0 && ${inStretch('nsecs', stretchStart)}/ { ${line('gone %d %llu', 'tid, nsecs')} }
+tracepoint:sched:sched_switch /(args->prev_state & ${TASK_REPORT}) != 0 && @enter[args->prev_pid] && @windowEnd == 0/ { @asleep[args->prev_pid] = nsecs; }
+tracepoint:sched:sched_switch /@windowEnd == 0 && ${inStretch('nsecs', stretchStart)}/ {
+  $t = nsecs;
+  if (@group[args->prev_pid]) { ${line('out %d %d %llu', `args->prev_pid, (args->prev_state & ${TASK_REPORT}) != 0 ? 1 : 0, $t`)} }
+  if (@group[args->next_pid]) { ${line('in %d %llu', 'args->next_pid, $t')} }
+}
 tracepoint:sched:sched_switch /@asleep[args->next_pid]/ {
   $w = @windowStart;
   $s = @asleep[args->next_pid];
@@ -160,7 +247,7 @@ tracepoint:io_uring:io_uring_complete /@uringRequest[args->req]/ {
 }
 END {
   @endNs = nsecs;
-  ${filter.kind === 'pids' ? 'clear(@tree); ' : ''}clear(@born); clear(@group); clear(@renaming); clear(@uringRequest);
+  ${filter.kind === 'pids' ? 'clear(@tree); ' : ''}clear(@born); clear(@group); clear(@comm); clear(@renaming); clear(@uringRequest);
 }
 `;
 }

@@ -7,6 +7,9 @@
 // cheaply but cannot time a call per thread; BCC and libbpf programs are C built against the
 // kernel, more than a lab needs.
 //
+// It also prints one short stretch of the window event by event (calls, returns, switches of
+// the server's threads), which src/tracer/timeline.ts turns into each thread's states over time.
+//
 // Needs: root (CAP_SYS_ADMIN on Linux before 5.8 or on Docker 20.10, which knows no CAP_BPF),
 // tracefs (mounted here if absent), an x86_64 kernel (the syscall numbers, syscall-names.ts).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -14,8 +17,9 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
 import type { CallTable, SyscallCount, TraceRecord, UringOp, WaitRow } from '../shared/results.js';
-import { ARM_OFFSET, bpfProgram, MARKER_END, PRINTED, RESET, type BpfFilter } from './bpf-program.js';
+import { ARM_OFFSET, bpfProgram, DOCKER_INIT, MARKER_END, PRINTED, RESET, TIMELINE, type BpfFilter, type TimelineOptions } from './bpf-program.js';
 import { syscallName } from './syscall-names.js';
+import { buildTimeline, parseTimelineLine, type TimelineEvent, type TimelineThread } from './timeline.js';
 
 /** Compiling and attaching takes a second or two here; on a loaded machine, longer. */
 const ATTACH_TIMEOUT_MS = 30_000;
@@ -29,6 +33,17 @@ const STOP_TIMEOUT_MS = 20_000;
  * threads making four calls each). A map that is full drops new keys.
  */
 const MAP_KEYS_MAX = 262_144;
+/**
+ * Pages of each CPU's perf buffer (BPFTRACE_PERF_RB_PAGES, a power of two; bpftrace's default is
+ * 64, 256 KB): the timeline's printf lines go through it, 48 bytes each (8 pages held 682 lines
+ * with bpftrace stopped), and bpftrace, on a CPU shared with the server and its clients, may not
+ * read them for a while. Measured here (2 CPUs, loaded): a busy server's stretch is 100-1,100
+ * lines (epoll about 370, thread per connection about 1,000), 53 KB at most, which the default
+ * holds; three processes calling in a tight loop made 10,000 lines in 50 ms and lost none at 64
+ * pages, half at 8. 256 pages (1 MB a CPU) hold the program's whole cap of 20,000 lines on one CPU
+ * even if bpftrace reads none of them during the stretch.
+ */
+const PERF_RB_PAGES = 256;
 const STDERR_KEPT_CHARS = 4000;
 const TRACEFS = '/sys/kernel/tracing';
 
@@ -134,6 +149,21 @@ type Stats = { count: number; total: number };
 /** What bpftrace printed, as the JSON lines of `-f json`: each map by name. */
 type Maps = Map<string, number | Record<string, number | string | Stats>>;
 
+/** A thread in a system call now, as /proc shows it: the call's x86_64 number and the thread's name. */
+export type ThreadsInCalls = ReadonlyMap<number, { syscall: number; name: string }>;
+
+/** What the timeline is built from, beside the maps: the program's stretch, its lines, and what /proc showed at the end. */
+export interface BpfTimelineInput {
+  options: TimelineOptions;
+  servingPrefix: string;
+  /** the program's timeline lines, parsed. */
+  events: readonly TimelineEvent[];
+  /** events bpftrace lost (its "lost_events" lines). */
+  lost: number;
+  /** the server's threads inside a call at the end (readThreadsInCalls); those the program never saw were in it since before tracing. */
+  threadsInCalls?: ThreadsInCalls;
+}
+
 export class BpfSession {
   stderr = '';
   private readonly exited: Promise<void>;
@@ -146,6 +176,8 @@ export class BpfSession {
   private constructor(
     private readonly child: ChildProcess,
     private readonly marker: number,
+    private readonly servingPrefix: string,
+    private readonly timeline: TimelineOptions,
   ) {
     child.stdout!.setEncoding('utf8');
     child.stderr!.setEncoding('utf8');
@@ -163,17 +195,18 @@ export class BpfSession {
 
   /**
    * Starts bpftrace on the tasks `filter` names and resolves once its probes are attached (every
-   * call from then on is counted). `servingPrefix`: thread names of the model's threads.
+   * call from then on is counted). `servingPrefix`: thread names of the model's threads;
+   * `timeline`: the stretch of the window printed event by event.
    * Rejects with RuntimeUnavailableError when bpftrace is missing, LabRunError when it fails.
    */
-  static async start(filter: BpfFilter, servingPrefix: string): Promise<BpfSession> {
+  static async start(filter: BpfFilter, servingPrefix: string, timeline: TimelineOptions = TIMELINE): Promise<BpfSession> {
     await ensureTracefs();
     const marker = 2 ** 30 + Math.floor(Math.random() * (MARKER_END - 2 ** 30));
-    const child = spawn('bpftrace', ['-f', 'json', '-e', bpfProgram({ filter, marker, servingPrefix })], {
+    const child = spawn('bpftrace', ['-f', 'json', '-e', bpfProgram({ filter, marker, servingPrefix, timeline })], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(MAP_KEYS_MAX) },
+      env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(MAP_KEYS_MAX), BPFTRACE_PERF_RB_PAGES: String(PERF_RB_PAGES) },
     });
-    const session = new BpfSession(child, marker);
+    const session = new BpfSession(child, marker, servingPrefix, timeline);
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error: Error | null) => {
@@ -208,10 +241,13 @@ export class BpfSession {
     mark(this.marker + 1);
   }
 
-  /** Ends the window (the program prints its maps then), ends bpftrace, and counts what it printed. */
-  stop(): Promise<TraceRecord> {
+  /**
+   * Ends the window (the program prints its maps then), ends bpftrace, and counts what it printed.
+   * `threadsInCalls`: the server's threads in a call now (readThreadsInCalls), for the timeline.
+   */
+  stop(threadsInCalls?: ThreadsInCalls): Promise<TraceRecord> {
     if (!this.stopping) this.endWindow();
-    this.stopping ??= this.count().finally(() => this.kill());
+    this.stopping ??= this.count(threadsInCalls).finally(() => this.kill());
     return this.stopping;
   }
 
@@ -219,9 +255,9 @@ export class BpfSession {
    * Ends the window and counts what the program printed, leaving bpftrace attached for the next
    * server (reset, then arm). Rejects with LabRunError when bpftrace does not print its counts.
    */
-  collect(): Promise<TraceRecord> {
+  collect(threadsInCalls?: ThreadsInCalls): Promise<TraceRecord> {
     if (!this.stopping) this.endWindow();
-    this.stopping ??= this.count();
+    this.stopping ??= this.count(threadsInCalls);
     return this.stopping;
   }
 
@@ -277,13 +313,15 @@ export class BpfSession {
     throw new LabRunError(`bpftrace did not ${what} within ${STOP_TIMEOUT_MS} ms${this.running ? '' : ' (it ended)'}${this.stderrForMessage()}`);
   }
 
-  private async count(): Promise<TraceRecord> {
+  private async count(threadsInCalls?: ThreadsInCalls): Promise<TraceRecord> {
     // The window's end (endWindow) made the program print its maps.
     const printed = `"${PRINTED}\\n"`;
     await this.waitForLine(printed, 'print its counts');
     const maps = parseBpftraceJson(this.lines.slice(0, this.lines.findIndex((line) => line.includes(printed))));
     if (!maps.has('@endNs')) throw new LabRunError(`bpftrace printed no counts${this.stderrForMessage()}`);
-    return countBpfMaps(maps, this.windowStarted);
+    // The timeline's lines: all of them so far, a "spanned" line may come after the maps.
+    const { events, lost } = parseTimelineLines(this.lines);
+    return countBpfMaps(maps, this.windowStarted, { options: this.timeline, servingPrefix: this.servingPrefix, events, lost, threadsInCalls });
   }
 }
 
@@ -291,8 +329,8 @@ export class BpfSession {
 export interface BpfCount {
   startWindow(): void;
   endWindow(): void;
-  /** ends the window; what was counted. Rejects with LabRunError. */
-  stop(): Promise<TraceRecord>;
+  /** ends the window; what was counted (`threadsInCalls`: for the timeline, see BpfSession.stop). Rejects with LabRunError. */
+  stop(threadsInCalls?: ThreadsInCalls): Promise<TraceRecord>;
   /** teardown after a failure; idempotent. */
   kill(): void;
 }
@@ -334,7 +372,7 @@ export class LabBpf {
       return {
         startWindow: () => session.startWindow(),
         endWindow: () => session.endWindow(),
-        stop: () => session.collect().finally(release),
+        stop: (threadsInCalls) => session.collect(threadsInCalls).finally(release),
         kill: release,
       };
     } catch (error) {
@@ -384,6 +422,29 @@ export function parseBpftraceJson(lines: readonly string[]): Maps {
   return maps;
 }
 
+/**
+ * The timeline's lines among bpftrace's `-f json` lines (printf lines that start with
+ * TIMELINE_LINE_PREFIX), parsed, and the events bpftrace said it lost. Lines that are not JSON
+ * are skipped (parseBpftraceJson reports them); throws LabRunError on a timeline line it cannot read.
+ */
+export function parseTimelineLines(lines: readonly string[]): { events: TimelineEvent[]; lost: number } {
+  const events: TimelineEvent[] = [];
+  let lost = 0;
+  for (const line of lines) {
+    let parsed: { type?: string; data?: unknown };
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (parsed.type === 'lost_events') lost += Number((parsed.data as { events?: number } | undefined)?.events ?? 0);
+    if (parsed.type !== 'printf' || typeof parsed.data !== 'string') continue;
+    const event = parseTimelineLine(parsed.data);
+    if (event) events.push(event);
+  }
+  return { events, lost };
+}
+
 const GROUP_SERVING = 1;
 
 /** A map keyed by several integers ("1,4242,1,45"): its entries as number tuples (a stats() map: its counts). */
@@ -409,11 +470,13 @@ function scalar(maps: Maps, name: string): number | null {
 /**
  * Counts the maps of bpf-program.ts into a TraceRecord (tracer "bpf"): the calls of each phase and
  * thread group, with errnos and threads per call; where the model's threads spent the window
- * (waits); the io_uring requests by opcode. As the strace log is counted: a server that names no
- * thread has every thread counted as the model's, and a call in progress at the end is not counted
- * as a call (its time in the window is: a thread asleep in accept4 all along spent the window there).
+ * (waits); the io_uring requests by opcode; with `timeline`, each thread's states over the
+ * program's stretch (null without it, or when the window did not reach the stretch). As the strace
+ * log is counted: a server that names no thread has every thread counted as the model's, and a
+ * call in progress at the end is not counted as a call (its time in the window is: a thread
+ * asleep in accept4 all along spent the window there).
  */
-export function countBpfMaps(maps: Maps, windowStarted: boolean): TraceRecord {
+export function countBpfMaps(maps: Maps, windowStarted: boolean, timeline?: BpfTimelineInput): TraceRecord {
   const calls = entries(maps, '@calls');
   const errors = entries(maps, '@errors');
   const anyServing = calls.some(({ key }) => key[2] === GROUP_SERVING);
@@ -466,7 +529,46 @@ export function countBpfMaps(maps: Maps, windowStarted: boolean): TraceRecord {
     threads: { serving: tids.filter(([, g]) => g === 'serving').length, runtime: tids.filter(([, g]) => g === 'runtime').length },
     waits: windowStart === null ? undefined : waitsOf(maps, windowStart, end, groupOf, groupOfTid, anyServing),
     uring: uringOf(maps),
+    timeline: windowStart === null || !timeline ? null : timelineOf(maps, windowStart, end, groupOf, anyServing, timeline),
   };
+}
+
+/** The timeline (buildTimeline) from the maps and the program's lines: names and groups from @comm and @group, calls in progress from @enter and @sysid. */
+function timelineOf(maps: Maps, windowStart: number, end: number, groupOf: (group: number) => 'serving' | 'runtime', anyServing: boolean, input: BpfTimelineInput) {
+  const groups = new Map(entries(maps, '@group').map(({ key, value }) => [key[0], value]));
+  const comms = maps.get('@comm');
+  const nameOf = (tid: number) => (comms && typeof comms === 'object' && typeof comms[String(tid)] === 'string' ? String(comms[String(tid)]) : null);
+  const sysid = new Map(entries(maps, '@sysid').map(({ key, value }) => [key[0], value]));
+  const inCallAtEnd = new Map<number, { syscall: number; enterNs: number }>();
+  for (const { key: [tid], value: enterNs } of entries(maps, '@enter')) {
+    const syscall = sysid.get(tid);
+    if (syscall !== undefined && enterNs > 0) inCallAtEnd.set(tid, { syscall, enterNs });
+  }
+  // A thread in a call now that the program never saw return from a call nor enter one has been in it since before tracing began.
+  const inCallSinceAttach = new Map<number, { syscall: number; name: string }>();
+  for (const [tid, call] of input.threadsInCalls ?? []) if (!groups.has(tid) && !inCallAtEnd.has(tid) && call.name !== DOCKER_INIT) inCallSinceAttach.set(tid, call);
+  const threadOf = (tid: number): TimelineThread => {
+    const name = nameOf(tid) ?? inCallSinceAttach.get(tid)?.name ?? `thread ${tid}`;
+    const group = groups.get(tid);
+    if (group !== undefined) return { name, group: groupOf(group) };
+    return { name, group: !anyServing || name.startsWith(input.servingPrefix) ? 'serving' : 'runtime' };
+  };
+  return buildTimeline({
+    windowStartNs: windowStart,
+    windowEndNs: end,
+    offsetNs: input.options.offsetNs,
+    spanNs: input.options.spanNs,
+    eventsMax: input.options.eventsMax,
+    events: input.events,
+    inCallAtEnd,
+    inCallSinceAttach,
+    threadOf,
+    dropped: scalar(maps, '@timelineDropped') ?? 0,
+    // bpftrace says it lost events once it writes again after a full buffer, which at the end of
+    // the stretch it may never do: the lines the program printed and those that came tell too
+    // (its count, not atomic, can only fall short: a surplus is no loss).
+    lost: Math.max(input.lost, (scalar(maps, '@timelineEvents') ?? 0) - input.events.filter((event) => event.kind !== 'spanned').length),
+  });
 }
 
 function waitsOf(

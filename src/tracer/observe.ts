@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SERVING_THREAD_PREFIX } from '../shared/model.js';
 import type { Limits, ProbedProcWindow, TraceRecord } from '../shared/results.js';
-import { ProcProbe, readLimits, readThreadNames } from './proc.js';
+import { ProcProbe, readLimits, readThreadNames, readThreadsInCalls } from './proc.js';
 import { startStrace, type StraceSession } from './strace.js';
 import { BpfSession, cgroupIdOf, LabBpf, type BpfCount } from './bpf.js';
 import { processIds } from './listeners.js';
@@ -90,7 +90,8 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
         bpf?.endWindow();
         // A window that never started (a client failed first) still reports the server as it is.
         const proc = await (probe ?? (await ProcProbe.start(pid))).stop();
-        if (bpf) return { proc, trace: await bpf.stop() };
+        // The threads in a call now: the timeline's rows for those that waited in one since before tracing (an idle pool thread).
+        if (bpf) return { proc, trace: await bpf.stop(await readThreadsInCalls(await processIds('/proc', pid))) };
         if (!strace) return { proc, trace: null };
         const windowEnd = Date.now() / 1000;
         const log = await strace.stop();
@@ -98,7 +99,8 @@ export async function observeProcess(pid: number, options: ObserveOptions): Prom
         const windowSeconds = windowStart === null ? 0 : windowEnd - windowStart;
         return {
           proc,
-          trace: { tracer: 'strace', setup: counted.setup, window: counted.window, windowSeconds: Math.round(windowSeconds * 1000) / 1000, threads: counted.threads },
+          // No timeline: strace stops every thread at every call, and sees no switch between threads.
+          trace: { tracer: 'strace', setup: counted.setup, window: counted.window, windowSeconds: Math.round(windowSeconds * 1000) / 1000, threads: counted.threads, timeline: null },
         };
       } finally {
         await removeScratch();

@@ -147,6 +147,29 @@ export async function readThreadNames(pid: number, procRoot = DEFAULT_PROC_ROOT)
   return names;
 }
 
+/**
+ * The threads of processes `pids` inside a system call now, by tid: the call's x86_64 number
+ * (the first field of /proc/PID/task/TID/syscall, which root or CAP_SYS_PTRACE may read; a thread
+ * on a CPU shows "running", one in a fault -1) and the thread's name. Threads that end meanwhile
+ * or cannot be read are left out; never throws.
+ */
+export async function readThreadsInCalls(pids: readonly number[], procRoot = DEFAULT_PROC_ROOT): Promise<Map<number, { syscall: number; name: string }>> {
+  const found = new Map<number, { syscall: number; name: string }>();
+  await Promise.all(
+    pids.map(async (pid) => {
+      const tids = await readdir(`${procRoot}/${pid}/task`).catch(() => [] as string[]);
+      await Promise.all(
+        tids.map(async (tid) => {
+          const [syscall, name] = await Promise.all([readFile(`${procRoot}/${pid}/task/${tid}/syscall`, 'utf8'), readFile(`${procRoot}/${pid}/task/${tid}/comm`, 'utf8')]).catch(() => [null, null]);
+          const number = syscall === null ? NaN : Number(syscall.split(' ')[0]);
+          if (Number.isInteger(number) && number >= 0 && name !== null) found.set(Number(tid), { syscall: number, name: name.trimEnd() });
+        }),
+      );
+    }),
+  );
+  return found;
+}
+
 /** The limits that decide how many connections the process can hold. */
 export async function readLimits(pid: number, procRoot = DEFAULT_PROC_ROOT): Promise<Limits> {
   let nofile: NofileLimit;
