@@ -477,3 +477,14 @@ describe('iolab compare: two runs of the starvation lab', () => {
     });
   });
 });
+
+describe('the ratio B/A as written', () => {
+  it('reads 1.00× for no change, and never beside a difference beyond the spread', async () => {
+    const { formatComparisonRatio } = await import('../src/report/compare-markdown.js');
+    expect(formatComparisonRatio(1)).toBe('1.00×');
+    expect(formatComparisonRatio(1.001)).toBe('1.00×');
+    expect(formatComparisonRatio(1.001, true)).toBe('1.001×');
+    expect(formatComparisonRatio(0.99996, true)).toBe('0.99996×');
+    expect(formatComparisonRatio(2.5, true)).toBe('2.50×');
+  });
+});

@@ -110,7 +110,7 @@ describe('report.html of every lab, from a real results.json of it', () => {
 
   it('shows text from results.json as text: a server log line with HTML runs nothing and reads as written', async () => {
     const results = await fixture('starvation');
-    const hostile = '<img src=x onerror="console.error(\'ran\')"></script><script>console.error("ran")</script>';
+    const hostile = '<img src=x onerror="console.error(\'ran\')"></script><script>console.error("ran")</script> [the log](javascript:console.error(1)) ![x](http://example.com/x.png)';
     results.analysis.failedRuns = [{ subject: results.analysis.subjects[0].subject, phase: 'measure', repetition: 0, error: hostile, clientErrors: [] }];
     results.analysis.verdicts[0].measurement = `${results.analysis.verdicts[0].measurement} ${hostile}`;
     results.lab.title = `${results.lab.title} </title><script>console.error("ran")</script>`;
@@ -120,7 +120,14 @@ describe('report.html of every lab, from a real results.json of it', () => {
     const check = await checkPage(browser, html, join(dir, 'report.png'), PAGE_TIMEOUT_MS);
     expect(check.errors).toEqual([]);
     expect(check.text).toContain('<script>console.error("ran")</script>');
-    expect(await readFile(html, 'utf8')).toContain(escapeHtml(hostile));
+    const page = await readFile(html, 'utf8');
+    expect(page).toContain(escapeHtml(hostile));
+    // The failed run's error, through Markdown: no link of another scheme than http(s), no image to load.
+    const body = page.slice(0, page.indexOf('<script>')); // the page before the inlined libraries
+    expect(body).toContain('the log');
+    expect(body).not.toMatch(/href="javascript:/i);
+    expect(body).not.toMatch(/<img /i);
+    expect(check.text).toContain('[the log](javascript:console.error(1))');
   });
 
   it('compare.html: two runs side by side as a page, every table of compare.md in it, no console error', async () => {

@@ -31,6 +31,14 @@ describe('reading the timeline lines', () => {
     expect(parseTimelineLine('printed\n')).toBeNull();
     expect(() => parseTimelineLine('tl:call 42 45')).toThrow(/cannot be read: "tl:call 42 45"/);
     expect(() => parseTimelineLine('tl:nap 42 45 7')).toThrow(/cannot be read/);
+    // Past 104 days of uptime, nanoseconds since boot exceed 2^53: still read, to a few ns.
+    expect(parseTimelineLine('tl:call 4242 45 9072000000000000')).toEqual({ kind: 'call', tid: 4242, syscall: 45, ns: 9072000000000000 });
+  });
+
+  it('counts a timeline line it cannot read as an event lost, and keeps the rest', () => {
+    const { events, lost } = parseTimelineLines(['{"type": "printf", "data": "tl:call 42 45\\n"}', '{"type": "printf", "data": "tl:in 42 4000\\n"}']);
+    expect(events).toEqual([{ kind: 'in', tid: 42, ns: 4000 }]);
+    expect(lost).toBe(1);
   });
 
   it("takes the timeline's printf lines out of bpftrace's JSON output and adds up the events it lost", () => {

@@ -34,23 +34,10 @@ import {
   type Waits,
 } from '../shared/results.js';
 import { medianServerEvents } from '../shared/server-events.js';
+import { median, spreadOf } from '../shared/spread.js';
 
 export { answeredOf, clientResults, runThroughput };
-
-/** The middle value; for an even count, the mean of the two middle values. */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) throw new Error('median of no values');
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-/** The values of a figure over repetitions, with their median, lowest and highest; null for none. */
-export function spreadOf(values: readonly number[]): Spread | null {
-  const finite = values.filter((v) => Number.isFinite(v));
-  if (finite.length === 0) return null;
-  return { median: median(finite), min: Math.min(...finite), max: Math.max(...finite), values: [...finite] };
-}
+export { median, spreadOf } from '../shared/spread.js';
 
 function medianOrNull(values: readonly (number | null)[]): number | null {
   const present = values.filter((v): v is number => v !== null && Number.isFinite(v));

@@ -227,7 +227,18 @@ function settingDifferences(a: Results, b: Results): Difference[] {
     ['client processes per client', String(a.environment.clientReplicas), String(b.environment.clientReplicas)],
     ['sweep', sweep(a), sweep(b)],
     ['nofile', nofile(a), nofile(b)],
+    // Each server of both runs: its model's options, its own nofile and tracer.
+    ...la.variants.flatMap((va): [string, string, string][] => {
+      const vb = lb.variants.find((v) => v.label === va.label);
+      return vb ? [[`settings of ${va.label}`, variantSettings(va), variantSettings(vb)]] : [];
+    }),
   ]);
+}
+
+/** "threads 4, blocking call 0 ms, drain yes, nofile 1,024, tracer bpf": what a server ran with. */
+function variantSettings(variant: Results['lab']['variants'][number]): string {
+  const { threads, blockingCallMs, drain } = variant.options;
+  return [`threads ${threads}`, `blocking call ${blockingCallMs} ms`, `drain ${drain ? 'yes' : 'no'}`, `nofile ${variant.nofile === null ? 'as the lab' : formatCount(variant.nofile)}`, `tracer ${variant.tracer ?? 'as the lab'}`].join(', ');
 }
 
 /**

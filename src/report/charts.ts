@@ -10,8 +10,8 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { armSubject } from '../shared/experiments.js';
 import { verdictRulesOf, type ClientFigures, type Results, type SubjectFigures } from '../shared/results.js';
-import type { Spread } from '../shared/spread.js';
-import { VERDICTS } from '../shared/verdicts.js';
+import { spreadOf, type Spread } from '../shared/spread.js';
+import { VERDICTS, type ClaimVerdict } from '../shared/verdicts.js';
 
 /** One chart of the report. */
 export interface Chart {
@@ -22,6 +22,8 @@ export interface Chart {
   caption: string;
   /** the verdict rules whose claims it makes; none for a supporting chart. */
   rules: string[];
+  /** which of those rules' verdicts it draws, when not all (the page shows them beside it). */
+  shows?: (verdict: ClaimVerdict) => boolean;
   spec: TopLevelSpec;
 }
 
@@ -33,8 +35,12 @@ export const VERDICT_COLOURS: Record<(typeof VERDICTS)[number], string> = { hold
 /** Syscalls drawn by name in the syscall mix; the rest are added up as "other calls". */
 const MIX_TOP = 7;
 
-/** Colours of the parts of stacked bars, in the order parts first appear (Tableau 20: https://vega.github.io/vega/docs/schemes/#tableau20). */
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#a0cbe8', '#ffbe7d', '#ff9d9a', '#86bcb6', '#8cd17d', '#f1ce63', '#d4a6c8', '#fabfd2', '#d7b5a6', '#79706e'];
+/**
+ * Colours of the parts of stacked bars, in the order parts first appear: Tableau 20
+ * (https://vega.github.io/vega/docs/schemes/#tableau20) without its greens, which mean "running
+ * one's own code" and "answered" here.
+ */
+const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#a0cbe8', '#ffbe7d', '#ff9d9a', '#86bcb6', '#f1ce63', '#d4a6c8', '#fabfd2', '#d7b5a6', '#79706e'];
 /** Parts whose colour means the same in every chart: running one's own code is green, as in the timelines. */
 const FIXED_COLOURS: Record<string, string> = {
   answered: '#2da44e',
@@ -89,7 +95,7 @@ function markedValue(mark: { value: number; label: string } | undefined, axis: '
 }
 
 /** Bars stacked by `part` per subject. */
-function stackedBars(rows: Row[], axis: string, options: { format?: string; domain?: [number, number] } = {}): TopLevelSpec | null {
+function stackedBars(rows: Row[], axis: string, options: { format?: string; domain?: [number, number]; normalize?: boolean } = {}): TopLevelSpec | null {
   if (rows.length === 0) return null;
   const parts = [...new Set(rows.map((row) => String(row.part)))];
   let next = 0;
@@ -101,10 +107,10 @@ function stackedBars(rows: Row[], axis: string, options: { format?: string; doma
     mark: { type: 'bar' },
     encoding: {
       y: { field: 'subject', type: 'nominal', title: null, sort: sortedSubjects(rows) },
-      x: { field: 'value', type: 'quantitative', title: axis, stack: 'zero', ...(options.format && { axis: { format: options.format } }), ...(options.domain && { scale: { domain: options.domain } }) },
+      x: { field: 'value', type: 'quantitative', title: axis, stack: options.normalize ? 'normalize' : 'zero', ...((options.format || options.normalize) && { axis: { format: options.format ?? '.0%' } }), ...(options.domain && { scale: { domain: options.domain } }) },
       color: { field: 'part', type: 'nominal', title: null, sort: parts, scale: { domain: parts, range: colours }, legend: { orient: 'bottom', columns: 3 } },
       order: { field: 'order', type: 'quantitative' },
-      tooltip: [{ field: 'subject' }, { field: 'part' }, { field: 'value', format: options.format ?? ',.4~r' }],
+      tooltip: [{ field: 'subject' }, { field: 'part' }, { field: 'value', format: options.normalize ? ',' : (options.format ?? ',.4~r') }],
     },
   } as TopLevelSpec;
 }
@@ -190,7 +196,8 @@ function requests(subjects: readonly SubjectFigures[], client: string | null): T
       { subject: s.subject, part: 'unanswered', value: c.requests.unanswered, order: 1 },
     ];
   });
-  return stackedBars(rows, `requests of ${client ?? 'the echo clients'}, summed over runs`);
+  // As shares: a server that answered none beside one that answered thousands still shows its bar.
+  return stackedBars(rows, `share of the requests of ${client ?? 'the echo clients'} (summed over runs; counts on hover)`, { normalize: true });
 }
 
 /** Latency percentiles per subject, log scale: one client's, or every echo client's together. */
@@ -223,6 +230,63 @@ function latency(subjects: readonly SubjectFigures[], client: string | null, mar
   } as TopLevelSpec;
 }
 
+/**
+ * The calls the fingerprint verdicts name, per server: each required call it made (set-up and
+ * window together, as the verdict counts them), a required call it never made, and each
+ * forbidden call it made, with the count.
+ */
+function fingerprintCalls(subjects: readonly SubjectFigures[]): TopLevelSpec | null {
+  const rows = subjects.flatMap((s) => {
+    const check = s.trace?.fingerprint;
+    if (!check) return [];
+    const required = check.required.flatMap(({ anyOf, seen }) => {
+      const made = seen.filter((c) => c.calls > 0);
+      return made.length ? made.map((c) => ({ subject: s.subject, syscall: c.syscall, calls: c.calls, kind: 'required, made' })) : [{ subject: s.subject, syscall: anyOf.join(' | '), calls: 0, kind: 'required, never made' }];
+    });
+    const forbidden = check.forbidden.filter((c) => c.calls > 0).map((c) => ({ subject: s.subject, syscall: c.syscall, calls: c.calls, kind: 'forbidden, made' }));
+    return [...required, ...forbidden].map((row) => ({ ...row, label: row.calls.toLocaleString('en-US') }));
+  });
+  if (rows.length === 0) return null;
+  const y = { field: 'subject', type: 'nominal', title: null, sort: sortedSubjects(rows) };
+  const x = { field: 'syscall', type: 'nominal', title: null, axis: { orient: 'top', labelAngle: -40 } };
+  return {
+    height: { step: BAR_STEP },
+    width: { step: 78 },
+    data: { values: rows },
+    layer: [
+      {
+        mark: { type: 'rect', stroke: '#ffffff' },
+        encoding: {
+          y,
+          x,
+          color: { field: 'kind', type: 'nominal', title: null, scale: { domain: ['required, made', 'required, never made', 'forbidden, made'], range: ['#a0cbe8', '#d0d7de', '#e15759'] }, legend: { orient: 'bottom' } },
+          tooltip: [{ field: 'subject' }, { field: 'syscall' }, { field: 'calls', format: ',' }, { field: 'kind' }],
+        },
+      },
+      { mark: { type: 'text', fontSize: 10 }, encoding: { y, x, text: { field: 'label' } } },
+    ],
+  } as TopLevelSpec;
+}
+
+/** The verdicts of `rule` that carry figure `key`. */
+function verdictsWith(results: Results, rule: string, key: string): ClaimVerdict[] {
+  return results.analysis.verdicts.filter((v) => v.rule === rule && Object.hasOwn(v.figures, key));
+}
+
+/** A verdict's figure as a spread: a number, or its values over repetitions; null when it is neither. */
+function figureSpread(verdict: ClaimVerdict, key: string): Spread | null {
+  const figure = verdict.figures[key];
+  if (typeof figure === 'number') return spreadOf([figure]);
+  return Array.isArray(figure) ? spreadOf(figure) : null;
+}
+
+/** The subject (a server of the lab) a verdict of one server is about: its subject is "SUBJECT: what it claims". */
+function subjectOfVerdict(subjects: readonly SubjectFigures[], verdict: ClaimVerdict): SubjectFigures | null {
+  return subjects.find((s) => verdict.subject === s.subject || verdict.subject.startsWith(`${s.subject}: `)) ?? null;
+}
+
+const hasFigure = (key: string) => (verdict: ClaimVerdict) => Object.hasOwn(verdict.figures, key);
+
 interface ClaimContext {
   results: Results;
   subjects: readonly SubjectFigures[];
@@ -231,6 +295,9 @@ interface ClaimContext {
 }
 
 type ChartMaker = (context: ClaimContext) => Omit<Chart, 'id' | 'rules'>[];
+
+/** A chart beside only some of its rule's verdicts. */
+const showing = (shows: (verdict: ClaimVerdict) => boolean) => (charts: Omit<Chart, 'id' | 'rules'>[]) => charts.map((c) => ({ ...c, shows }));
 
 const chart = (title: string, caption: string, spec: TopLevelSpec | null): Omit<Chart, 'id' | 'rules'>[] => (spec ? [{ title, caption, spec }] : []);
 
@@ -242,7 +309,11 @@ function fdSetSize(subjects: readonly SubjectFigures[]): number {
 /** The chart (or charts) that makes each rule's claim. */
 export const CLAIM_CHARTS: Record<string, ChartMaker> = {
   fingerprints: ({ subjects }) =>
-    chart('The syscall mix of each model', "Each model's fingerprint: the calls its serving threads made per echo round trip in the measured window, the most frequent by name.", syscallMix(subjects)),
+    chart(
+      'The calls each fingerprint names',
+      "Each server's calls that its model's fingerprint requires (blue; grey: never made) or forbids (red), counted in the traced runs' set-up and window together, as the verdict beside counts them.",
+      fingerprintCalls(subjects),
+    ),
   'two-phases': ({ subjects }) =>
     chart(
       'Where the serving threads wait',
@@ -251,8 +322,25 @@ export const CLAIM_CHARTS: Record<string, ChartMaker> = {
     ),
   starvation: ({ subjects, client }) =>
     chart(`What ${client ?? 'the asker'} got`, `The requests ${client ?? 'the asking client'} sent while another client held its connection: answered, or left unanswered by a server that serves one connection at a time.`, requests(subjects, client)),
-  'lt-vs-et': ({ subjects, client }) =>
-    chart('Messages answered and stranded', `Requests of ${client ?? 'the client'} answered, and left unanswered by a reader that does not drain the socket.`, requests(subjects, client)),
+  'lt-vs-et': ({ results, subjects }) => {
+    const each = verdictsWith(results, 'lt-vs-et', 'roundTrips').flatMap((v) => {
+      const subject = subjectOfVerdict(subjects, v)?.subject ?? v.subject;
+      const [trips, unanswered] = [v.figures.roundTrips, v.figures.unanswered];
+      return typeof trips === 'number' && typeof unanswered === 'number'
+        ? [{ subject, part: 'round trips', value: trips, order: 0 }, { subject, part: 'requests left unanswered', value: unanswered, order: 1 }]
+        : [];
+    });
+    const wakes = verdictsWith(results, 'lt-vs-et', 'levelTriggered').flatMap((v) =>
+      (['levelTriggered', 'edgeTriggered'] as const).flatMap((key) => {
+        const spread = figureSpread(v, key);
+        return spread ? [{ subject: key === 'levelTriggered' ? 'level-triggered' : 'edge-triggered', spread }] : [];
+      }),
+    );
+    return [
+      ...showing(hasFigure('roundTrips'))(chart('Round trips and stranded requests', 'Each server\'s round trips in the measured windows and the requests it left unanswered, summed over runs, as the verdicts count them.', stackedBars(each, 'requests, summed over runs'))),
+      ...showing(hasFigure('levelTriggered'))(chart('Waits per round trip', 'Calls to the readiness wait per round trip in each traced run: level-triggered reports unread data again, edge-triggered once.', spreadBars(wakes, 'waits per round trip'))),
+    ];
+  },
   'fd-ceiling': ({ subjects, client }) => {
     // Held as the verdict counts it: the server's fds beyond its idle self (a connection the
     // kernel completed but the server never accepted, or closed at once, holds none).
@@ -278,10 +366,24 @@ export const CLAIM_CHARTS: Record<string, ChartMaker> = {
   ],
   'one-connection': ({ subjects, client }) =>
     chart('Round trips per second on one connection', `${client ?? 'The client'}'s round trips per second on its one connection: the median bar, a dot per repetition.`, spreadBars(bySubject(subjects, (s) => clientOf(s, client)?.roundTripsPerSecond), 'round trips per second')),
-  'threads-vs-events': ({ subjects }) => [
-    ...chart('Threads added by the crowd', 'Threads the server had beyond its idle self with the crowd connected (median over runs).', spreadBars(bySubject(subjects, (s) => single(s.measure?.threadsAdded)), 'threads added')),
-    ...chart('Memory added by the crowd', 'Resident memory beyond the idle server with the crowd connected, KiB (median over runs).', spreadBars(bySubject(subjects, (s) => single(s.measure?.rssAddedKb)), 'RSS added, KiB')),
-  ],
+  'threads-vs-events': ({ results, subjects }) => {
+    // Per connection, as each verdict judges its server: processes and the tree's PSS for a
+    // process per connection, threads and the process's RSS otherwise.
+    const rows = results.analysis.verdicts.filter((v) => v.rule === 'threads-vs-events').flatMap((v) => {
+      const subject = subjectOfVerdict(subjects, v);
+      const connections = v.figures.connections;
+      if (!subject || typeof connections !== 'number' || connections <= 0) return [];
+      const byProcess = results.lab.variants.find((variant) => variant.label === subject.variant)?.declared?.traits.perConnection === 'process';
+      const tasks = v.figures[byProcess ? 'processesAdded' : 'threadsAdded'];
+      const memory = v.figures[byProcess ? 'pssPerConnectionKb' : 'rssPerConnectionKb'];
+      return [{ subject: `${subject.subject} (${byProcess ? 'processes, PSS' : 'threads, RSS'})`, tasks: typeof tasks === 'number' ? tasks / connections : null, memory: typeof memory === 'number' ? memory : null }];
+    });
+    const pick = (key: 'tasks' | 'memory') => rows.flatMap((r) => (r[key] === null ? [] : [{ subject: r.subject, spread: spreadOf([r[key]!])! }]));
+    return [
+      ...chart('Threads or processes per connection', 'Threads (or, for a process per connection, processes) the server added per connection of the crowd: about 1 for a thread or process per connection, near 0 for an event loop.', spreadBars(pick('tasks'), 'added per connection')),
+      ...chart('Memory per connection', "Memory added per connection of the crowd, KiB: the process's resident memory for threads, the process tree's proportional set size (PSS) for processes, as the verdict beside judges it.", spreadBars(pick('memory'), 'KiB per connection')),
+    ];
+  },
   coroutines: ({ subjects, client }) =>
     chart('Latency of the other connections', `${client ?? 'The other clients'}' latency beside a handler that blocks: one blocking call in a coroutine stalls every connection of its thread.`, latency(subjects, client)),
   'observer-effect': ({ subjects }) =>
@@ -299,9 +401,9 @@ export const CLAIM_CHARTS: Record<string, ChartMaker> = {
         return spread ? [{ series: c.variant, x: step.connections, median: spread.median, min: spread.min, max: spread.max }] : [];
       }));
     return [
-      ...chart('The server\'s memory as idle connections grow', 'Proportional set size of the server\'s processes beyond its idle self, KiB, against the connections held.', sweepLines(rows((s) => s.pssAddedKb), 'connections held', 'PSS added, KiB')),
-      ...chart('The kernel\'s memory as idle connections grow', 'Slab memory the kernel gained with the connections held, KiB (both ends of each connection are on this kernel).', sweepLines(rows((s) => s.kernelAddedKb), 'connections held', 'kernel slab added, KiB')),
-      ...chart('The probe\'s latency beside the crowd', "The probe connection's median (p50) round trip as the idle crowd grows, the figure the verdict compares.", sweepLines(rows((s) => s.probeP50Us), 'connections held', 'probe p50, µs')),
+      ...showing(hasFigure('pssPerConnectionKb'))(chart('The server\'s memory as idle connections grow', 'Proportional set size of the server\'s processes beyond its idle self, KiB, against the connections held.', sweepLines(rows((s) => s.pssAddedKb), 'connections held', 'PSS added, KiB'))),
+      ...showing(hasFigure('kernelPerSocketKb'))(chart('The kernel\'s memory as idle connections grow', 'Slab memory the kernel gained with the connections held, KiB (both ends of each connection are on this kernel).', sweepLines(rows((s) => s.kernelAddedKb), 'connections held', 'kernel slab added, KiB'))),
+      ...showing(hasFigure('probeP50SmallUs'))(chart('The probe\'s latency beside the crowd', "The probe connection's median (p50) round trip as the idle crowd grows, the figure the verdict compares.", sweepLines(rows((s) => s.probeP50Us), 'connections held', 'probe p50, µs'))),
     ];
   },
 };
@@ -323,10 +425,16 @@ function experimentCharts(results: Results): Omit<Chart, 'id'>[] {
       ...(part.longestChainSeconds !== null ? [{ value: part.longestChainSeconds, label: `longest chain ${part.longestChainIs ?? ''}`.trim() }] : []),
     ];
     const lines = marks.length ? ' The dashed lines are the sum of every wait and the longest chain of waits one after the other.' : '';
-    return chart(`Wall time: ${part.title}`, `${part.description} The measured section's wall time, seconds: the median bar, a dot per repetition.${lines}`, spreadBars(named(part.part, (a) => a.wallSeconds), 'wall time, s', { marks }));
+    // Beside the verdicts on this part's own arms.
+    const own = new Set(arms.filter((arm) => arm.part === part.part).map((arm) => armSubject(record, arm)));
+    return chart(`Wall time: ${part.title}`, `${part.description.replace(/\.?$/, '.')} The measured section's wall time, seconds: the median bar, a dot per repetition.${lines}`, spreadBars(named(part.part, (a) => a.wallSeconds), 'wall time, s', { marks })).map((c) => ({
+      ...c,
+      rules,
+      shows: (v: ClaimVerdict) => own.has(v.subject),
+    }));
   });
   return [
-    ...wall.map((c, i) => ({ ...c, rules: i === 0 ? rules : [] })),
+    ...wall,
     ...chart('CPU of each arm', "The process's CPU time over its wall time, percent of one core.", spreadBars(named(null, (a) => a.cpuPercent), 'CPU, % of one core')).map((c) => ({ ...c, rules: [] })),
   ];
 }

@@ -18,9 +18,15 @@ function noteMark(n: number): string {
   return [...String(n)].map((digit) => SUPERSCRIPT_DIGITS[Number(digit)]).join('');
 }
 
-/** B/A as written: "1.00×", "0.25×", "137×"; two decimals where a ratio is near 1, so that no change reads as 1.00×. */
-export function formatComparisonRatio(ratio: number): string {
+/**
+ * B/A as written: "1.00×", "0.25×", "137×"; two decimals where a ratio is near 1, and as many more
+ * as it takes not to read 1.00× when `differs` (a difference beyond the spread): "1.001×".
+ */
+export function formatComparisonRatio(ratio: number, differs = false): string {
   if (ratio >= 100) return `${formatCount(ratio)}×`;
+  if (differs && ratio !== 1 && ratio.toFixed(2) === '1.00') {
+    for (let digits = 3; digits <= 6; digits++) if (ratio.toFixed(digits) !== (1).toFixed(digits)) return `${ratio.toFixed(digits)}×`;
+  }
   if (ratio >= 0.1 || ratio === 0) return `${ratio.toFixed(2)}×`;
   if (ratio < 0.001) return '<0.001×';
   return `${ratio.toPrecision(2)}×`;
@@ -135,7 +141,7 @@ function figureRows(figures: readonly FigureRow[]): { rows: string[][]; notes: s
     if (figure === null) return [label, NONE, NONE, NONE, 'not measured in either run'];
     const format = FORMATS[figure.unit];
     let ratio: string;
-    if (figure.ratio !== null) ratio = formatComparisonRatio(figure.ratio);
+    if (figure.ratio !== null) ratio = formatComparisonRatio(figure.ratio, figure.judgement.outcome === 'higher' || figure.judgement.outcome === 'lower');
     else {
       notes.push(`${noteMark(notes.length + 1)} ${named}: ${figure.noRatio ?? 'no ratio'}, so B/A has no value.`);
       ratio = `${NONE}${noteMark(notes.length)}`;

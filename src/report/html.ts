@@ -5,14 +5,14 @@
 // charts are Vega-Lite specifications (src/report/charts.ts) rendered in the browser as SVG.
 //
 // Vega-Lite was chosen because a chart is a small declarative JSON document, which a student can
-// read next to the numbers it draws (vega-embed's menu shows it), and because its SVG output can
+// read next to the numbers it draws (in the page's source), and because its SVG output can
 // be checked mark by mark in a test. Every text from results.json is escaped; raw HTML in the
 // Markdown (a server's log line, say) is shown as text, not interpreted.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Marked } from 'marked';
-import type { Results } from '../shared/results.js';
+import { verdictRulesOf, type Results } from '../shared/results.js';
 import type { ClaimVerdict } from '../shared/verdicts.js';
 import { plural } from '../shared/format.js';
 import { chartsOf, VERDICT_COLOURS, type Chart } from './charts.js';
@@ -42,12 +42,36 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Markdown to HTML, with any raw HTML in it shown as text. */
-const markdown = new Marked({ gfm: true, renderer: { html: ({ text }) => escapeHtml(text) } });
+/** A link the page may carry: to the web, or relative (another file of the run); no other scheme (javascript:, file:, data:). */
+function linkable(href: string): boolean {
+  return /^https?:\/\//i.test(href) || !/^[a-z][a-z0-9+.-]*:/i.test(href);
+}
+
+/**
+ * Markdown to HTML. Text in the Markdown may come from the outside world (a server's error
+ * message in a failed run, a lab file's claim): raw HTML in it is shown as text, an image as its
+ * Markdown (a page that works offline loads nothing), and a link of another scheme than http(s)
+ * as its Markdown too. (A renderer that returns false leaves the token to marked's own.)
+ */
+const markdown = new Marked({
+  gfm: true,
+  renderer: {
+    html: ({ text }) => escapeHtml(text),
+    image: ({ raw }) => escapeHtml(raw),
+    link: ({ href, raw }) => (linkable(href) ? false : escapeHtml(raw)),
+  },
+});
 
 export function markdownToHtml(text: string): string {
   return markdown.parse(text, { async: false });
 }
+
+/**
+ * What the page may do: run its own inline scripts (Vega compiles its expressions with Function,
+ * hence unsafe-eval), use inline style, show data: and blob: images (a chart saved as PNG); it
+ * may fetch nothing.
+ */
+const CSP = "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:";
 
 const STYLE = `
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; max-width: 1180px; margin: 0 auto; padding: 24px; }
@@ -73,7 +97,8 @@ code { background: #f6f8fa; padding: 0 4px; border-radius: 4px; }
 const BOOT = `
 for (const element of document.querySelectorAll('[data-chart]')) {
   const spec = JSON.parse(document.getElementById('spec-' + element.dataset.chart).textContent);
-  vegaEmbed(element, spec, { renderer: 'svg', actions: { export: true, source: true, compiled: false, editor: false } })
+  // No "View Source": vega-embed writes the spec into a new window unescaped, and a spec carries text from the outside world (thread names).
+  vegaEmbed(element, spec, { renderer: 'svg', actions: { export: true, source: false, compiled: false, editor: false } })
     .then(() => { element.dataset.rendered = 'true'; })
     .catch((error) => { element.textContent = 'This chart failed to render: ' + error.message; element.className = 'chart-error'; console.error(error); });
 }
@@ -97,16 +122,17 @@ function specScript(chart: Chart): string {
 function claimSection(results: Results, charts: readonly Chart[]): string {
   const verdicts = results.analysis.verdicts;
   const shown = new Set<ClaimVerdict>();
-  const cardsOf = (rules: readonly string[]) => {
-    const cards = verdicts.filter((v) => rules.includes(v.rule) && !shown.has(v));
+  const cardsOf = (rules: readonly string[], shows: (v: ClaimVerdict) => boolean = () => true) => {
+    const cards = verdicts.filter((v) => rules.includes(v.rule) && shows(v) && !shown.has(v));
     cards.forEach((v) => shown.add(v));
     return cards.length ? `<div class="verdicts">${cards.map(verdictCard).join('')}</div>` : '';
   };
-  const blocks = charts.filter((c) => c.rules.length > 0).map((c) => `<div class="figure-row">${figure(c)}${cardsOf(c.rules)}</div>`);
+  const blocks = charts.filter((c) => c.rules.length > 0).map((c) => `<div class="figure-row">${figure(c)}${cardsOf(c.rules, c.shows)}</div>`);
   const rest = [...new Set(verdicts.filter((v) => !shown.has(v)).map((v) => v.rule))].map(
-    (rule) => `<div class="figure-row"><p class="note">No chart for ${escapeHtml(rule)}: nothing it draws was measured.</p>${cardsOf([rule])}</div>`,
+    (rule) => `<div class="figure-row"><p class="note">No chart beside these verdicts of ${escapeHtml(rule)}: this lab did not measure what their chart draws (a sweep, a traced run).</p>${cardsOf([rule])}</div>`,
   );
-  const none = verdicts.length === 0 ? '<p class="note">This lab names no verdict rule: it shows its measurements only.</p>' : '';
+  const none =
+    verdicts.length > 0 ? '' : verdictRulesOf(results.lab).length === 0 ? '<p class="note">This lab names no verdict rule: it shows its measurements only.</p>' : '<p class="note">No verdict could be judged: the report below says what its rules needed.</p>';
   return `<section><h2>Claim</h2><p class="claim-text">${escapeHtml(results.lab.claim)}</p>${none}\n${[...blocks, ...rest].join('\n')}</section>`;
 }
 
@@ -150,6 +176,7 @@ export function htmlPage(title: string, body: string, charts: readonly Chart[] =
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
 <title>${escapeHtml(title)}</title>
 <style>${STYLE}</style>
 </head>

@@ -1,6 +1,7 @@
 // Writing and reading a lab's results: results.json (the measurement and its analysis, validated
 // against the schema) and report.md (rendered from it). The report is always rendered from the
 // parsed results, so what a reader sees is exactly what a later `iolab report` renders again.
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import stringify from 'json-stringify-pretty-compact';
@@ -27,8 +28,9 @@ const RESULTS_LINE_LENGTH = 120;
  * half a file under the real name, and two processes writing one file (an index) never mix theirs.
  */
 export async function writeWhole(file: string, text: string): Promise<void> {
-  const partial = `${file}.${process.pid}.partial`;
-  await writeFile(partial, text);
+  // Created anew (wx): never written through a file or link already there under that name.
+  const partial = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
+  await writeFile(partial, text, { flag: 'wx' });
   await rename(partial, file);
 }
 

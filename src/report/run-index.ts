@@ -3,7 +3,7 @@
 // not), how many of its verdicts hold, do not hold and are inconclusive, and links to its
 // reports. Read from the runs' results.json alone (readResults); a run whose results.json is
 // missing or unreadable is listed with the error, never left out and never fatal.
-import { access, readdir, rmdir } from 'node:fs/promises';
+import { access, lstat, readdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatElapsed, table } from '../shared/format.js';
 import { giveToOwnerOf } from '../shared/ownership.js';
@@ -80,6 +80,9 @@ async function indexRun(out: string, lab: string, id: string | null, latest: str
   let results: Results | null = null;
   let error: string | null = null;
   try {
+    // A link is not followed: as root into another user's directory, it could name any file,
+    // and an error message would quote it.
+    if ((await lstat(join(dir, 'results.json')).catch(() => null))?.isSymbolicLink()) throw new Error('results.json is a symbolic link: not read');
     results = await readResults(join(dir, 'results.json'));
   } catch (failure) {
     error = (failure instanceof Error ? failure.message : String(failure)).split(`${out}/`).join('');
@@ -108,7 +111,9 @@ export async function collectRunIndex(out: string): Promise<IndexedLab[]> {
   const entries = (await readdir(out, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
   for (const name of entries) {
     const labDir = join(out, name);
-    const ids = await runIdsOf(labDir);
+    // A directory this process may not read (lost+found at a volume's root) is no lab of its.
+    const ids = await runIdsOf(labDir).catch(() => null);
+    if (ids === null) continue;
     const older = await exists(join(labDir, 'results.json'));
     if (ids.length === 0 && !older) continue;
     const latest = await latestRunOf(labDir).catch(() => null);

@@ -14,18 +14,23 @@ const TIMELINES_SHOWN = 16;
 
 const RUNNING = 'running (own code)';
 const RUNNABLE = 'waiting for a CPU';
-/** A hue per call, asleep in it; the same lighter on a CPU in it. Green and grey are running and waiting. */
-const CALL_HUES = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#17becf'];
+/**
+ * A hue per call, asleep in it; the same lighter on a CPU in it. Green and grey are running and
+ * waiting; the calls past these (the page's least used) share OTHER_CALL's.
+ */
+const CALL_HUES = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#17becf', '#7f3c8d'];
+const OTHER_CALL = 'another call';
 
 function lighter(hex: string): string {
   const channel = (i: number) => Math.round((parseInt(hex.slice(i, i + 2), 16) + 255) / 2).toString(16).padStart(2, '0');
   return `#${channel(1)}${channel(3)}${channel(5)}`;
 }
 
-function label(state: Timeline['segments'][number][3], syscall: string | null): string {
+function label(state: Timeline['segments'][number][3], syscall: string | null, named: ReadonlySet<string>): string {
   if (state === 'running') return RUNNING;
   if (state === 'runnable') return RUNNABLE;
-  return `${state === 'blocked' ? 'asleep in' : 'in'} ${syscall ?? 'a call'}`;
+  const call = syscall !== null && named.has(syscall) ? syscall : OTHER_CALL;
+  return `${state === 'blocked' ? 'asleep in' : 'in'} ${call}`;
 }
 
 /** Each call's total time in calls (asleep or on a CPU) over `timelines`, most first: the order calls get their hues in. */
@@ -40,20 +45,18 @@ function callsByTime(timelines: readonly Timeline[]): string[] {
 /** The colour of each state label: a call keeps its hue in every timeline of the page (`calls`, in hue order). */
 function colours(calls: readonly string[]): Map<string, string> {
   const map = new Map<string, string>([[RUNNING, '#2da44e']]);
-  calls.forEach((call, i) => {
-    const hue = CALL_HUES[i % CALL_HUES.length];
-    map.set(`asleep in ${call}`, hue).set(`in ${call}`, lighter(hue));
-  });
-  return map.set(RUNNABLE, '#8c959f');
+  calls.slice(0, CALL_HUES.length).forEach((call, i) => map.set(`asleep in ${call}`, CALL_HUES[i]).set(`in ${call}`, lighter(CALL_HUES[i])));
+  return map.set(`asleep in ${OTHER_CALL}`, '#6e7781').set(`in ${OTHER_CALL}`, '#d0d7de').set(RUNNABLE, '#afb8c1');
 }
 
 /** The Vega-Lite spec of one timeline (`calls`: the page's calls in hue order); null when it has no segment. */
 export function timelineSpec(timeline: Timeline, calls: readonly string[] = callsByTime([timeline])): TopLevelSpec | null {
   const shown = timeline.threads.slice(0, TIMELINE_THREADS_SHOWN);
+  const named = new Set(calls.slice(0, CALL_HUES.length));
   const rowName = shown.map((t) => `${t.name} ${t.tid}${t.group === 'runtime' ? ' (runtime)' : ''}`);
   const rows = timeline.segments
     .filter(([thread]) => thread < shown.length)
-    .map(([thread, from, to, state, syscall]) => ({ thread: rowName[thread], from, to, state: label(state, syscall), call: syscall ?? '', us: Math.round((to - from) * 10) / 10 }));
+    .map(([thread, from, to, state, syscall]) => ({ thread: rowName[thread], from, to, state: label(state, syscall, named), call: syscall ?? '', us: Math.round((to - from) * 10) / 10 }));
   if (rows.length === 0) return null;
   const present = new Set(rows.map((r) => r.state));
   const kept = [...colours(calls)].filter(([state]) => present.has(state));
@@ -68,7 +71,7 @@ export function timelineSpec(timeline: Timeline, calls: readonly string[] = call
       x: { field: 'from', type: 'quantitative', title: 'µs from the start of the stretch (drag to pan, scroll to zoom)', scale: { domain: [0, timeline.spanUs] } },
       x2: { field: 'to' },
       color: { field: 'state', type: 'nominal', title: null, scale: { domain: kept.map(([d]) => d), range: kept.map(([, r]) => r) }, legend: { orient: 'bottom', columns: 4 } },
-      tooltip: [{ field: 'thread' }, { field: 'state' }, { field: 'from', title: 'from, µs', format: ',.1f' }, { field: 'to', title: 'to, µs', format: ',.1f' }, { field: 'us', title: 'µs' }],
+      tooltip: [{ field: 'thread' }, { field: 'state' }, { field: 'call' }, { field: 'from', title: 'from, µs', format: ',.1f' }, { field: 'to', title: 'to, µs', format: ',.1f' }, { field: 'us', title: 'µs' }],
     },
   } as TopLevelSpec;
 }
@@ -104,11 +107,13 @@ export function timelinesOf(results: Results): { intro: string; charts: Chart[] 
   const example = found[0]?.timeline;
   if (example) {
     return {
-      intro: `${Math.round(example.spanUs / 100) / 10} ms of one measured run of each server, ${Math.round(example.startUs / 1000)} ms into its window, recorded by the eBPF observer from each thread's syscall entries and exits and the scheduler's switches. A row is a thread; green is the thread running its own code, a call's colour is the thread asleep in that call (waiting for the kernel), its lighter shade the thread in the call on a CPU, grey a runnable thread waiting for a CPU.`,
+      intro: `${Math.round(example.spanUs / 100) / 10} ms of one measured run of each server, ${Math.round(example.startUs / 1000)} ms into its window, recorded by the eBPF observer from each thread's syscall entries and exits and the scheduler's switches. A row is a thread; green is the thread running its own code, a call's colour is the thread asleep in that call (waiting for the kernel), its lighter shade the thread in the call on a CPU, light grey a runnable thread waiting for a CPU; the least used calls share dark grey ("another call": hover for which).`,
       charts,
     };
   }
-  const tracer = results.environment.tracerKind ?? null;
+  // The lab's tracer; in older results (no tracerKind) or a lab whose servers each name theirs, the runs' own.
+  const traced = results.runs.flatMap((r) => (r.trace ? [r.trace.tracer ?? 'strace'] : []));
+  const tracer = traced.includes('bpf') ? 'bpf' : traced.length ? 'strace' : (results.environment.tracerKind ?? null);
   const why = tracer === 'strace' ? 'this lab was traced by strace' : tracer === null ? 'this lab ran without a tracer' : 'no run recorded one';
   return { intro: `No timeline: timelines come from the eBPF observer (bpftrace), and ${why}.`, charts };
 }

@@ -425,7 +425,7 @@ export function parseBpftraceJson(lines: readonly string[]): Maps {
 /**
  * The timeline's lines among bpftrace's `-f json` lines (printf lines that start with
  * TIMELINE_LINE_PREFIX), parsed, and the events bpftrace said it lost. Lines that are not JSON
- * are skipped (parseBpftraceJson reports them); throws LabRunError on a timeline line it cannot read.
+ * are skipped (parseBpftraceJson reports them); a timeline line that cannot be read counts as lost.
  */
 export function parseTimelineLines(lines: readonly string[]): { events: TimelineEvent[]; lost: number } {
   const events: TimelineEvent[] = [];
@@ -439,8 +439,15 @@ export function parseTimelineLines(lines: readonly string[]): { events: Timeline
     }
     if (parsed.type === 'lost_events') lost += Number((parsed.data as { events?: number } | undefined)?.events ?? 0);
     if (parsed.type !== 'printf' || typeof parsed.data !== 'string') continue;
-    const event = parseTimelineLine(parsed.data);
-    if (event) events.push(event);
+    // A line that cannot be read is an event lost: the timeline says it is incomplete, and the
+    // counts, which do not depend on it, are kept.
+    try {
+      const event = parseTimelineLine(parsed.data);
+      if (event) events.push(event);
+    } catch (error) {
+      if (!(error instanceof LabRunError)) throw error;
+      lost++;
+    }
   }
   return { events, lost };
 }
