@@ -14,6 +14,9 @@ import { checkFingerprint, checkFingerprintByJob } from '../shared/model.js';
 import {
   answeredOf,
   clientResults,
+  grown,
+  isFailed,
+  resultsOf,
   mergeCounts,
   runThroughput,
   type ClientFigures,
@@ -36,7 +39,7 @@ import {
 import { medianServerEvents } from '../shared/server-events.js';
 import { median, spreadOf } from '../shared/spread.js';
 
-export { answeredOf, clientResults, runThroughput };
+export { answeredOf, clientResults, grown, isFailed, resultsOf, runThroughput };
 export { median, spreadOf } from '../shared/spread.js';
 
 function medianOrNull(values: readonly (number | null)[]): number | null {
@@ -51,10 +54,6 @@ function maxOrNull(values: readonly number[]): number | null {
 const sum = (values: readonly number[]) => values.reduce((total, v) => total + v, 0);
 
 
-/** The results of one of the lab's clients in a run, every replica of it. */
-export function resultsOf(run: RunRecord, name: string): ClientResult[] {
-  return run.clients.flatMap((client) => (client.name === name && client.result ? [client.result] : []));
-}
 
 
 /** Connections a client established: the idle crowd and, for a hold client, its probe. */
@@ -62,9 +61,6 @@ export function connectionsOf(result: ClientResult): number {
   return result.connected + (result.probe !== null ? 1 : 0);
 }
 
-export function isFailed(run: RunRecord): boolean {
-  return run.error !== null || run.clients.some((client) => client.result === null);
-}
 
 
 /** Echo requests answered in one run (window and drain), all echo clients together: what a traced window's calls answered. */
@@ -157,16 +153,6 @@ export function cpuPerRoundTrip(run: RunRecord, client?: string): number | null 
   return ((run.proc.cpuUserSeconds + run.proc.cpuSystemSeconds) / roundTrips) * 1e6;
 }
 
-/**
- * What the server holds beyond its idle self in a run: fds, processes, threads, memory (peak, or
- * PSS at the window's end, minus the same of its baseline); null where either was not read.
- */
-export function grown(run: RunRecord, pick: 'fdsPeak' | 'processesPeak' | 'threadsPeak' | 'peakRssKb' | 'pssKb'): number | null {
-  const now = run.proc?.[pick];
-  const before = run.baseline?.[pick];
-  if (now === undefined || now === null || before === undefined || before === null) return null;
-  return now - before;
-}
 
 function clientFigures(runs: readonly RunRecord[], name: string, mode: ClientResult['mode']): ClientFigures {
   const perRun = runs.map((run) => resultsOf(run, name));

@@ -9,7 +9,7 @@
 // (throughput, latency, CPU per round trip) follow for any lab that measured them.
 import type { TopLevelSpec } from 'vega-lite';
 import { armSubject } from '../shared/experiments.js';
-import { verdictRulesOf, type ClientFigures, type Results, type SubjectFigures } from '../shared/results.js';
+import { grown, isFailed, resultsOf, verdictRulesOf, type ClientFigures, type Results, type RunRecord, type SubjectFigures } from '../shared/results.js';
 import { spreadOf, type Spread } from '../shared/spread.js';
 import { VERDICTS, type ClaimVerdict } from '../shared/verdicts.js';
 
@@ -135,11 +135,6 @@ function sweepLines(rows: { series: string; x: number; median: number; min: numb
   } as TopLevelSpec;
 }
 
-/** One point per value, for a sweep's figure with no spread (a median only). */
-function single(value: number | null | undefined): Spread | null {
-  return value === null || value === undefined || !Number.isFinite(value) ? null : { median: value, min: value, max: value, values: [value] };
-}
-
 function clientOf(subject: SubjectFigures, name: string | null): ClientFigures | null {
   return subject.measure?.clients.find((c) => name === null || c.name === name) ?? null;
 }
@@ -156,6 +151,11 @@ function bySweep(subjects: readonly SubjectFigures[], pick: (s: SubjectFigures) 
     const spread = pick(s);
     return spread && s.sweepValue !== null ? [{ series: s.variant, x: s.sweepValue, median: spread.median, min: spread.min, max: spread.max }] : [];
   });
+}
+
+/** Lines over the sweep, or, in a lab that does not sweep, a bar per server: the same figure either way. */
+function sweepOrBars(subjects: readonly SubjectFigures[], pick: (s: SubjectFigures) => Spread | null | undefined, xTitle: string, yTitle: string, extra: object[] = []): TopLevelSpec | null {
+  return subjects.some((s) => s.sweepValue !== null) ? sweepLines(bySweep(subjects, pick), xTitle, yTitle, extra) : spreadBars(bySubject(subjects, pick), yTitle);
 }
 
 /** The serving threads' calls per round trip, the MIX_TOP most frequent by name. */
@@ -268,6 +268,12 @@ function fingerprintCalls(subjects: readonly SubjectFigures[]): TopLevelSpec | n
   } as TopLevelSpec;
 }
 
+/** A figure of each measured run of a subject that counts (as the verdicts take them), over its runs. */
+function perRun(results: Results, subject: SubjectFigures, pick: (run: RunRecord) => number[]): Spread | null {
+  const runs = results.runs.filter((run) => run.phase === 'measure' && run.variant === subject.variant && run.sweepValue === subject.sweepValue && !isFailed(run));
+  return spreadOf(runs.flatMap(pick));
+}
+
 /** The verdicts of `rule` that carry figure `key`. */
 function verdictsWith(results: Results, rule: string, key: string): ClaimVerdict[] {
   return results.analysis.verdicts.filter((v) => v.rule === rule && Object.hasOwn(v.figures, key));
@@ -341,31 +347,61 @@ export const CLAIM_CHARTS: Record<string, ChartMaker> = {
       ...showing(hasFigure('levelTriggered'))(chart('Waits per round trip', 'Calls to the readiness wait per round trip in each traced run: level-triggered reports unread data again, edge-triggered once.', spreadBars(wakes, 'waits per round trip'))),
     ];
   },
-  'fd-ceiling': ({ subjects, client }) => {
-    // Held as the verdict counts it: the server's fds beyond its idle self (a connection the
-    // kernel completed but the server never accepted, or closed at once, holds none).
-    const rows = bySweep(subjects, (s) => single(s.measure?.fdsAdded));
-    const size = fdSetSize(subjects);
+  'fd-ceiling': ({ results, subjects, client }) => {
+    // Held as the verdict counts it: the server's fds beyond its idle self, each run (a connection
+    // the kernel completed but the server never accepted, or closed at once, holds none).
+    const held = (s: SubjectFigures) => perRun(results, s, (run) => (grown(run, 'fdsPeak') === null ? [] : [grown(run, 'fdsPeak')!]));
+    const rows = bySweep(subjects, held);
     const top = Math.max(0, ...rows.map((r) => r.x));
     const diagonal = { data: { values: [{ x: 0, y: 0 }, { x: top, y: top }] }, mark: { type: 'line', color: '#8c959f', strokeDash: [2, 3] }, encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } } };
+    // Each server's ceiling as its verdict states it (FD_SETSIZE, or RLIMIT_NOFILE), one line per value.
+    const ceilings = new Map<number, string[]>();
+    for (const v of verdictsWith(results, 'fd-ceiling', 'ceiling')) {
+      if (typeof v.figures.ceiling === 'number' && v.figures.ceiling <= top * 1.5) ceilings.set(v.figures.ceiling, [...(ceilings.get(v.figures.ceiling) ?? []), v.subject]);
+    }
+    const lines = [...ceilings].flatMap(([value, said]) => markedValue({ value, label: said.join('; ') }, 'y'));
     return chart(
       'Connections held against connections offered',
-      `Each server's connections held as ${client ?? 'the crowd'} grows: its fds beyond the idle server's (medians over runs). The dotted line is every connection held, the dashed one FD_SETSIZE (${size}), where select() stops.`,
-      sweepLines(rows, 'connections offered', 'connections held (fds added)', [diagonal, ...markedValue({ value: size, label: `FD_SETSIZE ${size}` }, 'x')]),
+      `Each server's connections held as ${client ?? 'the crowd'} grows: its fds beyond the idle server's (the line: the median run; the band: the lowest and highest). The dotted line is every connection held; a dashed one is where a verdict says a server stops (FD_SETSIZE ${fdSetSize(subjects)} for select, else its RLIMIT_NOFILE).`,
+      rows.length ? sweepLines(rows, 'connections offered', 'connections held (fds added)', [diagonal, ...lines]) : spreadBars(bySubject(subjects, held), 'connections held (fds added)'),
     );
   },
   'idle-scan': ({ subjects }) =>
     chart(
       'CPU per round trip as idle connections grow',
       'Server CPU time per round trip of the one busy connection, against the idle connections beside it: a model that scans every watched fd per call pays for each idle one.',
-      sweepLines(bySweep(subjects, (s) => s.measure?.cpuPerRoundTripUs), 'idle connections', 'server CPU per round trip, µs'),
+      sweepOrBars(subjects, (s) => s.measure?.cpuPerRoundTripUs, 'idle connections', 'server CPU per round trip, µs'),
     ),
-  'busy-poll': ({ subjects, client }) => [
-    ...chart('Server CPU with idle clients', 'The server\'s CPU, percent of one core, while its clients sit idle: a busy poller spins, a blocking or readiness server sleeps.', sweepLines(bySweep(subjects, (s) => s.measure?.cpuPercent), 'idle connections', 'server CPU, % of one core')),
-    ...chart('The probe\'s latency', `The median round trip of ${client ?? 'the client'}'s probe connection beside the idle crowd.`, sweepLines(bySweep(subjects, (s) => single(clientOf(s, client)?.probe?.p50Us)), 'idle connections', 'probe p50, µs')),
+  'busy-poll': ({ results, subjects, client }) => [
+    ...chart('Server CPU with idle clients', 'The server\'s CPU, percent of one core, while its clients sit idle: a busy poller spins, a blocking or readiness server sleeps.', sweepOrBars(subjects, (s) => s.measure?.cpuPercent, 'idle connections', 'server CPU, % of one core')),
+    ...chart(
+      'The probe\'s latency',
+      `The median round trip (p50) of ${client ?? 'the client'}'s probe connection beside the idle crowd: the line through each step's median run, the band from its lowest to its highest, as the verdict compares them.`,
+      sweepOrBars(
+        subjects,
+        (s) => perRun(results, s, (run) => resultsOf(run, client ?? '').flatMap((r) => (r.probe && r.probe.latency.count > 0 ? [r.probe.latency.p50Us] : []))),
+        'idle connections',
+        'probe p50, µs',
+      ),
+    ),
   ],
-  'one-connection': ({ subjects, client }) =>
-    chart('Round trips per second on one connection', `${client ?? 'The client'}'s round trips per second on its one connection: the median bar, a dot per repetition.`, spreadBars(bySubject(subjects, (s) => clientOf(s, client)?.roundTripsPerSecond), 'round trips per second')),
+  'one-connection': ({ results }) => {
+    // Each verdict is "SERVER vs BLOCKING", with both sides' figures over their runs.
+    const sides = (key: string, blockingKey: string) => {
+      const rows = new Map<string, Spread>();
+      for (const v of verdictsWith(results, 'one-connection', key)) {
+        const [server, blocking] = v.subject.split(' vs ');
+        const [mine, theirs] = [figureSpread(v, key), figureSpread(v, blockingKey)];
+        if (blocking && theirs && !rows.has(blocking)) rows.set(blocking, theirs);
+        if (mine) rows.set(server, mine);
+      }
+      return [...rows].map(([subject, spread]) => ({ subject, spread }));
+    };
+    return [
+      ...chart('Calls per round trip on one connection', "All of the server's calls per round trip in each traced run: a readiness wait and then the read, against the blocking server's read alone.", spreadBars(sides('callsPerRoundTrip', 'blockingCallsPerRoundTrip'), 'system calls per round trip')),
+      ...chart('Round trips per second on one connection', 'The client\'s round trips per second on its one connection in each measured run (each of its processes counted apart): the median bar, a dot per value.', spreadBars(sides('roundTripsPerSecond', 'blockingRoundTripsPerSecond'), 'round trips per second')),
+    ];
+  },
   'threads-vs-events': ({ results, subjects }) => {
     // Per connection, as each verdict judges its server: processes and the tree's PSS for a
     // process per connection, threads and the process's RSS otherwise.

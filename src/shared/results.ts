@@ -545,6 +545,27 @@ export function clientResults(run: RunRecord, mode?: ClientResult['mode']): Clie
   return run.clients.flatMap((client) => (client.result && (!mode || client.result.mode === mode) ? [client.result] : []));
 }
 
+/** The results of one of the lab's clients in a run, every replica of it. */
+export function resultsOf(run: RunRecord, name: string): ClientResult[] {
+  return run.clients.flatMap((client) => (client.name === name && client.result ? [client.result] : []));
+}
+
+/** A run that failed: an error, or a client without a result. Every figure leaves it out. */
+export function isFailed(run: RunRecord): boolean {
+  return run.error !== null || run.clients.some((client) => client.result === null);
+}
+
+/**
+ * What the server holds beyond its idle self in a run: fds, processes, threads, memory (peak, or
+ * PSS at the window's end, minus the same of its baseline); null where either was not read.
+ */
+export function grown(run: RunRecord, pick: 'fdsPeak' | 'processesPeak' | 'threadsPeak' | 'peakRssKb' | 'pssKb'): number | null {
+  const now = run.proc?.[pick];
+  const before = run.baseline?.[pick];
+  if (now === undefined || now === null || before === undefined || before === null) return null;
+  return now - before;
+}
+
 /** Requests answered: the window's round trips and the replies of the drain after it. One definition, used everywhere. */
 export function answeredOf(result: ClientResult): number {
   return result.roundTrips + result.answeredAfterWindow;
