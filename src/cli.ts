@@ -62,19 +62,21 @@ const HELP_WIDTH = 100;
 const CLIENT_HOLD_AFTER_RESULT_MS = 60_000;
 
 /** auto: Docker when an engine answers, else local processes, said in one notice line. */
-async function chooseRuntime(choice: RuntimeChoice, verbose: boolean, status = new StatusLine()): Promise<Runtime> {
+async function chooseRuntime(choice: RuntimeChoice, verbose: boolean, status = new StatusLine(), on: 'machine' | 'swarm' = 'machine'): Promise<Runtime> {
   const { LocalRuntime } = await import('./runtime/local.js');
+  if (on === 'swarm' && choice === 'local') throw new UsageError('--on swarm runs the lab in Docker on the swarm\'s nodes: not with --runtime local');
   if (choice === 'local') return new LocalRuntime();
   const { engineAvailable } = await import('./runtime/docker-image.js');
   const { DockerRuntime } = await import('./runtime/docker.js');
-  const runtime = new DockerRuntime({
+  const { SwarmRuntime } = await import('./swarm/runtime.js');
+  const runtime = new (on === 'swarm' ? SwarmRuntime : DockerRuntime)({
     onProgress: (line) => (verbose || !line.startsWith(' ')) && status.print(line),
     // The build's own output: every line with --verbose; else its current step, in place on a terminal.
     onBuildOutput: (line) => (verbose ? status.print(`  ${line}`) : /^Step \d+\/\d+ : /.test(line) && status.update(`  ${line}`)),
   });
   const engine = await engineAvailable(runtime.docker);
   if (engine.ok) return runtime;
-  if (choice === 'docker') throw new RuntimeUnavailableError(`--runtime docker: no Docker engine answers (${engine.reason})`);
+  if (choice === 'docker' || on === 'swarm') throw new RuntimeUnavailableError(`--runtime docker: no Docker engine answers (${engine.reason})`);
   status.print(`iolab: no Docker engine answers (${engine.reason}): running the labs as local processes`);
   return new LocalRuntime();
 }
@@ -87,6 +89,8 @@ async function runCommand(argv: {
   rate?: number;
   clients: number;
   runtime: RuntimeChoice;
+  /** on this machine, or on the Docker swarm this engine manages (src/swarm/runtime.ts). */
+  on: 'machine' | 'swarm';
   tracer: 'auto' | 'bpf' | 'strace';
   trace: boolean;
   repetitions?: number;
@@ -117,7 +121,7 @@ async function runCommand(argv: {
   const loaded = named.map((lab) => chooseServers(lab, argv.choice)).map((lab) => (argv.repetitions === undefined ? lab : withRepetitions(lab, argv.repetitions)));
 
   const status = new StatusLine();
-  const runtime = await chooseRuntime(argv.runtime, argv.verbose, status);
+  const runtime = await chooseRuntime(argv.runtime, argv.verbose, status, argv.on);
   const abort = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -200,6 +204,11 @@ async function main(): Promise<void> {
               choices: ['auto', 'docker', 'local'] as const,
               default: 'auto' as const,
               describe: 'where servers and clients run: containers, local processes, or Docker when an engine answers',
+            })
+            .option('on', {
+              choices: ['machine', 'swarm'] as const,
+              default: 'machine' as const,
+              describe: 'this machine, or the Docker swarm this engine manages: servers on this node, each client container on another (docs/swarm.md)',
             })
             .option('tracer', {
               choices: ['auto', 'bpf', 'strace'] as const,
@@ -342,12 +351,15 @@ async function main(): Promise<void> {
             .option('duration', { type: 'number', default: 3, describe: 'seconds', coerce: positiveNumber('duration') })
             .option('message-size', { type: 'number', default: 64, describe: 'bytes per request', coerce: positiveNumber('message-size') })
             .option('rate', { type: 'number', describe: 'echo: requests per second per connection, sent open-loop (each at its scheduled send time, latency timed from it); default: closed loop', coerce: positiveNumber('rate') })
-            .option('wait-for-start', { type: 'boolean', default: false, describe: `once connected, wait for ${START_SIGNAL} before the measured window (labs start all clients at once)` }),
+            .option('wait-for-start', { type: 'boolean', default: false, describe: `once connected, wait for ${START_SIGNAL} before the measured window (labs start all clients at once)` })
+            .option('start-gate', { type: 'string', describe: 'with --wait-for-start: wait for "start" from the gate at HOST:PORT instead of the signal (a lab on a swarm: src/clients/start-gate.ts)' }),
         async (argv) => {
           const { runClient } = await import('./clients/index.js');
           // Installed before connecting: the signal's default action would kill the process. A
           // signal handler does not keep Node's event loop alive; the timer does, until the start.
-          const started = argv.waitForStart
+          const started = argv.startGate
+            ? null
+            : argv.waitForStart
             ? new Promise<void>((resolve) => {
                 const keepAlive = setInterval(() => {}, 1000);
                 process.once(START_SIGNAL, () => {
@@ -365,8 +377,11 @@ async function main(): Promise<void> {
             messageSize: argv.messageSize!,
             ...(argv.rate !== undefined && { rate: argv.rate }),
             onReady: async () => {
+              const { joinStartGate } = await import('./clients/start-gate.js');
+              // joined before the ready line: the controller opens the gate once every client is ready
+              const gate = argv.startGate ? await joinStartGate(argv.startGate) : null;
               process.stderr.write(`ready connections=${argv.connections}\n`);
-              await started;
+              await (gate?.started ?? started);
             },
             // In a lab, the result goes out at once and the connections stay open until the lab
             // has stopped observing and stops this client (at most CLIENT_HOLD_AFTER_RESULT_MS).
@@ -381,11 +396,15 @@ async function main(): Promise<void> {
       .command(
         'clean',
         'remove the containers, networks and submission images that Docker runs and gradings whose process is gone left behind',
-        (y) => y.option('run', { type: 'string', describe: 'remove this run\'s (its iolab.run label), even if its process may still be running' }),
+        (y) =>
+          y
+            .option('run', { type: 'string', describe: 'remove this run\'s (its iolab.run label), even if its process may still be running' })
+            .option('parent', { type: 'string', describe: 'remove what the gradings of this swarm batch started on this node (label iolab.parent): the batch\'s last job runs it on every node' })
+            .conflicts('run', 'parent'),
         async (argv) => {
           const Docker = (await import('dockerode')).default;
           const { cleanCommand } = await import('./runtime/clean.js');
-          for (const line of await cleanCommand(new Docker(), argv.run)) process.stdout.write(`${line}\n`);
+          for (const line of await cleanCommand(new Docker(), argv.run ?? argv.parent, argv.parent !== undefined)) process.stdout.write(`${line}\n`);
         },
       )
       .command(
@@ -399,12 +418,18 @@ async function main(): Promise<void> {
             .option('out', { type: 'string', describe: 'write the output (and grade.json) into this directory instead of stdout; --batch: default grades/' })
             .option('batch', { type: 'string', describe: 'grade every subdirectory of DIR (one per student): a gradebook CSV and feedback per student' })
             .option('jobs', { type: 'number', default: 2, describe: '--batch: submissions graded at the same time', coerce: positiveNumber('jobs') })
+            .option('on', { choices: ['machine', 'swarm'] as const, default: 'machine' as const, describe: '--batch: grade on this machine, or each submission as a job on a node of the Docker swarm this engine manages (docs/swarm.md)' })
+            .option('jobs-per-node', { type: 'number', describe: '--on swarm: gradings at a time on each node (default: its CPUs)', coerce: positiveNumber('jobs-per-node') })
             .option('checks', { type: 'string', describe: 'only these checks of the rubric, comma-separated' })
             .option('time-limit', { type: 'number', default: 600, describe: 'seconds for one submission\'s grading; the checks finished by then keep their scores', coerce: positiveNumber('time-limit') })
             .option('runtime', { choices: ['docker', 'local'] as const, default: 'docker' as const, describe: 'docker: sandboxed containers; local: unisolated processes, for developing only' }),
         async (argv) => {
           const { gradeCommand } = await import('./grade/command.js');
-          process.exitCode = await gradeCommand({ ...argv, jobs: Math.floor(argv.jobs!), timeLimit: argv.timeLimit!, verbose });
+          const jobsPerNode = argv.jobsPerNode === undefined ? undefined : Math.floor(argv.jobsPerNode);
+          process.exitCode = await gradeCommand({ ...argv, jobs: Math.floor(argv.jobs!), jobsPerNode, timeLimit: argv.timeLimit!, verbose }, async (exercise, only, onProgress) => {
+            const { SwarmGrading } = await import('./swarm/grading.js');
+            return new SwarmGrading({ exercise, only, timeLimitSeconds: argv.timeLimit!, jobsPerNode, onProgress });
+          });
         },
       )
       .command('exercises', 'list the exercises that `iolab grade` grades', {}, async () => {
@@ -446,6 +471,31 @@ async function main(): Promise<void> {
           }
           const { serveObserver } = await import('./tracer/observe.js');
           await serveObserver(argv.pid!, { tracer: argv.tracer ?? null, bpfScope: argv.bpfScope });
+        },
+      )
+      .command(
+        'start-gate',
+        false, // the start of a lab's window for clients on other nodes; see src/clients/start-gate.ts
+        {},
+        async () => {
+          const { serveStartGate } = await import('./clients/start-gate.js');
+          await serveStartGate(START_SIGNAL);
+        },
+      )
+      .command(
+        'swarm-image <action>',
+        false, // how the lab image reaches a swarm's nodes; see src/swarm/images.ts
+        (y) =>
+          y
+            .positional('action', { choices: ['serve', 'load'] as const, demandOption: true })
+            .option('image', { type: 'string', demandOption: true, describe: 'the image\'s tag' })
+            .option('from', { type: 'string', describe: 'load: the source\'s URL' })
+            .option('id', { type: 'string', describe: 'load: the image\'s id (sha256:...)' }),
+        async (argv) => {
+          const { serveImage, loadImage } = await import('./swarm/images.js');
+          if (argv.action === 'serve') await serveImage(argv.image);
+          else if (!argv.from || !argv.id) throw new UsageError('swarm-image load: give --from URL and --id ID');
+          else await loadImage(argv.from, argv.image, argv.id);
         },
       )
       .command(

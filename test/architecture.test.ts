@@ -15,6 +15,7 @@ const STAGES: string[][] = [
   ['labs'],
   ['analysis'],
   ['report', 'grade'],
+  ['swarm'],
   ['progress.ts'],
   ['cli.ts'],
 ];

@@ -8,15 +8,33 @@ import { stringify } from 'csv-stringify/sync';
 import pLimit from 'p-limit';
 import { UsageError } from '../errors.js';
 import { FORMAT_FILES, FORMATS, render, uniqueHints } from './formats.js';
-import { gradeSubmission, type GradeOptions } from './grade.js';
 import type { GradeReport } from './report.js';
 import type { Exercise } from './rubric.js';
-import type { GradeSandbox } from './sandbox.js';
 
-export interface BatchOptions extends Omit<GradeOptions, 'sandbox'> {
-  /** a fresh sandbox per submission. */
-  sandbox: () => GradeSandbox;
+/**
+ * Gradings that run elsewhere than in a sandbox of this machine: on the nodes of a swarm
+ * (src/swarm/grading.ts), handed to gradeCommand by the command line.
+ */
+export interface RemoteGrader {
+  /** readies the nodes (the lab image on each); resolves to the gradings that may run at a time. */
+  prepare(): Promise<number>;
+  /** grades one submission's directory: its report, graded or not gradable. */
+  grade(submissionDir: string): Promise<GradeReport>;
+  /** lines for the end of the batch: the work of each node. */
+  summary(): string[];
+  /** removes everything the gradings started. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface BatchOptions {
+  /**
+   * grades one submission (its directory): gradeSubmission in a fresh sandbox on this machine, or a
+   * job on a swarm node (src/swarm/grading.ts). Resolves to its report, graded or not gradable.
+   */
+  grade: (submissionDir: string) => Promise<GradeReport>;
+  /** submissions graded at a time. */
   jobs: number;
+  signal?: AbortSignal;
   out: string;
   /** once the submissions are listed: for the progress bar. */
   onStart?: (total: number) => void;
@@ -69,7 +87,7 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
   let done = 0;
   const grade = async (name: string, index: number) => {
     if (options.signal?.aborted) return;
-    const report = await gradeSubmission(join(dir, name), exercise, { ...options, sandbox: options.sandbox() });
+    const report = await options.grade(join(dir, name));
     reports[index] = report;
     const studentDir = join(options.out, name);
     await mkdir(studentDir, { recursive: true });

@@ -8,7 +8,8 @@ import { giveToOwnerOf } from '../shared/ownership.js';
 import { FORMAT_FILES, render, type Format } from './formats.js';
 import { gradeSubmission } from './grade.js';
 import type { GradeReport } from './report.js';
-import { CHECK_KINDS, loadExercise, type CheckKind } from './rubric.js';
+import { CHECK_KINDS, loadExercise, type CheckKind, type Exercise } from './rubric.js';
+import type { RemoteGrader } from './batch.js';
 import type { GradeSandbox } from './sandbox.js';
 
 export interface GradeArguments {
@@ -18,7 +19,11 @@ export interface GradeArguments {
   format: Format;
   out?: string;
   runtime: 'docker' | 'local';
+  /** --batch: on this machine, or each grading a job on a node of the Docker swarm this engine manages. */
+  on: 'machine' | 'swarm';
   jobs: number;
+  /** --on swarm: gradings at a time per node (default: its CPUs). */
+  jobsPerNode?: number;
   checks?: string;
   /** seconds for one submission's grading. */
   timeLimit: number;
@@ -59,7 +64,14 @@ async function giveToOwnerOfOut(out: string, written: string[]): Promise<void> {
   await giveToOwnerOf(out, written).catch((error: Error) => process.stderr.write(`iolab: what was written under ${out} stays root's: ${error.message}\n`));
 }
 
-export async function gradeCommand(argv: GradeArguments): Promise<number> {
+/**
+ * `iolab grade`. `remote`: for --on swarm, makes the grader that runs each submission on the
+ * swarm's nodes (src/swarm/grading.ts), given the exercise and the checks. Returns the exit code.
+ */
+export async function gradeCommand(
+  argv: GradeArguments,
+  remote?: (exercise: Exercise, only: CheckKind[] | undefined, onProgress: (line: string) => void) => Promise<RemoteGrader>,
+): Promise<number> {
   if (!argv.submission === !argv.batch) throw new UsageError('grade one SUBMISSION directory, or a class with --batch DIR (one of the two)');
   const exercise = await loadExercise(argv.exercise);
   let only: CheckKind[] | undefined;
@@ -70,6 +82,9 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
     if (unknown.length) throw new UsageError(`--checks: ${unknown.join(', ')} not in the rubric of ${exercise.id} (${inRubric.join(', ')})`);
   }
 
+  if (argv.on === 'swarm' && !argv.batch) throw new UsageError('--on swarm grades a class: give --batch DIR');
+  if (argv.on === 'swarm' && argv.runtime === 'local') throw new UsageError('--on swarm runs every grading in Docker on the swarm\'s nodes: not with --runtime local');
+  if (argv.jobsPerNode !== undefined && argv.on !== 'swarm') throw new UsageError('--jobs-per-node is for --on swarm (on one machine: --jobs)');
   if (argv.runtime === 'local') process.stderr.write(`${LOCAL_WARNING}\n`);
   const sandboxes = new Set<GradeSandbox>();
   const { DockerSandbox } = await import('./docker-sandbox.js');
@@ -83,13 +98,16 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
     return sandbox;
   };
 
+  if (argv.on === 'swarm' && !remote) throw new UsageError('--on swarm: no swarm grader was given');
+  const swarm = argv.on === 'swarm' ? await remote!(exercise, only, (line) => process.stderr.write(`${line}\n`)) : null;
+
   const abort = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++interrupts > 1) process.exit(ExitCode.interrupted);
     process.stderr.write(`\n${signal}: stopping every server, probe and container of the grading (again to quit at once)\n`);
     abort.abort(signal);
-    void Promise.all([...sandboxes].map((s) => s.close())).then(() => process.exit(ExitCode.interrupted));
+    void Promise.all([...[...sandboxes].map((s) => s.close()), swarm?.close()]).then(() => process.exit(ExitCode.interrupted));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -115,14 +133,16 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
 
     const { gradeBatch } = await import('./batch.js');
     const out = resolve(argv.out ?? 'grades');
-    const bar = process.stderr.isTTY
+    // on a swarm, the progress is a line per placement (which node, how busy it is)
+    const bar = process.stderr.isTTY && !swarm
       ? new cliProgress.SingleBar({ format: 'grading [{bar}] {value}/{total} submissions | {last}', hideCursor: true }, cliProgress.Presets.shades_classic)
       : null;
+    const slots = swarm ? await swarm.prepare() : argv.jobs;
     const result = await gradeBatch(resolve(argv.batch!), exercise, {
-      sandbox: newSandbox,
-      only,
-      timeLimitSeconds: argv.timeLimit,
-      jobs: argv.jobs,
+      grade: swarm
+        ? (dir) => swarm.grade(dir)
+        : (dir) => gradeSubmission(dir, exercise, { sandbox: newSandbox(), only, timeLimitSeconds: argv.timeLimit, signal: abort.signal }),
+      jobs: slots,
       out,
       signal: abort.signal,
       onStart: (total) => bar?.start(total, 0, { last: '' }),
@@ -132,11 +152,13 @@ export async function gradeCommand(argv: GradeArguments): Promise<number> {
       },
     });
     bar?.stop();
+    for (const line of swarm?.summary() ?? []) process.stderr.write(`${line}\n`);
     await giveToOwnerOfOut(out, result.written);
     const notGradable = result.reports.filter((r) => r.status === 'not-gradable').length;
     process.stderr.write(`graded ${result.reports.length - notGradable}, not gradable ${notGradable}; wrote ${result.gradebook} and the feedback under ${out}/\n`);
     return notGradable > 0 ? ExitCode.notGradable : ExitCode.ok;
   } finally {
+    await swarm?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -147,7 +147,9 @@ export class DockerSandbox implements GradeSandbox {
       if (mistake !== null) throw new SubmissionError(mistake, 'does-not-build');
     }
     if (!build.ok) {
-      throw new NotGradableError(`the submission's image did not build, at ${build.step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
+      // "Step 3 : RUN ...", not "Step 3/9": the count includes the LABEL steps the grader appends, which vary with where it runs
+      const step = build.step.replace(/^Step (\d+)\/\d+ :/, 'Step $1 :');
+      throw new NotGradableError(`the submission's image did not build, at ${step}: ${build.failure}\n  ${build.lastLines.slice(-8).join('\n  ')}`);
     }
     this.image = tag;
     this.network = this.options.network ?? (await this.run.network({ internal: true }));

@@ -31,5 +31,6 @@ export function environmentOf(runtime: Runtime, facts: RuntimeFacts, tracer: { n
     ...(tracer.kind !== null ? { tracerKind: tracer.kind } : {}),
     container: facts.container,
     clientReplicas,
+    ...(runtime.placement && { swarm: runtime.placement() }),
   };
 }

@@ -103,6 +103,16 @@ function ownServerLines(results: Results): string[] {
   });
 }
 
+/** Where a lab on a swarm ran: its nodes and, per role, the nodes that ran its containers. */
+function swarmText(swarm: NonNullable<Results['environment']['swarm']>): string {
+  const nodes = swarm.nodes.map((n) => `${n.hostname} (${n.role}, ${n.cpus} CPUs)`).join(', ');
+  const roles = [...new Set(swarm.placement.map((p) => p.role))].map(
+    (role) => `${role} containers on ${swarm.placement.filter((p) => p.role === role).map((p) => `${p.node} (${p.containers})`).join(', ')}`,
+  );
+  const one = swarm.nodes.length === 1 ? '; one node, so the clients shared the server\'s node' : '';
+  return `${plural(swarm.nodes.length, 'node')}: ${nodes}; ${roles.join('; ')}${one}`;
+}
+
 function environmentSection(results: Results): string {
   const env = results.environment;
   const machine = results.analysis.machine;
@@ -118,6 +128,7 @@ function environmentSection(results: Results): string {
     ['tracer', env.tracer ?? 'none (no syscall counts)'],
     ...(env.container ? [['image', `${env.container.image} (${env.container.imageId.slice(0, 19)})`], ['engine', env.container.engine]] : []),
     ...(env.clientReplicas > 1 ? [['client processes', `${env.clientReplicas} per client of the lab`]] : []),
+    ...(env.swarm ? [['swarm', swarmText(env.swarm)]] : []),
     [
       'the machine',
       machine.worst

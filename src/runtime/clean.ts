@@ -4,7 +4,7 @@
 // a run whose controller may be alive is left and named, and `iolab clean --run ID` removes it.
 import type Docker from 'dockerode';
 import { RuntimeUnavailableError } from '../errors.js';
-import { removeLabelled, RUN_LABEL } from './containers.js';
+import { PARENT_LABEL, removeLabelled, RUN_LABEL } from './containers.js';
 import { controllerFromLabels, controllerState, type Controller } from './controller.js';
 import { engineAvailable } from './docker-image.js';
 
@@ -70,8 +70,8 @@ export async function cleanRuns(docker: Docker, here?: Controller): Promise<{ re
   return { removed, left };
 }
 
-function countsText({ containers, networks, images }: ResourceCounts): string {
-  return `${containers} container(s), ${networks} network(s) and ${images} image(s)`;
+function countsText({ containers, networks, images, swarm }: ResourceCounts & { swarm?: number }): string {
+  return `${containers} container(s), ${networks} network(s) and ${images} image(s)${swarm ? `, and ${swarm} swarm service(s) and config(s)` : ''}`;
 }
 
 function sum(counts: ResourceCounts[]): ResourceCounts {
@@ -83,12 +83,13 @@ function sum(counts: ResourceCounts[]): ResourceCounts {
  * its state. Returns the lines to print: a line per run removed or left, and the totals. Throws
  * RuntimeUnavailableError when no engine answers, LabRunError when a removal is refused.
  */
-export async function cleanCommand(docker: Docker, runId?: string): Promise<string[]> {
+export async function cleanCommand(docker: Docker, runId?: string, parent = false): Promise<string[]> {
   const engine = await engineAvailable(docker);
   if (!engine.ok) throw new RuntimeUnavailableError(`iolab clean: no Docker engine answers (${engine.reason})`);
   if (runId !== undefined) {
-    const counts = await removeLabelled(docker, runId);
-    if (counts.containers + counts.networks + counts.images === 0) return [`nothing carries ${RUN_LABEL}=${runId} on this engine: nothing removed`];
+    const key = parent ? PARENT_LABEL : RUN_LABEL;
+    const counts = await removeLabelled(docker, runId, key);
+    if (counts.containers + counts.networks + counts.images + counts.swarm === 0) return [`nothing carries ${key}=${runId} on this engine: nothing removed`];
     return [`removed ${countsText(counts)} of run ${runId}`];
   }
   const { removed, left } = await cleanRuns(docker);

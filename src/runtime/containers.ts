@@ -14,6 +14,13 @@ import { LineSource } from './process.js';
  * id. Beside it, the labels naming the run's controller (controller.ts), for `iolab clean`.
  */
 export const RUN_LABEL = 'iolab.run';
+/**
+ * The label naming the run that started this controller, where one did: a grading a swarm job runs
+ * on a node (src/swarm/grading.ts) labels what it starts with the batch's id, taken from the
+ * environment variable of the same name, so that the batch removes it from every node at its end.
+ */
+export const PARENT_LABEL = 'iolab.parent';
+export const PARENT_RUN_ENV = 'IOLAB_PARENT_RUN';
 /** How often the removal of a run's network is tried while containers still hang on it. */
 const NETWORK_REMOVE_ATTEMPTS = 5;
 /** How long a sidecar may take to say it is observing, that its window started, or what it saw. */
@@ -85,7 +92,8 @@ export class RunContainers {
     /** the label's value and the prefix of every name. */
     readonly runId: string,
   ) {
-    this.labels = { [RUN_LABEL]: runId, ...controllerLabels() };
+    const parent = process.env[PARENT_RUN_ENV];
+    this.labels = { [RUN_LABEL]: runId, ...controllerLabels(), ...(parent && { [PARENT_LABEL]: parent }) };
   }
 
   /**
@@ -103,11 +111,21 @@ export class RunContainers {
     }
   }
 
-  /** The run's bridge network, created on first use; internal: no route out of the machine. */
-  async network(options: { internal: boolean }): Promise<string> {
+  /**
+   * The run's network, created on first use: a bridge on this machine or, `overlay`, an attachable
+   * overlay network across the nodes of a swarm (which services and plain containers both join);
+   * internal: no route out.
+   */
+  async network(options: { internal: boolean; overlay?: boolean }): Promise<string> {
     if (this.networkId === null) {
       const network = await this.createLabelled(`network ${this.runId}`, () =>
-        this.docker.createNetwork({ Name: this.runId, Driver: 'bridge', Internal: options.internal, Labels: this.labels }),
+        this.docker.createNetwork({
+          Name: this.runId,
+          Driver: options.overlay ? 'overlay' : 'bridge',
+          ...(options.overlay && { Attachable: true }),
+          Internal: options.internal,
+          Labels: this.labels,
+        }),
       );
       this.networkId = network.id;
     }
@@ -216,13 +234,35 @@ export async function sidecarObserver(
 }
 
 /**
+ * Removes the swarm services and configs (src/swarm/) of one run: `label` is KEY=VALUE. Returns how
+ * many. An engine that is no swarm manager has none: 0.
+ */
+async function removeSwarmLabelled(docker: Docker, label: string): Promise<number> {
+  const services = await docker.listServices({ filters: { label: [label] } }).catch(() => []);
+  await Promise.all(services.map((s) => docker.getService(s.ID).remove().catch(() => {})));
+  const configs = await docker.listConfigs({ filters: { label: [label] } }).catch(() => []);
+  // a config is removable once no task of a removed service holds it
+  for (const config of configs) {
+    for (let attempt = 1; attempt <= NETWORK_REMOVE_ATTEMPTS; attempt++) {
+      const failure = await docker.getConfig(config.ID).remove().then(() => null, (error: Error) => error);
+      if (failure === null || /not found/i.test(failure.message)) break;
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+  return services.length + configs.length;
+}
+
+/**
  * Removes the containers, networks and images (a graded submission's) of one run, whatever the
  * state of its controller: what a run's close() does, and `iolab clean` for a run whose
- * controller is gone (src/runtime/clean.ts). Returns how many of each it removed. Throws
- * LabRunError naming what the engine refused to remove.
+ * controller is gone (src/runtime/clean.ts). On a swarm manager also the run's services and
+ * configs. `key`: the label that names the run (iolab.run, or iolab.parent for what a swarm
+ * batch's gradings started on a node). Returns how many of each it removed. Throws LabRunError
+ * naming what the engine refused to remove.
  */
-export async function removeLabelled(docker: Docker, runId: string): Promise<{ containers: number; networks: number; images: number }> {
-  const label = `${RUN_LABEL}=${runId}`;
+export async function removeLabelled(docker: Docker, runId: string, key: string = RUN_LABEL): Promise<{ containers: number; networks: number; images: number; swarm: number }> {
+  const label = `${key}=${runId}`;
+  const swarm = await removeSwarmLabelled(docker, label);
   const removeContainers = async () => {
     const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
     await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((error: Error) => {
@@ -249,5 +289,5 @@ export async function removeLabelled(docker: Docker, runId: string): Promise<{ c
   await Promise.all(images.map((i) => docker.getImage(i.Id).remove({ force: true }).catch((error: Error) => {
     if (!/No such image|image is being used|conflict/i.test(error.message)) throw new LabRunError(`cannot remove image ${i.RepoTags?.[0] ?? i.Id}: ${message(error)}`);
   })));
-  return { containers, networks: networks.length, images: images.length };
+  return { containers, networks: networks.length, images: images.length, swarm };
 }

@@ -27,7 +27,8 @@ import type { TracerKind } from '../tracer/observe.js';
 
 const SERVER_PORT = 7000;
 const READY_TIMEOUT_MS = 30_000;
-const CLIENT_GRACE_MS = 60_000;
+/** How long a client may take to be ready, and beyond its duration to print its result. */
+export const CLIENT_GRACE_MS = 60_000;
 /** Where the lab image holds the package (docker/Dockerfile's WORKDIR): a program's files are relative to it. */
 const IMAGE_PACKAGE_ROOT = '/opt/iolab';
 
@@ -45,24 +46,29 @@ export class DockerRuntime implements Runtime {
   readonly name = 'docker';
   readonly docker = new Docker();
   readonly runId = newRunId('iolab');
-  private readonly run = new RunContainers(this.docker, this.runId);
-  private image: { tag: string; id: string } | null = null;
-  private network: string | null = null;
+  protected readonly run = new RunContainers(this.docker, this.runId);
+  protected image: { tag: string; id: string } | null = null;
+  protected network: string | null = null;
   private readonly tracers = new Map<TracerKind, TracerCheck>();
   private observer: Promise<ObserverService> | null = null;
 
-  constructor(private readonly options: DockerRuntimeOptions = {}) {}
+  constructor(protected readonly options: DockerRuntimeOptions = {}) {}
 
-  private progress(line: string): void {
+  protected progress(line: string): void {
     this.options.onProgress?.(line);
   }
 
   /** Builds (or reuses) the lab image and creates the run's network. */
-  private async prepare(): Promise<{ tag: string; id: string }> {
+  protected async prepare(): Promise<{ tag: string; id: string }> {
     if (this.image && this.network) return this.image;
     this.image = await ensureImage(this.docker, { onProgress: (line) => this.progress(line), onBuildOutput: this.options.onBuildOutput });
-    this.network = await this.run.network({ internal: false });
+    this.network = await this.createNetwork(this.image);
     return this.image;
+  }
+
+  /** The run's network (its id): a bridge on this machine. */
+  protected createNetwork(_image: { tag: string; id: string }): Promise<string> {
+    return this.run.network({ internal: false });
   }
 
   /** The name of the run's network, where its clients are (a server of one's own joins it: src/grade/own-server.ts). */

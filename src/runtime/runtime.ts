@@ -2,7 +2,7 @@
 // /proc probe, strace), start clients and collect their results, tear everything down. It never
 // analyses anything; the lab runner and the report do. local.ts runs processes on this machine;
 // a Docker runtime sits beside it behind the same interface.
-import type { ClientResult } from '../shared/results.js';
+import type { ClientResult, SwarmPlacement } from '../shared/results.js';
 import type { ServerEventCounts } from '../shared/server-events.js';
 import type { ObserveOptions, Observer, TracerKind } from '../tracer/observe.js';
 import type { TracerCheck } from '../tracer/bpf.js';
@@ -96,6 +96,8 @@ export interface Runtime {
    * (no such program; in Docker, the engine refused the container).
    */
   startProgram(spec: ProgramSpec): Promise<RunningProgram>;
+  /** on a swarm (src/swarm/runtime.ts): its nodes and where the lab's containers ran so far; absent elsewhere. */
+  placement?(): SwarmPlacement;
 }
 
 /** A program for Runtime.startProgram. */

@@ -535,7 +535,16 @@ export const EnvironmentSchema = z.object({
   container: z.object({ image: z.string(), imageId: z.string(), engine: z.string() }).nullable(),
   /** client processes (containers) per client of the lab (--clients). */
   clientReplicas: z.number().finite().int().positive(),
+  /** `iolab run --on swarm`: the swarm's nodes and which node ran what; absent on one machine. */
+  swarm: z
+    .object({
+      nodes: z.array(z.object({ hostname: z.string(), cpus: z.number().finite(), role: z.enum(['manager', 'worker']) })),
+      /** per role ("server", "client", "observer", a program's) and node: how many containers of the lab ran there. */
+      placement: z.array(z.object({ role: z.string(), node: z.string(), containers: z.number().finite().int().positive() })),
+    })
+    .optional(),
 });
+export type SwarmPlacement = NonNullable<z.infer<typeof EnvironmentSchema>['swarm']>;
 export type Environment = z.infer<typeof EnvironmentSchema>;
 
 // ---- reading one run: the definitions every stage shares ----
