@@ -76,7 +76,7 @@ async function chooseRuntime(choice: RuntimeChoice, verbose: boolean, status = n
   });
   const engine = await engineAvailable(runtime.docker);
   if (engine.ok) return runtime;
-  if (choice === 'docker' || on === 'swarm') throw new RuntimeUnavailableError(`--runtime docker: no Docker engine answers (${engine.reason})`);
+  if (choice === 'docker' || on === 'swarm') throw new RuntimeUnavailableError(`${on === 'swarm' ? '--on swarm' : '--runtime docker'}: no Docker engine answers (${engine.reason})`);
   status.print(`iolab: no Docker engine answers (${engine.reason}): running the labs as local processes`);
   return new LocalRuntime();
 }
@@ -417,7 +417,7 @@ async function main(): Promise<void> {
             .option('format', { choices: ['markdown', 'gradescope', 'junit', 'json'] as const, default: 'markdown' as const, describe: 'the output: feedback, Gradescope results.json, JUnit XML, or the grade as JSON' })
             .option('out', { type: 'string', describe: 'write the output (and grade.json) into this directory instead of stdout; --batch: default grades/' })
             .option('batch', { type: 'string', describe: 'grade every subdirectory of DIR (one per student): a gradebook CSV and feedback per student' })
-            .option('jobs', { type: 'number', default: 2, describe: '--batch: submissions graded at the same time', coerce: positiveNumber('jobs') })
+            .option('jobs', { type: 'number', default: 2, describe: '--batch on this machine: submissions graded at the same time (--on swarm: see --jobs-per-node)', coerce: positiveNumber('jobs') })
             .option('on', { choices: ['machine', 'swarm'] as const, default: 'machine' as const, describe: '--batch: grade on this machine, or each submission as a job on a node of the Docker swarm this engine manages (docs/swarm.md)' })
             .option('jobs-per-node', { type: 'number', describe: '--on swarm: gradings at a time on each node (default: its CPUs)', coerce: positiveNumber('jobs-per-node') })
             .option('checks', { type: 'string', describe: 'only these checks of the rubric, comma-separated' })
@@ -425,7 +425,8 @@ async function main(): Promise<void> {
             .option('runtime', { choices: ['docker', 'local'] as const, default: 'docker' as const, describe: 'docker: sandboxed containers; local: unisolated processes, for developing only' }),
         async (argv) => {
           const { gradeCommand } = await import('./grade/command.js');
-          const jobsPerNode = argv.jobsPerNode === undefined ? undefined : Math.floor(argv.jobsPerNode);
+          if (argv.jobsPerNode !== undefined && !Number.isInteger(argv.jobsPerNode)) throw new UsageError(`--jobs-per-node must be a whole number of at least 1, got ${argv.jobsPerNode}`);
+          const jobsPerNode = argv.jobsPerNode;
           process.exitCode = await gradeCommand({ ...argv, jobs: Math.floor(argv.jobs!), jobsPerNode, timeLimit: argv.timeLimit!, verbose }, async (exercise, only, onProgress) => {
             const { SwarmGrading } = await import('./swarm/grading.js');
             return new SwarmGrading({ exercise, only, timeLimitSeconds: argv.timeLimit!, jobsPerNode, onProgress });

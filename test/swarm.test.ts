@@ -3,6 +3,8 @@
 // machine's for the same submissions; a grading whose job is killed is graded again, not lost;
 // the lab image is carried to a node by save and load; a lab runs with its clients placed as swarm
 // jobs and records where; nothing of a run is left behind.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +60,8 @@ describe('--on swarm on the command line', () => {
     expect([one.code, one.stderr]).toEqual([ExitCode.usage, 'iolab: --on swarm grades a class: give --batch DIR\n']);
     const perNode = await runIolab(['grade', '--batch', FIXTURES, '--exercise', 'epoll-echo', '--jobs-per-node', '2']);
     expect([perNode.code, perNode.stderr]).toEqual([ExitCode.usage, 'iolab: --jobs-per-node is for --on swarm (on one machine: --jobs)\n']);
+    const half = await runIolab(['grade', '--batch', FIXTURES, '--exercise', 'epoll-echo', '--on', 'swarm', '--jobs-per-node', '0.5']);
+    expect([half.code, half.stderr]).toEqual([ExitCode.usage, 'iolab: --jobs-per-node must be a whole number of at least 1, got 0.5\n']);
     const local = await runIolab(['run', 'models', '--on', 'swarm', '--runtime', 'local']);
     expect([local.code, local.stderr]).toEqual([ExitCode.usage, "iolab: --on swarm runs the lab in Docker on the swarm's nodes: not with --runtime local\n"]);
   });
@@ -93,6 +97,51 @@ describe('a class batch on the swarm', () => {
     const alice = JSON.parse(await readFile(join(swarmOut, 'alice-good', 'grade.json'), 'utf8'));
     expect(alice.sandbox.description).toMatch(/; swarm node \S+$/);
     expect(alice.submission.path).toBe(join(classDir, 'alice-good'));
+    expect(await leftovers('iolab-swarm-')).toEqual([]);
+  }, 900_000);
+
+  it('finds a submission that cannot be sent not gradable, with the reason, and grades the rest', async () => {
+    const exercise = await loadExercise('epoll-echo');
+    const odd = await mkdtemp(join(tmpdir(), 'iolab-swarm-odd-'));
+    const fifo = join(odd, 'with-a-fifo');
+    await cp(join(EXERCISES_DIR, 'epoll-echo', 'reference'), fifo, { recursive: true });
+    execFileSync('mkfifo', [join(fifo, 'log.pipe')]);
+    const big = join(odd, 'too-big');
+    await cp(join(EXERCISES_DIR, 'epoll-echo', 'reference'), big, { recursive: true });
+    // random bytes do not compress: 8 MB stay 8 MB
+    await writeFile(join(big, 'data.bin'), randomBytes(8 * 1024 * 1024));
+    await cp(join(EXERCISES_DIR, 'epoll-echo', 'reference'), join(odd, 'zoe-good'), { recursive: true });
+    const out = await mkdtemp(join(tmpdir(), 'iolab-grades-odd-'));
+    const grading = new SwarmGrading({ exercise, timeLimitSeconds: 300 });
+    try {
+      const jobs = await grading.prepare();
+      const result = await gradeBatch(odd, exercise, { grade: (dir) => grading.grade(dir), jobs, out });
+      const byName = new Map(result.reports.map((r) => [r.submission.name, r]));
+      expect(byName.get('with-a-fifo')).toMatchObject({ status: 'not-gradable', notGradableReason: expect.stringMatching(/cannot be sent to a node: .*log\.pipe/) });
+      expect(byName.get('too-big')).toMatchObject({ status: 'not-gradable', notGradableReason: expect.stringMatching(/is \d+ KB compressed; a swarm grading takes at most 7680 KB/) });
+      expect(byName.get('zoe-good')).toMatchObject({ status: 'graded', score: 100 });
+      expect(await readFile(join(out, 'gradebook.csv'), 'utf8')).toMatch(/^too-big,not-gradable,/m);
+      // neither was sent to a node, nor counted as lost
+      expect(grading.summary()[0]).toMatch(/: 1 submission\(s\) graded or found not gradable, 0 grading\(s\) lost/);
+    } finally {
+      await grading.close();
+    }
+    expect(await leftovers(grading.runId)).toEqual([]);
+  }, 900_000);
+
+  it('stops on Ctrl-C: no grading is queued again, and nothing is left behind', async () => {
+    let interrupted = false;
+    const { code, stderr } = await runIolab(['grade', '--batch', classDir, '--exercise', 'epoll-echo', '--on', 'swarm', '--out', await mkdtemp(join(tmpdir(), 'iolab-grades-int-'))], (text, kill) => {
+      if (!interrupted && /-> node .*\n[\s\S]*-> node /.test(text)) {
+        interrupted = true;
+        // the jobs have started: stop while they run
+        setTimeout(() => kill('SIGINT'), 3000);
+      }
+    });
+    expect(interrupted).toBe(true);
+    expect(code, stderr).toBe(ExitCode.interrupted);
+    const after = stderr.slice(stderr.indexOf('SIGINT'));
+    expect(after).not.toMatch(/lost|queued again|-> node/);
     expect(await leftovers('iolab-swarm-')).toEqual([]);
   }, 900_000);
 

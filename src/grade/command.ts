@@ -157,6 +157,10 @@ export async function gradeCommand(
     const notGradable = result.reports.filter((r) => r.status === 'not-gradable').length;
     process.stderr.write(`graded ${result.reports.length - notGradable}, not gradable ${notGradable}; wrote ${result.gradebook} and the feedback under ${out}/\n`);
     return notGradable > 0 ? ExitCode.notGradable : ExitCode.ok;
+  } catch (error) {
+    // Ctrl-C: what was under way gave up (the swarm's gradings throw once stopping)
+    if (abort.signal.aborted) return ExitCode.interrupted;
+    throw error;
   } finally {
     await swarm?.close();
     process.off('SIGINT', onSignal);

@@ -23,6 +23,7 @@ import Docker from 'dockerode';
 import { LabRunError } from '../errors.js';
 import type { RunContainers } from '../runtime/containers.js';
 import { message } from '../runtime/containers.js';
+import { swarmNodes } from './cluster.js';
 import { DOCKER_SOCKET, SwarmJob } from './job.js';
 
 /** The source's port on the overlay network. */
@@ -120,7 +121,8 @@ export async function distributeImage(
     const serving = await output.waitForLine('stderr', (line) => line.startsWith('serving '), 'its serving line', LOAD_TIMEOUT_MS);
     onProgress(`  image ${image.tag}: ${Math.round(Number(serving.split(' ')[1]) / 1e6)} MB saved in ${((Date.now() - began) / 1000).toFixed(1)} s, offered to every node`);
     const host = ((await container.inspect()) as { Name: string }).Name.replace(/^\//, '');
-    const nodes = (await docker.listNodes()) as Array<{ Status: { State: string } }>;
+    // a global job places a task on every ready, active node (not on drained or paused ones)
+    const nodes = await swarmNodes(docker);
     job = await SwarmJob.start(docker, {
       name: `${run.runId}-image-load`,
       image: image.tag,
@@ -130,7 +132,7 @@ export async function distributeImage(
       dockerSocket: true,
       networks: [network],
     });
-    const tasks = await job.ended(LOAD_TIMEOUT_MS, undefined, nodes.filter((n) => n.Status.State === 'ready').length);
+    const tasks = await job.ended(LOAD_TIMEOUT_MS, undefined, nodes.length);
     const logs = await job.logs();
     const reports = logs.stdout.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as NodeImageReport);
     const failed = tasks.filter((t) => t.state !== 'complete');

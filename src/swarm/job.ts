@@ -12,7 +12,9 @@ export const DOCKER_SOCKET = '/var/run/docker.sock';
 /** How often a job's task is looked at. */
 const POLL_MS = 1000;
 /** Task states after which a task never runs again (the swarm's task model). */
-const ENDED = new Set(['complete', 'failed', 'rejected', 'shutdown', 'orphaned', 'remove', 'node-down']);
+const ENDED = new Set(['complete', 'failed', 'rejected', 'shutdown', 'orphaned', 'remove', 'node-down', 'node-unavailable']);
+/** Task states before its container starts. */
+const NOT_STARTED = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing']);
 
 export interface JobSpec {
   /** the service's name: unique in the swarm, e.g. RUN-ID-grade-alice-1. */
@@ -141,8 +143,11 @@ export class SwarmJob {
     return Promise.all(
       tasks.map(async (task) => {
         if (ENDED.has(task.state) || task.node === null) return task;
-        const node = (await this.docker.getNode(task.node).inspect().catch(() => null)) as { Status?: { State?: string } } | null;
-        return node === null || node.Status?.State === 'down' ? { ...task, state: 'node-down', error: `node ${task.node} is down or gone` } : task;
+        const node = (await this.docker.getNode(task.node).inspect().catch(() => null)) as { Status?: { State?: string }; Spec?: { Availability?: string } } | null;
+        if (node === null || node.Status?.State === 'down') return { ...task, state: 'node-down', error: `node ${task.node} is down or gone` };
+        // a task not yet started on a node drained or paused meanwhile would wait for it for ever
+        if (NOT_STARTED.has(task.state) && node.Spec?.Availability !== 'active') return { ...task, state: 'node-unavailable', error: `node ${task.node} is ${node.Spec?.Availability}` };
+        return task;
       }),
     );
   }

@@ -38,7 +38,8 @@ export class SwarmRuntime extends DockerRuntime {
       `swarm: ${this.nodes.length} node(s); servers on ${self.hostname}, clients on ${others.length ? others.map((n) => n.hostname).join(', ') : `${self.hostname} too (no other node)`}`,
     );
     const network = await this.run.network({ internal: false, overlay: true });
-    await distributeImage(this.run, image, network, (line) => this.progress(line));
+    // said without --verbose: a node loading the image may take minutes
+    await distributeImage(this.run, image, network, (line) => this.progress(line.trimStart()));
     return network;
   }
 
