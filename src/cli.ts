@@ -1,10 +1,10 @@
 // The `iolab` command. Expected failures print one line (a stack only with --verbose) and exit
 // with the codes documented in README.md.
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type Yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, ResultsFileError, RuntimeUnavailableError, UsageError } from './errors.js';
+import { ErrnoError, ExitCode, LabFileError, LabRunError, NotGradableError, OutputWriteError, ResultsFileError, RuntimeUnavailableError, UsageError } from './errors.js';
 import type { LoadedLab, ServerChoice } from './labs/load.js';
 import { StatusLine } from './progress.js';
 import { CLIENT_START_SIGNAL as START_SIGNAL, type Runtime } from './runtime/runtime.js';
@@ -19,13 +19,15 @@ const yargs = createRequire(import.meta.url)('yargs') as typeof Yargs;
 function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return ExitCode.usage;
   if (error instanceof LabFileError || error instanceof ResultsFileError) return ExitCode.labFile;
-  if (error instanceof RuntimeUnavailableError) return ExitCode.runtimeUnavailable;
+  // A file that cannot be written (a full disk, no permission): like a tool the runtime lacks, the
+  // machine lacks what the command needs, and the message says what (README.md, "Exit codes").
+  if (error instanceof RuntimeUnavailableError || error instanceof OutputWriteError) return ExitCode.runtimeUnavailable;
   if (error instanceof NotGradableError) return ExitCode.notGradable;
   return ExitCode.failure;
 }
 
 function fail(error: unknown, verbose: boolean): never {
-  const known = [UsageError, LabFileError, ResultsFileError, RuntimeUnavailableError, LabRunError, ErrnoError, NotGradableError].some((type) => error instanceof type);
+  const known = [UsageError, LabFileError, ResultsFileError, RuntimeUnavailableError, LabRunError, ErrnoError, NotGradableError, OutputWriteError].some((type) => error instanceof type);
   // A progress line left on a terminal is cleared first (\r, erase the line).
   process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}iolab: ${error instanceof Error ? error.message : String(error)}\n`);
   if (verbose || !known) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
@@ -96,6 +98,8 @@ async function runCommand(argv: {
   repetitions?: number;
   verbose: boolean;
   choice: ServerChoice;
+  /** a run directory (OUT/LAB/RUN-ID) of a killed or stopped run to continue (src/labs/journal.ts). */
+  resume?: string;
 }): Promise<number> {
   const { chooseServers, loadAllLabs, resolveLab, withRepetitions } = await import('./labs/load.js');
   const { suiteProgress } = await import('./progress.js');
@@ -113,14 +117,33 @@ async function runCommand(argv: {
   };
   /** the lab under way: its run directory (OUT/LAB/RUN-ID, made as it starts). */
   let current: { labDir: string; dir: string } | null = null;
-  const named: LoadedLab[] = argv.labs.length
+  const { checkResumable, labSettings } = await import('./labs/journal.js');
+  const { readResults } = await import('./report/index.js');
+  // --resume DIR: that run's results.json (its journal), and its lab unless one is named.
+  const resuming = argv.resume === undefined ? null : { dir: resolve(argv.resume), previous: await readResults(join(resolve(argv.resume), 'results.json')) };
+  if (resuming && argv.labs.length > 1) throw new UsageError(`--resume continues one run of one lab: name at most one lab (${argv.labs.join(', ')})`);
+  const named: LoadedLab[] = resuming
+    ? [await resolveLab(argv.labs[0] ?? resuming.previous.lab.file)]
+    : argv.labs.length
     ? await Promise.all(argv.labs.map((name) => resolveLab(name)))
     : (await loadAllLabs()).filter((l) => l.lab.default);
+  if (resuming && named[0]!.lab.name !== resuming.previous.lab.name) throw new UsageError(`--resume ${resuming.dir}: that is a run of lab ${resuming.previous.lab.name}, not of ${named[0]!.lab.name}`);
   if (named.length === 0) throw new UsageError('no lab to run: name one (see `iolab list`)');
   if (!argv.trace && argv.tracer !== 'auto') throw new UsageError(`--no-trace takes no syscall counts: drop --tracer ${argv.tracer}`);
   const loaded = named.map((lab) => chooseServers(lab, argv.choice)).map((lab) => (argv.repetitions === undefined ? lab : withRepetitions(lab, argv.repetitions)));
 
   const status = new StatusLine();
+  /** What changes what a run measures: recorded in results.json, and the same on --resume. */
+  const settingsOf = (lab: LoadedLab, runtimeName: string) =>
+    labSettings(lab.file, {
+      duration: argv.duration, connections: argv.connections, rate: argv.rate, clients: argv.clients, repetitions: argv.repetitions,
+      tracer: argv.trace ? argv.tracer : 'none', models: argv.choice.models?.join(',') ?? null,
+      server: argv.choice.server ? resolve(argv.choice.server.dir) : null, label: argv.choice.server?.label, as: argv.choice.server?.as,
+      runtime: runtimeName, on: argv.on,
+    });
+  // Checked before anything starts (the lab image, a runtime): the runtime auto would choose is
+  // the one the run was made on, or the check below says so.
+  if (resuming) checkResumable(argv.resume!, resuming.previous, await settingsOf(loaded[0]!, String(resuming.previous.settings?.runtime ?? '')));
   const runtime = await chooseRuntime(argv.runtime, argv.verbose, status, argv.on);
   const abort = new AbortController();
   let interrupts = 0;
@@ -144,7 +167,15 @@ async function runCommand(argv: {
   try {
     for (const lab of loaded) {
       if (abort.signal.aborted) break;
-      const run = (current = await startRunDirectory(out, lab.lab.name));
+      const settings = await settingsOf(lab, runtime.name);
+      if (resuming) checkResumable(argv.resume!, resuming.previous, settings);
+      const run = (current = resuming
+        ? { labDir: dirname(resuming.dir), id: basename(resuming.dir), dir: resuming.dir }
+        : await startRunDirectory(out, lab.lab.name));
+      if (resuming) {
+        const kept = resuming.previous.experiment?.runs.length ?? resuming.previous.runs.length;
+        status.print(`${lab.lab.name}: continuing ${run.dir}: ${kept} finished run(s) kept`);
+      }
       const measured = await runLab(lab, runtime, {
         durationSeconds: argv.duration,
         connections: argv.connections,
@@ -155,6 +186,12 @@ async function runCommand(argv: {
         onProgress,
         onNotice: notice,
         ownServers: new SandboxOwnServers({ onProgress: (line) => argv.verbose && status.print(line) }),
+        settings,
+        resume: resuming?.previous,
+        // The journal: every finished run on disk before the next starts (src/labs/journal.ts).
+        onRecorded: async (soFar) => {
+          await writeReport(analyse(soFar), run.dir);
+        },
       });
       const results = analyse(measured);
       const written = await writeReport(results, run.dir);
@@ -218,8 +255,10 @@ async function main(): Promise<void> {
             .option('models', { type: 'string', describe: 'only these servers, comma-separated: the lab\'s labels or any model (`iolab models`), e.g. select,python-select' })
             .option('server', { type: 'string', describe: 'add a server of your own beside the lab\'s: a directory as a graded submission (server.py, server.c, ..., iolab.yaml)' })
             .option('label', { type: 'string', describe: 'with --server: its name in the report (default: the directory\'s name)' })
-            .option('as', { type: 'string', describe: 'with --server: the model it claims to be, which judges it (default: the model its syscalls fit)' }),
+            .option('as', { type: 'string', describe: 'with --server: the model it claims to be, which judges it (default: the model its syscalls fit)' })
+            .option('resume', { type: 'string', describe: 'continue a run that was killed or stopped: its directory (OUT/LAB/RUN-ID); its finished runs are kept, the rest are made (same lab file and options, checked)' }),
         async (argv) => {
+          if (Array.isArray(argv.resume)) throw new UsageError(`--resume given ${(argv.resume as unknown as string[]).length} times: once (one run directory)`);
           for (const name of ['server', 'label', 'as', 'models'] as const) {
             if (Array.isArray(argv[name])) throw new UsageError(`--${name} given ${(argv[name] as unknown as string[]).length} times: once (several servers of your own go in a lab file: models: [{ server: DIR }, ...])`);
           }
@@ -422,7 +461,8 @@ async function main(): Promise<void> {
             .option('jobs-per-node', { type: 'number', describe: '--on swarm: gradings at a time on each node (default: its CPUs)', coerce: positiveNumber('jobs-per-node') })
             .option('checks', { type: 'string', describe: 'only these checks of the rubric, comma-separated' })
             .option('time-limit', { type: 'number', default: 600, describe: 'seconds for one submission\'s grading; the checks finished by then keep their scores', coerce: positiveNumber('time-limit') })
-            .option('runtime', { choices: ['docker', 'local'] as const, default: 'docker' as const, describe: 'docker: sandboxed containers; local: unisolated processes, for developing only' }),
+            .option('runtime', { choices: ['docker', 'local'] as const, default: 'docker' as const, describe: 'docker: sandboxed containers; local: unisolated processes, for developing only' })
+            .option('resume', { type: 'boolean', default: false, describe: '--batch: continue the batch that was killed or stopped in --out (its batch.json): the students graded there are kept, the others graded' }),
         async (argv) => {
           const { gradeCommand } = await import('./grade/command.js');
           if (argv.jobsPerNode !== undefined && !Number.isInteger(argv.jobsPerNode)) throw new UsageError(`--jobs-per-node must be a whole number of at least 1, got ${argv.jobsPerNode}`);
@@ -497,6 +537,18 @@ async function main(): Promise<void> {
           if (argv.action === 'serve') await serveImage(argv.image);
           else if (!argv.from || !argv.id) throw new UsageError('swarm-image load: give --from URL and --id ID');
           else await loadImage(argv.from, argv.image, argv.id);
+        },
+      )
+      .command(
+        'reap',
+        false, // a run's reaper container: removes the run when its controller dies; see src/runtime/reaper.ts
+        (y) => y.option('run', { type: 'string', demandOption: true, describe: 'the run id (label iolab.run)' }),
+        async (argv) => {
+          const { reapWhenStdinEnds } = await import('./runtime/reaper.js');
+          const { removeLabelled, RUN_LABEL } = await import('./runtime/containers.js');
+          const Docker = (await import('dockerode')).default;
+          const docker = new Docker();
+          await reapWhenStdinEnds(argv.run, (keep) => removeLabelled(docker, argv.run, RUN_LABEL, keep));
         },
       )
       .command(

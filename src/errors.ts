@@ -1,5 +1,6 @@
 // The error types of iolab. Each class has one meaning; the CLI prints `message` as one line
 // for all of them and a stack only with --verbose. Exit codes: see README.md ("Exit codes").
+import { basename } from 'node:path';
 import koffi from 'koffi';
 
 const errnoNames: Map<number, string> = new Map(
@@ -78,12 +79,39 @@ export class NotGradableError extends Error {
   override readonly name = 'NotGradableError';
 }
 
+/**
+ * An output file (a report, results.json, an index, a grade) could not be written: a full disk,
+ * no permission, a read-only file system. Nothing was written under its name: the file already
+ * there, if any, is as it was (`previousKept` says whether there is one), and no partial file is
+ * left beside it (src/shared/write-whole.ts). Exit code 4, as for what the runtime lacks.
+ */
+export class OutputWriteError extends Error {
+  override readonly name = 'OutputWriteError';
+  constructor(
+    /** the file that could not be written, as the caller named it. */
+    readonly path: string,
+    /** the errno code of the failure ('ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', ...). */
+    readonly code: string,
+    /** what the code means, in words ('no space left on device'). */
+    readonly reason: string,
+    /** whether a file was already under that name (and is still there, untouched). */
+    readonly previousKept: boolean,
+    /** the names of the files written whole beside it just before, by the same step (a report's results.json): said in the message. */
+    readonly written: readonly string[] = [],
+  ) {
+    const kept = previousKept ? `: the ${basename(path)} already there, an earlier one, is untouched` : '';
+    const before = written.length ? `; written whole beside it: ${written.join(' and ')}` : '';
+    super(`cannot write ${path}: ${reason} (${code}); nothing was written under that name${kept}${before}`);
+  }
+}
+
 /** Exit codes of the `iolab` command, documented in README.md. */
 export const ExitCode = {
   ok: 0,
   failure: 1,
   usage: 2,
   labFile: 3,
+  /** the runtime lacks something a lab needs, or the machine cannot take an output file (OutputWriteError: a full disk, no permission). */
   runtimeUnavailable: 4,
   incomplete: 5,
   notGradable: 6,

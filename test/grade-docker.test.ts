@@ -176,7 +176,7 @@ describe('a class batch of mixed submissions', () => {
     await mkdir(join(classDir, 'unbuildable'));
     await writeFile(join(classDir, 'unbuildable', 'Dockerfile'), 'ARG IOLAB_IMAGE\nFROM ${IOLAB_IMAGE}\nRUN exit 3\n');
     const exercise = await loadExercise('epoll-echo');
-    const result = await gradeBatch(classDir, exercise, { grade: (dir) => gradeSubmission(dir, exercise, { sandbox: new DockerSandbox() }), jobs: 3, out });
+    const result = await gradeBatch(classDir, exercise, { grade: (dir) => gradeSubmission(dir, exercise, { sandbox: new DockerSandbox() }), jobs: 3, out, settings: { exercise: exercise.id, checks: null, timeLimitSeconds: 600, submissions: classDir, runtime: 'docker' } });
     reports = new Map(result.reports.map((r) => [r.submission.name, r]));
   }, 600_000);
 

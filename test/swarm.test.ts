@@ -82,7 +82,7 @@ describe('a class batch on the swarm', () => {
   it('writes the same gradebook as a batch on this machine, and leaves nothing behind', async () => {
     const exercise = await loadExercise('epoll-echo');
     const localOut = await mkdtemp(join(tmpdir(), 'iolab-grades-local-'));
-    await gradeBatch(classDir, exercise, { grade: (dir) => gradeSubmission(dir, exercise, { sandbox: new DockerSandbox() }), jobs: 2, out: localOut });
+    await gradeBatch(classDir, exercise, { grade: (dir) => gradeSubmission(dir, exercise, { sandbox: new DockerSandbox() }), jobs: 2, out: localOut, settings: { exercise: exercise.id, checks: null, timeLimitSeconds: 600, submissions: classDir, runtime: 'docker' } });
     const swarmOut = await mkdtemp(join(tmpdir(), 'iolab-grades-swarm-'));
     const { code, stderr } = await runIolab(['grade', '--batch', classDir, '--exercise', 'epoll-echo', '--on', 'swarm', '--out', swarmOut]);
     // the unbuildable submission is not gradable
@@ -115,7 +115,7 @@ describe('a class batch on the swarm', () => {
     const grading = new SwarmGrading({ exercise, timeLimitSeconds: 300 });
     try {
       const jobs = await grading.prepare();
-      const result = await gradeBatch(odd, exercise, { grade: (dir) => grading.grade(dir), jobs, out });
+      const result = await gradeBatch(odd, exercise, { grade: (dir) => grading.grade(dir), jobs, out, settings: { exercise: exercise.id, checks: null, timeLimitSeconds: 300, submissions: odd, runtime: 'docker' } });
       const byName = new Map(result.reports.map((r) => [r.submission.name, r]));
       expect(byName.get('with-a-fifo')).toMatchObject({ status: 'not-gradable', notGradableReason: expect.stringMatching(/cannot be sent to a node: .*log\.pipe/) });
       expect(byName.get('too-big')).toMatchObject({ status: 'not-gradable', notGradableReason: expect.stringMatching(/is \d+ KB compressed; a swarm grading takes at most 7680 KB/) });

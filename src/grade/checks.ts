@@ -4,6 +4,7 @@
 // server must show what iolab's own select server shows.
 import { constants } from 'node:os';
 import { NotGradableError } from '../errors.js';
+import { formatMemoryLimit, oomKilledSentence } from '../runtime/container-ending.js';
 import { formatCount, plural } from '../shared/format.js';
 import { allCalls, type SyscallCount } from '../shared/results.js';
 import { judgeModel, type ModelEvidence } from './model-evidence.js';
@@ -84,9 +85,9 @@ export const HINTS = {
     id: 'process-limit',
     text: `your server's processes and threads reached the sandbox's limit (${formatCount(tasks)} of ${formatCount(limit)}): a fork bomb, or processes or threads created without end`,
   }),
-  memoryLimit: (limitMb: number | null): Hint => ({
+  memoryLimit: (limitBytes: number | null): Hint => ({
     id: 'memory-limit',
-    text: `your server was killed for using more than the sandbox's ${limitMb ?? '?'} MB of memory`,
+    text: `your server used more memory than the sandbox's limit (${limitBytes ? formatMemoryLimit(limitBytes) : 'its memory limit'}), and the kernel killed it: look for what grows without end, such as data kept from every message or connection`,
   }),
   exitsAtStart: (exit: number | string | null): Hint => ({
     id: 'exits-at-start',
@@ -169,10 +170,17 @@ const SIGNAL_MEANING: Record<string, string> = {
   SIGFPE: 'arithmetic error',
 };
 
-/** "exited (status 1); its output ends: ..." */
+/**
+ * "your server exited (status 1); its output ends: ...", or "your server was killed by the
+ * kernel's OOM killer: it reached its memory limit (512 MiB); ..." (runtime/container-ending.ts).
+ */
 export function exitSentence(state: ServerState): string {
   const tail = state.output.slice(-3).join(' | ');
-  return `your server exited (${describeExit(state.exit)})${state.oomKilled ? ', killed for exceeding its memory limit,' : ''}${tail ? `; its output ends: ${tail}` : ''}`;
+  const killed = state.exit === 'SIGKILL' || state.exit === 128 + constants.signals.SIGKILL;
+  const oom = state.oomKilled ? oomKilledSentence(state.memoryLimit ?? null) : null;
+  // The OOM killer may also take one process of several, and the server end otherwise after it.
+  const how = oom === null ? `exited (${describeExit(state.exit)})` : killed ? `was ${oom}` : `exited (${describeExit(state.exit)}) after one of its processes was ${oom}`;
+  return `your server ${how}${tail ? `; its output ends: ${tail}` : ''}`;
 }
 
 async function probe(context: CheckContext, request: ProbeRequest): Promise<{ outcome: ProbeOutcome; state: ServerState; server: SandboxedServer }> {
@@ -220,7 +228,7 @@ function verdict(passed: boolean, feedback: string, evidence: string[] = [], hin
 
 /** The hint for a server that exited, from how it ended and what it wrote last; `otherwise` when neither tells. */
 export function crashHint(state: ServerState, otherwise: Hint = HINTS.crashed()): Hint {
-  if (state.oomKilled) return HINTS.memoryLimit(null);
+  if (state.oomKilled) return HINTS.memoryLimit(state.memoryLimit ?? null);
   if (state.exit === 'SIGPIPE' || state.exit === 128 + constants.signals.SIGPIPE) return HINTS.sigpipe();
   // The error's own line (Python's "BlockingIOError: [Errno 11] Resource temporarily unavailable",
   // C's perror "send: Resource temporarily unavailable"), not a source line that names it.

@@ -1,10 +1,10 @@
 // `iolab grade SUBMISSION --exercise ID` and `iolab grade --batch DIR --exercise ID`: the command's
 // side (options, sandbox choice, output files, progress, Ctrl-C, exit codes). See README.md.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ExitCode, UsageError } from '../errors.js';
 import { giveToOwnerOf } from '../shared/ownership.js';
+import { writeWhole } from '../shared/write-whole.js';
 import { FORMAT_FILES, render, type Format } from './formats.js';
 import { gradeSubmission } from './grade.js';
 import type { GradeReport } from './report.js';
@@ -27,8 +27,13 @@ export interface GradeArguments {
   checks?: string;
   /** seconds for one submission's grading. */
   timeLimit: number;
+  /** --batch: continue the batch whose journal (batch.json) is in --out (src/grade/batch.ts). */
+  resume?: boolean;
   verbose: boolean;
 }
+
+/** How long Ctrl-C waits, once the sandboxes are closed, for a batch to write its journal. */
+const JOURNAL_AFTER_SIGNAL_MS = 10_000;
 
 const LOCAL_WARNING = [
   '',
@@ -44,13 +49,16 @@ function summary(report: GradeReport): string {
   return `${report.submission.name}: ${report.score} / ${report.maxScore}${failed.length ? ` (failed: ${failed.join(', ')})` : ''}`;
 }
 
+/**
+ * Writes the grading in `format` and as grade.json into `out` (creating it), each whole or not at
+ * all, grade.json last; returns their paths. Throws OutputWriteError naming a file that cannot be written.
+ */
 async function writeOutputs(report: GradeReport, out: string, format: Format): Promise<string[]> {
-  await mkdir(out, { recursive: true });
   const formats = new Set<Format>([format, 'json']);
   const written: string[] = [];
   for (const f of formats) {
     const file = join(out, FORMAT_FILES[f]);
-    await writeFile(file, render(report, f));
+    await writeWhole(file, render(report, f));
     written.push(file);
   }
   return written;
@@ -84,6 +92,7 @@ export async function gradeCommand(
 
   if (argv.on === 'swarm' && !argv.batch) throw new UsageError('--on swarm grades a class: give --batch DIR');
   if (argv.on === 'swarm' && argv.runtime === 'local') throw new UsageError('--on swarm runs every grading in Docker on the swarm\'s nodes: not with --runtime local');
+  if (argv.resume && !argv.batch) throw new UsageError('--resume continues a class batch: give --batch DIR (and the --out of the batch to continue)');
   if (argv.jobsPerNode !== undefined && argv.on !== 'swarm') throw new UsageError('--jobs-per-node is for --on swarm (on one machine: --jobs)');
   if (argv.runtime === 'local') process.stderr.write(`${LOCAL_WARNING}\n`);
   const sandboxes = new Set<GradeSandbox>();
@@ -107,8 +116,12 @@ export async function gradeCommand(
     if (++interrupts > 1) process.exit(ExitCode.interrupted);
     process.stderr.write(`\n${signal}: stopping every server, probe and container of the grading (again to quit at once)\n`);
     abort.abort(signal);
-    void Promise.all([...[...sandboxes].map((s) => s.close()), swarm?.close()]).then(() => process.exit(ExitCode.interrupted));
+    // A batch writes its journal once its gradings have given up (batch.json: interrupted by the signal); a moment at most.
+    void Promise.all([...[...sandboxes].map((s) => s.close()), swarm?.close()])
+      .then(() => Promise.race([batch?.catch(() => {}), new Promise((resolve) => setTimeout(resolve, JOURNAL_AFTER_SIGNAL_MS))]))
+      .then(() => process.exit(ExitCode.interrupted));
   };
+  let batch: Promise<unknown> | null = null;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
@@ -138,19 +151,22 @@ export async function gradeCommand(
       ? new cliProgress.SingleBar({ format: 'grading [{bar}] {value}/{total} submissions | {last}', hideCursor: true }, cliProgress.Presets.shades_classic)
       : null;
     const slots = swarm ? await swarm.prepare() : argv.jobs;
-    const result = await gradeBatch(resolve(argv.batch!), exercise, {
+    const result = await (batch = gradeBatch(resolve(argv.batch!), exercise, {
       grade: swarm
         ? (dir) => swarm.grade(dir)
         : (dir) => gradeSubmission(dir, exercise, { sandbox: newSandbox(), only, timeLimitSeconds: argv.timeLimit, signal: abort.signal }),
       jobs: slots,
       out,
       signal: abort.signal,
+      settings: { exercise: exercise.id, checks: only ?? null, timeLimitSeconds: argv.timeLimit, submissions: resolve(argv.batch!), runtime: argv.runtime },
+      resume: argv.resume,
+      onResumed: (kept, total) => process.stderr.write(`continuing the batch in ${out}: ${kept} of ${total} gradings kept, ${total - kept} to grade\n`),
       onStart: (total) => bar?.start(total, 0, { last: '' }),
       onGraded: (report, done, total) => {
         if (bar) bar.update(done, { last: summary(report).slice(0, 60) });
         else process.stderr.write(`[${done}/${total}] ${summary(report)}\n`);
       },
-    });
+    }));
     bar?.stop();
     for (const line of swarm?.summary() ?? []) process.stderr.write(`${line}\n`);
     await giveToOwnerOfOut(out, result.written);

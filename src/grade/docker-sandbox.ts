@@ -108,6 +108,7 @@ export class DockerSandbox implements GradeSandbox {
       if (error instanceof RuntimeUnavailableError) throw new NotGradableError(error.message);
       throw error;
     }
+    await this.run.guard(this.labImage.id);
     this.submission = submission;
     const tag = `iolab-submission:${this.id}`;
     let dockerfile = 'Dockerfile';
@@ -276,7 +277,7 @@ class DockerServer implements SandboxedServer {
   }
 
   async state(): Promise<ServerState> {
-    let details: { State: { Running: boolean; ExitCode: number; OOMKilled: boolean } };
+    let details: { State: { Running: boolean; ExitCode: number; OOMKilled: boolean }; HostConfig: { Memory?: number } };
     try {
       details = (await this.container.inspect()) as typeof details;
     } catch (error) {
@@ -287,6 +288,7 @@ class DockerServer implements SandboxedServer {
       running: details.State.Running,
       exit: details.State.Running ? null : details.State.ExitCode,
       oomKilled: details.State.OOMKilled,
+      memoryLimit: details.HostConfig.Memory || null,
       output: demultiplexLog(log).slice(-OUTPUT_LINES),
     };
   }

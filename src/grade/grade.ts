@@ -83,7 +83,7 @@ class ServerSession {
 export function explainNotListening(report: ListenerReport, state: ServerState, port: number, pidsLimit: number | null): { feedback: string; hints: Hint[] } {
   const seconds = LISTEN_TIMEOUT_MS / 1000;
   if (!state.running) {
-    const hints = [state.oomKilled ? HINTS.memoryLimit(null) : HINTS.exitsAtStart(state.exit)];
+    const hints = [state.oomKilled ? HINTS.memoryLimit(state.memoryLimit ?? null) : HINTS.exitsAtStart(state.exit)];
     return { feedback: `${exitSentence(state)}, before it listened on port ${port}`, hints };
   }
   const onPort = report.sockets.filter((s) => s.port === port);

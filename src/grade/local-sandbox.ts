@@ -4,6 +4,7 @@
 // server is built here, with this machine's gcc or make (the student's Makefile runs unconfined
 // too). A server killed by a signal ends with the signal's name ('SIGPIPE'), as Node reports it.
 import { spawn } from 'node:child_process';
+import { diesWithThisProcess } from '../shared/dies-with-parent.js';
 import { access, constants, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { hostname } from 'node:os';
@@ -33,7 +34,8 @@ const BUILD_TIMEOUT_MS = 120_000;
 function runBuild(command: string[], cwd: string, timeoutMs: number): Promise<{ status: number | string; output: string[] }> {
   return new Promise((resolve, reject) => {
     const output: string[] = [];
-    const child = spawn(command[0], command.slice(1), { cwd, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const tied = diesWithThisProcess(command[0], command.slice(1), cwd);
+    const child = spawn(tied.command, tied.args, { cwd, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (line) => output.push(line));
     const timer = setTimeout(() => {
       try {

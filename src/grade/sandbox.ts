@@ -40,6 +40,8 @@ export interface ServerState {
   exit: number | string | null;
   /** killed for exceeding the memory limit. */
   oomKilled: boolean;
+  /** the memory limit it ran under, in bytes, where the sandbox sets one (Docker); null or absent: none. */
+  memoryLimit?: number | null;
   /** the last lines it wrote (stdout and stderr). */
   output: string[];
 }

@@ -31,6 +31,7 @@ import type { ExperimentLab } from './experiment-schema.js';
 import { planExperiment, PYTHON, SLOW_SERVERS_SCRIPT, type ExperimentPlan } from './experiments.js';
 import type { RunOptions, RunProgress } from './runner.js';
 import { environmentOf, labHeaderOf } from './records.js';
+import { experimentRunKey, journalReason, resumedOf } from './journal.js';
 
 /** How long the slow servers may take to print their ready line. */
 const SLOW_SERVERS_READY_MS = 15_000;
@@ -173,11 +174,16 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
   ].filter((flag) => flag !== null);
   if (ignored.length) options.onNotice?.(`${lab.name} is an experiment lab (Python scripts, not a server under load): ${ignored.join(', ')} ignored`);
 
-  const record: ExperimentRecord = { name: plan.name, parameters: plan.parameters, parts: plan.parts, arms: plan.arms, slowServers: null, python: null, runs: [] };
+  const record: ExperimentRecord = { name: plan.name, parameters: plan.parameters, parts: plan.parts, arms: plan.arms, slowServers: null, python: options.resume?.experiment?.python ?? null, runs: [] };
   const steps = Array.from({ length: lab.repetitions }, (_, repetition) => plan.arms.map((arm) => ({ arm, repetition }))).flat();
   let incompleteReason: string | null = null;
   let slow: SlowServers | null = null;
+  const kept = new Map((options.resume?.experiment?.runs ?? []).map((run) => [experimentRunKey(run), run]));
+  let reused = 0;
   try {
+    // On disk before the first run: a run killed in its first is there to be resumed too.
+    const journaled = await options.onRecorded?.(measurementOf(journalReason(0, steps.length))).then(() => null, (error: unknown) => error);
+    if (journaled) throw journaled;
     try {
       slow = await startSlowServers(plan, runtime);
       if (slow && plan.slowServers) record.slowServers = { where: slow.where, ...plan.slowServers };
@@ -189,6 +195,13 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
         incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) after ${index} of ${steps.length} runs`;
         break;
       }
+      const done = kept.get(experimentRunKey({ part: arm.part, arm: arm.arm, repetition }));
+      if (done) {
+        record.runs.push(done);
+        reused++;
+        if (done.error) incompleteReason ??= `run ${index + 1} (${armSubject(record, arm)}, repetition ${repetition + 1}) failed: ${done.error}`;
+        continue;
+      }
       const progress: RunProgress = { lab: lab.name, step: index + 1, steps: steps.length, subject: armSubject(record, arm), phase: 'measure', repetition };
       options.onProgress?.(progress);
       const { run, python } = await runArm(plan, arm, repetition, runtime, slow);
@@ -199,6 +212,11 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
       const summary = run.result ? formatWallTime(run.result.wallSeconds) : undefined;
       options.onProgress?.({ ...progress, outcome: { error: run.error, roundTripsPerSecond: null, answered: 0, ...(summary !== undefined && { summary }) } });
       if (run.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${armSubject(record, arm)}, repetition ${repetition + 1}) failed: ${run.error}`;
+      const journaled = await options.onRecorded?.(measurementOf(journalReason(record.runs.length, steps.length))).then(() => null, (error: unknown) => error);
+      if (journaled) {
+        incompleteReason = `stopped after run ${index + 1} of ${steps.length}: its record could not be written: ${message(journaled)}`;
+        break;
+      }
     }
     if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {
       incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) during run ${record.runs.length} of ${steps.length}`;
@@ -210,27 +228,34 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
     await slow?.program.stop();
   }
 
-  const rules = [...new Set(plan.arms.flatMap((arm) => (arm.claim ? [arm.claim] : [])))].map((rule) => ({ rule, client: null }));
-  return {
-    schemaVersion: RESULTS_SCHEMA_VERSION,
-    lab: {
-      ...labHeaderOf(lab, file),
-      variants: [],
-      clients: [],
-      sweep: null,
-      verdict: rules[0] ?? null,
-      ...(rules.length > 1 ? { verdicts: rules } : {}),
-      durationSeconds: 0,
-      repetitions: lab.repetitions,
-      traceRuns: 0,
-      nofile: null,
-    },
-    environment: environmentOf(runtime, facts, { name: null, kind: null }, 1),
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    complete: incompleteReason === null,
-    incompleteReason,
-    runs: [],
-    experiment: record,
-  };
+  return measurementOf(incompleteReason);
+
+  /** What was measured so far, with `reason` (null: complete). */
+  function measurementOf(reason: string | null): Measurement {
+    const rules = [...new Set(plan.arms.flatMap((arm) => (arm.claim ? [arm.claim] : [])))].map((rule) => ({ rule, client: null }));
+    return {
+      schemaVersion: RESULTS_SCHEMA_VERSION,
+      lab: {
+        ...labHeaderOf(lab, file),
+        variants: [],
+        clients: [],
+        sweep: null,
+        verdict: rules[0] ?? null,
+        ...(rules.length > 1 ? { verdicts: rules } : {}),
+        durationSeconds: 0,
+        repetitions: lab.repetitions,
+        traceRuns: 0,
+        nofile: null,
+      },
+      environment: environmentOf(runtime, facts, { name: null, kind: null }, 1),
+      startedAt: options.resume?.startedAt ?? startedAt,
+      finishedAt: new Date().toISOString(),
+      complete: reason === null,
+      incompleteReason: reason,
+      runs: [],
+      experiment: { ...record, runs: [...record.runs] },
+      ...(options.settings && { settings: options.settings }),
+      ...resumedOf(options.resume, reused),
+    };
+  }
 }

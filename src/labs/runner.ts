@@ -35,8 +35,15 @@ import { LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from '
 import type { LoadedLab } from './load.js';
 import { experimentRunCount, runExperimentLab } from './experiment-runner.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
+import { journalReason, resumedOf, runKey } from './journal.js';
 
 const SERVER_LOG_LINES = 50;
+/**
+ * How long a server's end may take to be reported once what its clients saw suggests it (every
+ * connection of a client closed, a client failed): a container's end comes from its engine a
+ * moment after its sockets closed, a process's from its parent's wait().
+ */
+const SERVER_END_SETTLE_MS = 2000;
 
 export interface RunOptions {
   /** overrides the lab's duration (seconds). */
@@ -64,6 +71,17 @@ export interface RunOptions {
    * that has one; without it, such a lab throws UsageError.
    */
   ownServers?: OwnServers;
+  /**
+   * The journal: called after each finished run with the measurement so far, marked incomplete
+   * ("interrupted (controller killed) after N of M runs", src/labs/journal.ts), and awaited before
+   * the next run starts, so that a controller killed at any moment leaves every finished run on
+   * disk. A rejection (a full disk) stops the lab: the error is the lab's incomplete reason.
+   */
+  onRecorded?: (soFar: Measurement) => Promise<void>;
+  /** a run of this lab to continue (its results.json, same settings: journal.ts): the runs it holds are kept in place, not made again. */
+  resume?: Measurement;
+  /** what `iolab run` was asked, recorded as results.json's `settings` (journal.ts labSettings). */
+  settings?: Measurement['settings'];
 }
 
 export interface RunProgress {
@@ -241,6 +259,17 @@ function emptyRecord(step: Step, durationSeconds: number): RunRecord {
   };
 }
 
+/**
+ * Whether the server still runs. `suspect`: its clients saw what a server's end looks like, so an
+ * end in progress gets SERVER_END_SETTLE_MS to be reported before the server counts as alive.
+ */
+async function serverAlive(server: RunningServer, suspect: boolean): Promise<boolean> {
+  for (const deadline = Date.now() + (suspect ? SERVER_END_SETTLE_MS : 0); ; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if (!(await server.alive())) return false;
+    if (Date.now() >= deadline) return true;
+  }
+}
+
 /** "server select-server (a server of its own) ended during the run: it exited (status 1); its output ends: ..." */
 async function serverEnded(step: Step, server: RunningServer): Promise<string> {
   return `server ${step.variant.label} (${step.variant.own ? 'a server of its own' : `model=${step.variant.model}`}) ended during the run: ${(await server.ending()) ?? 'how, unknown'}`;
@@ -303,10 +332,16 @@ async function runOnce(lab: Lab, step: Step, runtime: Runtime, durationSeconds: 
     });
     const failed = record.clients.filter((client) => client.error);
     if (failed.length) record.error = failed.map((client) => `client ${processName(client, overrides.clients)}: ${client.error}`).join('; ');
-    if (!(await server.alive())) record.error ??= await serverEnded(step, server);
+    // Every connection of a client closed by the server: most likely the server's end.
+    const allClosed = record.clients.some((client) => client.result && client.result.connected > 0 && client.result.closedByServer >= client.result.connected);
+    if (!(await serverAlive(server, failed.length > 0 || allClosed))) {
+      // A server that died is the cause of what its clients saw (their connections reset).
+      const ended = await serverEnded(step, server);
+      record.error = record.error ? `${ended} (then: ${record.error})` : ended;
+    }
   } catch (error) {
     // A server that died is the cause of what failed after it (its /proc gone, its clients reset).
-    record.error = server && !(await server.alive()) ? `${await serverEnded(step, server)} (then: ${message(error)})` : message(error);
+    record.error = server && !(await serverAlive(server, true)) ? `${await serverEnded(step, server)} (then: ${message(error)})` : message(error);
     // Keep what the clients that did start measured.
     if (record.clients.length === 0) {
       record.clients = clientSpecs.map((spec) => ({ ...spec, result: null, error: 'not run: the run failed before this client finished' }));
@@ -398,9 +433,21 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   const { counting, tracerName, unavailable } = await chooseTracer(lab, runtime, options);
   if (traceRuns > 0 && counting === null && options.tracer !== 'none') incompleteReason = `no tracer on the ${runtime.name} runtime: syscall counts were not taken (${unavailable.get('strace') ?? unavailable.get('bpf')})`;
   const steps = plan(lab, counting);
+  const kept = new Map((options.resume?.runs ?? []).map((run) => [runKey(run), run]));
+  let reused = 0;
   const prepared = await prepareOwnServers(lab, file, runtime, options.ownServers);
   try {
+    // On disk before the first run: a run killed in its first is there to be resumed too.
+    const journaled = await options.onRecorded?.(measurementOf(journalReason(0, steps.length))).then(() => null, (error: unknown) => error);
+    if (journaled) throw journaled;
     for (const [index, step] of steps.entries()) {
+      const done = kept.get(runKey({ variant: step.variant.label, sweepValue: step.sweepValue, phase: step.phase, repetition: step.repetition }));
+      if (done) {
+        runs.push(done);
+        reused++;
+        if (done.error) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${done.error}`;
+        continue;
+      }
       if (options.signal?.aborted) {
         incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) after ${index} of ${steps.length} runs`;
         break;
@@ -419,9 +466,19 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       const record = missing
         ? notRun(step, durationSeconds, `${step.tracer} cannot run on the ${runtime.name} runtime: ${missing}`)
         : await runOnce(lab, step, runtime, durationSeconds, { connections: options.connections, rate: options.rate, clients: options.clients ?? 1 }, own);
+      // A failed run: was it the runtime (an engine restarted under it), and can the lab go on?
+      const recovery = record.error && !missing && !options.signal?.aborted ? await runtime.recover?.() : undefined;
+      if (recovery?.cause) record.error = `${recovery.cause}: ${record.error}`;
       runs.push(record);
       options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
       if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
+      if (recovery?.stop) incompleteReason = `run ${index + 1} (${describeStep(lab, step)}) failed, and the lab stopped after it: ${recovery.stop}`;
+      const journaled = await options.onRecorded?.(measurementOf(journalReason(runs.length, steps.length))).then(() => null, (error: unknown) => error);
+      if (journaled) {
+        incompleteReason = `stopped after run ${index + 1} of ${steps.length}: its record could not be written: ${message(journaled)}`;
+        break;
+      }
+      if (recovery?.stop) break;
     }
   } finally {
     await Promise.all([...prepared.values()].map((own) => own.dispose().catch(() => {})));
@@ -429,27 +486,33 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   if (options.signal?.aborted && !incompleteReason?.startsWith('interrupted')) {
     incompleteReason = `interrupted (${String(options.signal.reason ?? 'aborted')}) during run ${runs.length} of ${steps.length}`;
   }
+  return measurementOf(incompleteReason);
 
-  return {
-    schemaVersion: RESULTS_SCHEMA_VERSION,
-    lab: {
-      ...labHeaderOf(lab, file),
-      variants: variantsOf(lab).map((variant) => variantRecord(variant, prepared)),
-      clients: clientsOfRun(lab, null, { connections: options.connections, rate: options.rate }),
-      sweep: lab.sweep ?? null,
-      verdict: lab.verdict?.[0] ?? null,
-      ...(lab.verdict && lab.verdict.length > 1 ? { verdicts: lab.verdict } : {}),
-      durationSeconds,
-      repetitions: lab.repetitions,
-      traceRuns: counting === 'strace' ? traceRuns : 0,
-      nofile: lab.nofile ?? null,
-    },
-    environment: environmentOf(runtime, facts, { name: tracerName, kind: counting }, options.clients ?? 1),
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    complete: incompleteReason === null,
-    incompleteReason,
-    runs,
-  };
+  /** What was measured so far, with `reason` (null: complete). */
+  function measurementOf(reason: string | null): Measurement {
+    return {
+      schemaVersion: RESULTS_SCHEMA_VERSION,
+      lab: {
+        ...labHeaderOf(lab, file),
+        variants: variantsOf(lab).map((variant) => variantRecord(variant, prepared)),
+        clients: clientsOfRun(lab, null, { connections: options.connections, rate: options.rate }),
+        sweep: lab.sweep ?? null,
+        verdict: lab.verdict?.[0] ?? null,
+        ...(lab.verdict && lab.verdict.length > 1 ? { verdicts: lab.verdict } : {}),
+        durationSeconds,
+        repetitions: lab.repetitions,
+        traceRuns: counting === 'strace' ? traceRuns : 0,
+        nofile: lab.nofile ?? null,
+      },
+      environment: environmentOf(runtime, facts, { name: tracerName, kind: counting }, options.clients ?? 1),
+      startedAt: options.resume?.startedAt ?? startedAt,
+      finishedAt: new Date().toISOString(),
+      complete: reason === null,
+      incompleteReason: reason,
+      runs: [...runs],
+      ...(options.settings && { settings: options.settings }),
+      ...resumedOf(options.resume, reused),
+    };
+  }
 }
 

@@ -1,10 +1,10 @@
 // The files of `iolab compare A B`: where a run's results.json is (a file, or a run's directory),
 // and compare.md and compare.html (the same, as a page) written whole. The comparison itself is made by the analysis
 // (analysis/run-comparison.ts) and rendered by compare-markdown.ts.
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeWhole } from '../shared/write-whole.js';
 import { htmlPage, markdownToHtml } from './html.js';
-import { writeWhole } from './index.js';
 
 export { renderComparisonMarkdown } from './compare-markdown.js';
 
@@ -34,10 +34,10 @@ export async function resultsFileOf(path: string): Promise<string> {
 
 /**
  * Writes DIR/compare.md and DIR/compare.html (creating DIR), each whole or not at all (written
- * beside, then renamed); `title` is the page's title, plain text. Returns both paths.
+ * beside, then renamed); `title` is the page's title, plain text. Returns both paths. Throws
+ * OutputWriteError naming the file that cannot be written (compare.md whole when compare.html fails).
  */
 export async function writeComparison(markdown: string, title: string, dir: string): Promise<{ markdownFile: string; htmlFile: string }> {
-  await mkdir(dir, { recursive: true });
   const markdownFile = join(dir, COMPARISON_FILE);
   const htmlFile = join(dir, COMPARISON_PAGE);
   await writeWhole(markdownFile, markdown);

@@ -1,9 +1,9 @@
 // Every table of a report as a CSV file, for a spreadsheet: `iolab report RESULTS --csv`. The
 // tables are read back from the rendered Markdown, so a CSV holds exactly the cells the report
 // shows (figures with their units and spreads, as text), under the name of the section they are in.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { writeWhole } from '../shared/write-whole.js';
 
 /** One table of a Markdown report: the headings above it ("Results", "Syscalls per server (eBPF) / epoll"), its header and rows. */
 export interface ReportTable {
@@ -47,14 +47,14 @@ function slug(text: string): string {
 
 /**
  * Writes each table of `markdown` to DIR/NN-SECTION.csv (NN: its place in the report, from 01),
- * creating DIR; returns the files written, in order.
+ * creating DIR, each whole or not at all; returns the files written, in order. Throws
+ * OutputWriteError naming the first file that cannot be written (the ones before it are whole).
  */
 export async function writeTablesAsCsv(markdown: string, dir: string): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
   const files: string[] = [];
   for (const [index, table] of tablesOf(markdown).entries()) {
     const file = join(dir, `${String(index + 1).padStart(2, '0')}-${slug(table.section)}.csv`);
-    await writeFile(file, stringify([table.header, ...table.rows]));
+    await writeWhole(file, stringify([table.header, ...table.rows]));
     files.push(file);
   }
   return files;

@@ -1,19 +1,20 @@
 // Writing and reading a lab's results: results.json (the measurement and its analysis, validated
 // against the schema) and report.md (rendered from it). The report is always rendered from the
 // parsed results, so what a reader sees is exactly what a later `iolab report` renders again.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import stringify from 'json-stringify-pretty-compact';
 import type { ZodError } from 'zod';
-import { fieldPath, ResultsFileError } from '../errors.js';
+import { fieldPath, OutputWriteError, ResultsFileError } from '../errors.js';
 import { RESULTS_SCHEMA_VERSION, ResultsSchema, type Results } from '../shared/results.js';
+import { writeWhole } from '../shared/write-whole.js';
 import { renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
 
 export { renderHtml } from './html.js';
 export { renderMarkdown } from './markdown.js';
 export { ResultsFileError };
+export { writeWhole };
 
 function firstIssue(error: ZodError): { field: string; problem: string } {
   const issue = error.issues[0];
@@ -24,19 +25,11 @@ function firstIssue(error: ZodError): { field: string; problem: string } {
 const RESULTS_LINE_LENGTH = 120;
 
 /**
- * Written beside under a name of this process, then renamed: an interrupted write never leaves
- * half a file under the real name, and two processes writing one file (an index) never mix theirs.
- */
-export async function writeWhole(file: string, text: string): Promise<void> {
-  // Created anew (wx): never written through a file or link already there under that name.
-  const partial = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
-  await writeFile(partial, text, { flag: 'wx' });
-  await rename(partial, file);
-}
-
-/**
  * Writes DIR/results.json, then DIR/report.md and DIR/report.html rendered from it (creating
- * DIR). Throws when the results do not fit the schema, before writing anything.
+ * DIR), each whole or not at all (writeWhole). Throws when the results do not fit the schema,
+ * before writing anything; OutputWriteError naming the file that could not be written (a full
+ * disk): the files before it are whole and the message names them, the ones after it are not
+ * written (whatever an earlier write left under their names stays as it was).
  */
 export async function writeReport(results: Results, dir: string): Promise<{ resultsFile: string; reportFile: string; htmlFile: string }> {
   const parsed = ResultsSchema.safeParse(results);
@@ -44,15 +37,21 @@ export async function writeReport(results: Results, dir: string): Promise<{ resu
     const { field, problem } = firstIssue(parsed.error);
     throw new Error(`results of lab ${JSON.stringify(results.lab?.name)} do not fit the results schema, not written: ${field}: ${problem}`);
   }
-  await mkdir(dir, { recursive: true });
   const resultsFile = join(dir, 'results.json');
   // The data first: if rendering fails, the measurement is still on disk.
   // Indented, with each array or object that fits in a line on one line: a timeline's segments
   // stay one per line, where JSON.stringify(_, null, 2) would spread each over seven.
   await writeWhole(resultsFile, `${stringify(parsed.data, { maxLength: RESULTS_LINE_LENGTH })}\n`);
-  const reportFile = await writeRendering(parsed.data, dir, 'report.md');
-  const htmlFile = await writeRendering(parsed.data, dir, 'report.html');
-  return { resultsFile, reportFile, htmlFile };
+  const written = [resultsFile];
+  try {
+    const reportFile = await writeRendering(parsed.data, dir, 'report.md');
+    written.push(reportFile);
+    const htmlFile = await writeRendering(parsed.data, dir, 'report.html');
+    return { resultsFile, reportFile, htmlFile };
+  } catch (error) {
+    if (!(error instanceof OutputWriteError)) throw error;
+    throw new OutputWriteError(error.path, error.code, error.reason, error.previousKept, written.map((file) => basename(file)));
+  }
 }
 
 /** The renderings of a lab's results, by file name. */
@@ -60,11 +59,11 @@ export const RENDERINGS = { 'report.md': renderMarkdown, 'report.html': renderHt
 export type Rendering = keyof typeof RENDERINGS;
 
 /**
- * Writes one rendering (report.md or report.html) of results already on disk into `dir`, as
- * `iolab report` does (`text`: the rendering when the caller has it already); returns its path.
+ * Writes one rendering (report.md or report.html) of results already on disk into `dir` (creating
+ * it), whole or not at all, as `iolab report` does (`text`: the rendering when the caller has it
+ * already); returns its path. Throws OutputWriteError naming it when it cannot be written.
  */
 export async function writeRendering(results: Results, dir: string, file: Rendering, text = RENDERINGS[file](results)): Promise<string> {
-  await mkdir(dir, { recursive: true });
   const path = join(dir, file);
   await writeWhole(path, text);
   return path;

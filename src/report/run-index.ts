@@ -9,8 +9,9 @@ import { formatElapsed, table } from '../shared/format.js';
 import { giveToOwnerOf } from '../shared/ownership.js';
 import type { Results } from '../shared/results.js';
 import type { Verdict } from '../shared/verdicts.js';
+import { writeWhole } from '../shared/write-whole.js';
 import { escapeHtml } from './html.js';
-import { readResults, writeWhole } from './index.js';
+import { readResults } from './index.js';
 import { clean, NONE } from './markdown-parts.js';
 import { latestRunOf, runIdsOf, runIdTime } from './runs.js';
 
@@ -262,7 +263,8 @@ export function renderRunIndexHtml(labs: IndexedLab[]): string {
 
 /**
  * Writes OUT/index.html and OUT/index.md from the runs in `out` (collectRunIndex). Returns their
- * paths. Throws the fs error when `out` cannot be read or the files cannot be written.
+ * paths. Throws the fs error when `out` cannot be read, OutputWriteError naming the file that
+ * cannot be written (each is whole or not written).
  */
 export async function writeRunIndex(out: string): Promise<{ html: string; markdown: string }> {
   const labs = await collectRunIndex(out);

@@ -6,8 +6,10 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { LabRunError } from '../errors.js';
 import { OBSERVER_SIGNALS, type ObserveOptions, type Observed, type Observer, type TracerKind } from '../tracer/observe.js';
+import { CONTAINER_REMOVED, containerEnding } from './container-ending.js';
 import { controllerLabels } from './controller.js';
 import { LineSource } from './process.js';
+import { startReaper } from './reaper.js';
 
 /**
  * The label every container, network and submission image of a run carries; its value is the run
@@ -35,8 +37,13 @@ export function newRunId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
-/** A container's output, demultiplexed into stdout and stderr lines. */
+/**
+ * A container's output, demultiplexed into stdout and stderr lines. Its ending() says how it
+ * ended from the engine's record (container-ending.ts): "killed by SIGKILL (exit code 137)", the
+ * OOM killer at its memory limit, "its container was removed", or "exited with code 1".
+ */
 export class ContainerOutput extends LineSource {
+  /** its exit code once it has ended, or "gone" when its container was removed. */
   readonly exited: Promise<number | string>;
 
   constructor(
@@ -56,14 +63,22 @@ export class ContainerOutput extends LineSource {
       this.readLines(err, 'stderr');
       docker.modem.demuxStream(stream, out, err);
       const result = (await container.wait()) as { StatusCode: number };
+      // How it ended, from the engine's record (OOM killer, signal, removed), read at once: a
+      // container being removed is still there a moment.
+      const how = await containerEnding(container, result.StatusCode);
       // Let the last log lines through before anyone reads "it has ended".
       await streamEnded;
       out.end();
       err.end();
       await new Promise((resolve) => setImmediate(resolve));
-      this.ended(result.StatusCode);
-      return result.StatusCode;
-    })().catch((error: Error) => {
+      this.ended(how);
+      return how === CONTAINER_REMOVED ? 'gone' : result.StatusCode;
+    })().catch((error: Error & { statusCode?: number }) => {
+      // Removed before its log or its end could be read.
+      if (error.statusCode === 404) {
+        this.ended(CONTAINER_REMOVED);
+        return 'gone';
+      }
       this.stderr.push(`docker: ${error.message}`);
       this.ended('gone');
       return 'gone';
@@ -84,6 +99,9 @@ export class RunContainers {
   private counter = 0;
   private networkId: string | null = null;
   private closed = false;
+  private reaper: Promise<{ container: Docker.Container; release: () => void }> | null = null;
+  private reaperImage: string | null = null;
+  private reapers = 0;
   /** the labels of everything the run creates: iolab.run=RUN-ID and its controller's (this process). */
   readonly labels: Record<string, string>;
 
@@ -94,6 +112,51 @@ export class RunContainers {
   ) {
     const parent = process.env[PARENT_RUN_ENV];
     this.labels = { [RUN_LABEL]: runId, ...controllerLabels(), ...(parent && { [PARENT_LABEL]: parent }) };
+  }
+
+  /**
+   * Starts the run's reaper (reaper.ts) from `image`, the lab image's id, once: what removes the
+   * run's containers, networks and images if this process dies before close(). Call it before
+   * creating anything. Throws LabRunError when the reaper cannot start (nothing of the run would be
+   * removed if this process were killed: the run does not go on without it).
+   */
+  async guard(image: string): Promise<void> {
+    if (this.closed) throw new LabRunError(`not starting a reaper: run ${this.runId} is stopping`);
+    this.reaperImage = image;
+    // A name of its own each: an engine restarted under the run stops one, and the next takes over.
+    this.reaper ??= this.createLabelled(`the reaper of run ${this.runId}`, () => startReaper(this.docker, image, this.runId, this.labels, ++this.reapers));
+    try {
+      await this.reaper;
+    } catch (error) {
+      this.reaper = null;
+      throw new LabRunError(`run ${this.runId}: its reaper (the container that removes the run if this process is killed) did not start: ${message(error)}`);
+    }
+  }
+
+  /**
+   * After the engine was stopped or restarted under the run (which stops every container, the
+   * reaper's too, which nothing else stops): starts a new reaper, and forgets the network if it is
+   * gone, so that network() makes it anew. Throws the engine's errors.
+   */
+  async afterEngineRestart(): Promise<void> {
+    if (!this.reaperImage) return;
+    (await this.reaper?.catch(() => null))?.release();
+    this.reaper = null;
+    await this.guard(this.reaperImage);
+    if (this.networkId !== null && !(await this.docker.getNetwork(this.networkId).inspect().then(() => true, () => false))) this.networkId = null;
+  }
+
+  /** Whether close() was called: the run creates nothing more. */
+  get stopping(): boolean {
+    return this.closed;
+  }
+
+  /** Whether the run's reaper runs (none started yet: true). An engine that does not answer: false. */
+  async reaperRunning(): Promise<boolean> {
+    if (!this.reaper) return true;
+    const reaper = await this.reaper.catch(() => null);
+    if (!reaper) return false;
+    return reaper.container.inspect().then((info) => info.State.Running === true, () => false);
   }
 
   /**
@@ -175,7 +238,13 @@ export class RunContainers {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.inFlight]);
-    await removeLabelled(this.docker, this.runId);
+    // The reaper goes with the rest (it carries the run's label); its lifeline is let go after.
+    await removeLabelled(this.docker, this.runId).catch((error: Error & { code?: string }) => {
+      if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED' && !/ENOENT|ECONNREFUSED/.test(error.message)) throw error;
+      throw new LabRunError(`the Docker engine does not answer (${message(error)}): what run ${this.runId} left on it stays there; \`iolab clean\` removes it once the engine is back`);
+    });
+    (await this.reaper?.catch(() => null))?.release();
+    this.reaper = null;
     this.containers.clear();
     this.networkId = null;
   }
@@ -260,11 +329,17 @@ async function removeSwarmLabelled(docker: Docker, label: string): Promise<numbe
  * batch's gradings started on a node). Returns how many of each it removed. Throws LabRunError
  * naming what the engine refused to remove.
  */
-export async function removeLabelled(docker: Docker, runId: string, key: string = RUN_LABEL): Promise<{ containers: number; networks: number; images: number; swarm: number }> {
+export async function removeLabelled(
+  docker: Docker,
+  runId: string,
+  key: string = RUN_LABEL,
+  /** containers to leave (by id): the reaper's own, while it sweeps. */
+  keep: (containerId: string) => boolean = () => false,
+): Promise<{ containers: number; networks: number; images: number; swarm: number }> {
   const label = `${key}=${runId}`;
   const swarm = await removeSwarmLabelled(docker, label);
   const removeContainers = async () => {
-    const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
+    const containers = (await docker.listContainers({ all: true, filters: { label: [label] } })).filter((c) => !keep(c.Id));
     await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((error: Error) => {
       if (!/No such container|is already in progress/.test(error.message)) throw new LabRunError(`cannot remove container ${c.Names[0]}: ${message(error)}`);
     })));

@@ -15,9 +15,9 @@ import Docker from 'dockerode';
 import { findModel, programCommand } from '../servers/index.js';
 import { parseReadyLine } from '../servers/listen.js';
 import { ServerEventTally } from '../shared/server-events.js';
-import { ContainerOutput, newRunId, RunContainers, sidecarSpec } from './containers.js';
+import { ContainerOutput, message, newRunId, RunContainers, sidecarSpec } from './containers.js';
 import { ObserverService } from './observer-service.js';
-import { ensureImage } from './docker-image.js';
+import { engineAvailable, ensureImage } from './docker-image.js';
 import { serverOptionArguments } from './local.js';
 import { readClientOutput } from './process.js';
 import { CLIENT_START_SIGNAL, type ClientRunSpec, type RunningClient, type RunningServer, type Runtime, type RuntimeFacts, type ServerSpec } from './runtime.js';
@@ -29,6 +29,10 @@ const SERVER_PORT = 7000;
 const READY_TIMEOUT_MS = 30_000;
 /** How long a client may take to be ready, and beyond its duration to print its result. */
 export const CLIENT_GRACE_MS = 60_000;
+/** How long a lab waits, after a failed run, for an engine that stopped or restarted (it stops its containers first: about 10 s). */
+const ENGINE_RETURN_MS = 90_000;
+/** How long the engine's state is left to settle between two looks at it. */
+const ENGINE_SETTLE_MS = 2_000;
 /** Where the lab image holds the package (docker/Dockerfile's WORKDIR): a program's files are relative to it. */
 const IMAGE_PACKAGE_ROOT = '/opt/iolab';
 
@@ -62,6 +66,7 @@ export class DockerRuntime implements Runtime {
   protected async prepare(): Promise<{ tag: string; id: string }> {
     if (this.image && this.network) return this.image;
     this.image = await ensureImage(this.docker, { onProgress: (line) => this.progress(line), onBuildOutput: this.options.onBuildOutput });
+    await this.run.guard(this.image.id);
     this.network = await this.createNetwork(this.image);
     return this.image;
   }
@@ -221,6 +226,42 @@ export class DockerRuntime implements Runtime {
         await this.run.remove(container);
       },
     };
+  }
+
+  async recover(): Promise<{ cause: string | null; stop: string | null }> {
+    // An engine that is stopping still answers for a moment, and stops the containers one by one:
+    // looked at twice, ENGINE_SETTLE_MS apart, it has either stopped the reaper or not touched it.
+    let troubled = false;
+    for (const pause of [0, ENGINE_SETTLE_MS]) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      troubled ||= !(await engineAvailable(this.docker)).ok || !(await this.run.reaperRunning());
+    }
+    if (!troubled) return { cause: null, stop: null };
+    const cause = 'the Docker engine stopped or restarted during this run, and with it every container of the run';
+    const deadline = Date.now() + ENGINE_RETURN_MS;
+    let last = 'it did not answer';
+    // Back when it answers and a new reaper of the run still runs a moment after it started.
+    while (Date.now() < deadline && !this.run.stopping) {
+      await new Promise((resolve) => setTimeout(resolve, ENGINE_SETTLE_MS));
+      const engine = await engineAvailable(this.docker);
+      if (!engine.ok) {
+        last = engine.reason;
+        continue;
+      }
+      try {
+        await this.run.afterEngineRestart();
+        await new Promise((resolve) => setTimeout(resolve, ENGINE_SETTLE_MS));
+        if (!(await this.run.reaperRunning())) {
+          last = 'the run\'s new reaper was stopped too';
+          continue;
+        }
+        if (this.image) this.network = await this.createNetwork(this.image);
+        return { cause, stop: null };
+      } catch (error) {
+        last = message(error);
+      }
+    }
+    return { cause, stop: `the Docker engine is not back ${ENGINE_RETURN_MS / 1000} s later (${last})` };
   }
 
   async close(): Promise<void> {

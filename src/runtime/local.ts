@@ -3,6 +3,7 @@
 // nofile is applied with prlimit(1) before the server's first instruction. strace attaches to the
 // server's pid; the probe reads /proc/PID. The embedded default where no Docker engine answers.
 import { execFile, spawn } from 'node:child_process';
+import { diesWithThisProcess } from '../shared/dies-with-parent.js';
 import { constants, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -54,7 +55,8 @@ export function serverOptionArguments(options: ServerSpec['options'] = {}): stri
  */
 export function runProgramModel(model: ProgramModel, host: string, port: number): Promise<number> {
   const [command, ...args] = programCommand(model, PACKAGE_ROOT);
-  const child = spawn(command, [...args, '--host', host, '--port', String(port)], { stdio: 'inherit' });
+  const tied = diesWithThisProcess(command, [...args, '--host', host, '--port', String(port)]);
+  const child = spawn(tied.command, tied.args, { stdio: 'inherit' });
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   process.on('SIGINT', forward('SIGINT'));
   process.on('SIGTERM', forward('SIGTERM'));

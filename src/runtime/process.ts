@@ -2,6 +2,7 @@
 // runtime (LineProcess) or a container of the Docker runtime (see docker.ts). Both keep the last
 // lines of stdout and stderr and report how the source ended.
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
+import { diesWithThisProcess } from '../shared/dies-with-parent.js';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { LabRunError } from '../errors.js';
@@ -28,7 +29,11 @@ export abstract class LineSource {
     return this.exitStatus === null;
   }
 
-  /** How it ended and the last lines of its stderr ("exited with code 1; its stderr ends: ..."); null while it runs. */
+  /**
+   * How it ended and the last lines of its stderr ("exited with code 1; its stderr ends: ...");
+   * null while it runs. A status that is a sentence (a container's: "killed by the kernel's OOM
+   * killer: ...", runtime/container-ending.ts) is said as it is.
+   */
   ending(): string | null {
     if (this.exitStatus === null) return null;
     const how = typeof this.exitStatus === 'number' ? `exited with code ${this.exitStatus}` : /^SIG/.test(this.exitStatus) ? `killed by ${this.exitStatus}` : this.exitStatus;
@@ -72,7 +77,10 @@ export abstract class LineSource {
           if (match(line)) return finish(() => resolve(line));
         }
         if (!this.running) {
-          finish(() => reject(new LabRunError(`${this.description} exited (${this.exitStatus}) before ${expected}${this.tail()}`)));
+          // A code or a signal's name in brackets; a sentence (a container's "killed by SIGKILL (exit code 137)") after.
+          const status = this.exitStatus!;
+          const ended = typeof status === 'string' && status.includes(' ') ? `ended before ${expected}: ${status}` : `exited (${status}) before ${expected}`;
+          finish(() => reject(new LabRunError(`${this.description} ${ended}${this.tail()}`)));
         }
       };
       const timer = setTimeout(
@@ -106,7 +114,8 @@ export class LineProcess extends LineSource {
   ) {
     super(description, onStderrLine);
     const { stdin = 'ignore', ...spawnOptions } = options;
-    this.child = spawn(command, args, { ...spawnOptions, stdio: [stdin, 'pipe', 'pipe'] });
+    const tied = diesWithThisProcess(command, args, typeof spawnOptions.cwd === 'string' ? spawnOptions.cwd : undefined);
+    this.child = spawn(tied.command, tied.args, { ...spawnOptions, stdio: [stdin, 'pipe', 'pipe'] });
     // A child that ends without reading what was written to it is not an error of ours.
     this.child.stdin?.on('error', () => {});
     this.exited = new Promise((resolve) => {

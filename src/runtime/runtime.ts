@@ -98,6 +98,13 @@ export interface Runtime {
   startProgram(spec: ProgramSpec): Promise<RunningProgram>;
   /** on a swarm (src/swarm/runtime.ts): its nodes and where the lab's containers ran so far; absent elsewhere. */
   placement?(): SwarmPlacement;
+  /**
+   * After a run failed: what happened to the runtime itself, and whether the lab can go on. Docker:
+   * waits (at most a minute) for the engine to answer again and, if it was stopped or restarted,
+   * readies the run's reaper and network anew. `cause`: what the runtime did to the run (added to
+   * its error), null when nothing; `stop`: why the lab cannot go on, null when it can. Never throws.
+   */
+  recover?(): Promise<{ cause: string | null; stop: string | null }>;
 }
 
 /** A program for Runtime.startProgram. */

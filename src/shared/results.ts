@@ -606,6 +606,14 @@ export const MeasurementSchema = z.object({
   runs: z.array(RunRecordSchema),
   /** an experiment lab's scripts and what they measured (shared/experiments.ts); absent in a model lab, whose `runs` it replaces. */
   experiment: ExperimentRecordSchema.optional(),
+  /**
+   * what `iolab run` was asked (the lab file's SHA-256, the options that change what is measured,
+   * the runtime): `--resume` continues a run only with the same (src/labs/journal.ts). Absent in
+   * results written by an older iolab, which cannot be resumed.
+   */
+  settings: z.record(z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
+  /** each time a killed or stopped run was continued (`iolab run --resume`): when, and how many of its runs were kept. */
+  resumed: z.array(z.object({ at: z.string(), kept: count() })).optional(),
 });
 export type Measurement = z.infer<typeof MeasurementSchema>;
 

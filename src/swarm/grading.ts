@@ -121,6 +121,7 @@ export class SwarmGrading implements RemoteGrader {
     this.progress(`swarm: ${nodes.length} node(s): ${[...this.slots.values()].map((s) => `${s.node.hostname} (${s.node.cpus} CPUs, ${s.capacity} at a time)`).join(', ')}`);
     // the build's steps only, not each line of their output
     this.image = await ensureImage(this.docker, { onProgress: (line) => this.progress(line), onBuildOutput: (line) => /^Step \d+\/\d+ : /.test(line) && this.progress(`  ${line}`) });
+    await this.run.guard(this.image.id);
     const network = await this.run.network({ internal: true, overlay: true });
     await distributeImage(this.run, this.image, network, (line) => this.progress(line));
     return [...this.slots.values()].reduce((sum, s) => sum + s.capacity, 0);

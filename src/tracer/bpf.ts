@@ -13,6 +13,7 @@
 // Needs: root (CAP_SYS_ADMIN on Linux before 5.8 or on Docker 20.10, which knows no CAP_BPF),
 // tracefs (mounted here if absent), an x86_64 kernel (the syscall numbers, syscall-names.ts).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { diesWithThisProcess } from '../shared/dies-with-parent.js';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
@@ -202,7 +203,8 @@ export class BpfSession {
   static async start(filter: BpfFilter, servingPrefix: string, timeline: TimelineOptions = TIMELINE): Promise<BpfSession> {
     await ensureTracefs();
     const marker = 2 ** 30 + Math.floor(Math.random() * (MARKER_END - 2 ** 30));
-    const child = spawn('bpftrace', ['-f', 'json', '-e', bpfProgram({ filter, marker, servingPrefix, timeline })], {
+    const tied = diesWithThisProcess('bpftrace', ['-f', 'json', '-e', bpfProgram({ filter, marker, servingPrefix, timeline })]);
+    const child = spawn(tied.command, tied.args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(MAP_KEYS_MAX), BPFTRACE_PERF_RB_PAGES: String(PERF_RB_PAGES) },
     });

@@ -20,6 +20,7 @@
 //             an epoll server at 16 connections), and it is what per-thread counts need.
 //   LC_ALL=C  strace formats numbers with printf: keep the decimal point a point.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { diesWithThisProcess } from '../shared/dies-with-parent.js';
 import { processIds } from './listeners.js';
 import { readFile } from 'node:fs/promises';
 import { LabRunError, RuntimeUnavailableError } from '../errors.js';
@@ -52,7 +53,8 @@ export async function startStrace(pid: number, options: StraceOptions): Promise<
 
 function attach(pid: number, pids: number[], options: StraceOptions): Promise<StraceSession> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS;
-  const child = spawn('strace', straceArguments(pids, options.outputFile), {
+  const tied = diesWithThisProcess('strace', straceArguments(pids, options.outputFile));
+  const child = spawn(tied.command, tied.args, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, LC_ALL: 'C' },
   });
