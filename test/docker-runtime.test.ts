@@ -13,7 +13,7 @@ import { ensureImage, engineAvailable } from '../src/runtime/docker-image.js';
 import { newRunId, RUN_LABEL, RunContainers } from '../src/runtime/containers.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { LocalRuntime } from '../src/runtime/local.js';
-import { expectHolds, interruptAfter, labTimeoutMs, runIolab, runShortLab, expectNotContradicted } from './helpers.js';
+import { expectHolds, signalAfter, labTimeoutMs, runIolab, runShortLab, expectNotContradicted } from './helpers.js';
 
 const docker = new Docker();
 /** A run in containers: a server, an observer sidecar and the client containers to start and remove. */
@@ -168,7 +168,7 @@ describe('the Docker runtime', () => {
   it('on Ctrl-C removes every container and network it started, writes the report marked incomplete, exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-docker-sigint-'));
     // In the middle of the second run: server, observer and clients are up.
-    const interrupt = interruptAfter(/\[1\/\d+\] starvation: blocking measure #1 .*round trips/, 1500);
+    const interrupt = signalAfter(/\[1\/\d+\] starvation: blocking measure #1 .*round trips/, 1500);
     const exit = await runIolab(['run', 'starvation', '--runtime', 'docker', '--duration', '2', '--out', out], interrupt.watch);
     expect(exit.code, exit.stderr).toBe(130);
     const results = ResultsSchema.parse(JSON.parse(await readFile(join(out, 'starvation', 'latest', 'results.json'), 'utf8')));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ResultsSchema, type Results, type RunRecord } from '../src/shared/results.js';
-import { expectHolds, interruptAfter, labTimeoutMs, runIolab as iolab } from './helpers.js';
+import { expectHolds, signalAfter, labTimeoutMs, runIolab as iolab } from './helpers.js';
 
 async function readResults(dir: string): Promise<Results> {
   return ResultsSchema.parse(JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')));
@@ -159,7 +159,7 @@ describe('Ctrl-C during a lab', () => {
   it('stops every process, writes what was measured marked incomplete, and exits 130', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-sigint-'));
     // Interrupt in the middle of the second run, once the first one is recorded.
-    const interrupt = interruptAfter(/\[1\/\d+\] models: blocking measure #1 .*round trips/, 700);
+    const interrupt = signalAfter(/\[1\/\d+\] models: blocking measure #1 .*round trips/, 700);
     const exit = await iolab(['run', 'models', '--runtime', 'local', '--duration', '2', '--out', out], interrupt.watch);
     expect(interrupt.sent, exit.stderr).toBe(true);
     expect(exit.code, exit.stderr).toBe(130);

@@ -69,8 +69,8 @@ const SYNTAX_ERROR = '#include <stdio.h>\n\nint main(void) {\n    int x = (;\n  
 
 describe('a C submission in the Docker sandbox', () => {
   it('server.c is compiled by a RUN step of the image build, without a network, and passes echo', async () => {
-    expect(submissionDockerfile('iolab:x', { build: ['gcc', '-o', 'server', 'server.c'] })).toBe(
-      'FROM iolab:x\nCOPY . /submission\nWORKDIR /submission\nRUN ["gcc","-o","server","server.c"]\n' +
+    expect(submissionDockerfile('iolab:x', { build: ['gcc', '-o', 'server', 'server.c'] }, 'iolab-grade-x')).toBe(
+      'FROM iolab:x\nLABEL iolab.run="iolab-grade-x"\nCOPY . /submission\nWORKDIR /submission\nRUN ["gcc","-o","server","server.c"]\n' +
         'RUN ["sh","-c","test -f server -a -x server || { echo \\"make finished without building ./server: the first target of the Makefile must build the server as ./server\\" >&2; exit 1; }"]\n',
     );
     const report = await grade(await copyGraderCase('c-blocking-read-write'), 'blocking-echo', ['echo', 'large-message']);

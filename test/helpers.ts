@@ -164,23 +164,31 @@ export async function openConnections(port: number, count: number): Promise<{ so
 const IOLAB = join(import.meta.dirname, '..', 'bin', 'iolab.js');
 
 /**
+ * A runIolab stderr watcher that sends `signal` (SIGINT unless told) `delayMs` after the output
+ * first matches `pattern`. `sent`: whether the output matched (the signal is then on its way);
+ * `at`: when the signal was sent (Date.now() milliseconds), 0 before.
+ */
+export function signalAfter(pattern: RegExp, delayMs: number, signal: NodeJS.Signals = 'SIGINT') {
+  const watcher = {
+    sent: false,
+    at: 0,
+    watch: (stderr: string, kill: (signal: NodeJS.Signals) => void): void => {
+      if (watcher.sent || !pattern.test(stderr)) return;
+      watcher.sent = true;
+      setTimeout(() => {
+        watcher.at = Date.now();
+        kill(signal);
+      }, delayMs);
+    },
+  };
+  return watcher;
+}
+
+/**
  * Runs the `iolab` command to its end. `onStderr` sees its stderr so far each time more comes,
  * with a way to signal it. It runs in a process group of its own, so that a test can find
  * everything it started.
  */
-/** A runIolab stderr watcher that sends SIGINT `delayMs` after the output first matches `pattern`; `sent` says whether it did. */
-export function interruptAfter(pattern: RegExp, delayMs: number) {
-  const interrupt = {
-    sent: false,
-    watch: (stderr: string, kill: (signal: NodeJS.Signals) => void): void => {
-      if (interrupt.sent || !pattern.test(stderr)) return;
-      interrupt.sent = true;
-      setTimeout(() => kill('SIGINT'), delayMs);
-    },
-  };
-  return interrupt;
-}
-
 export function runIolab(
   args: string[],
   onStderr?: (text: string, kill: (signal: NodeJS.Signals) => void) => void,

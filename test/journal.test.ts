@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../src/errors.js';
 import { CONTROLLER_LABELS } from '../src/runtime/controller.js';
 import { engineAvailable } from '../src/runtime/docker-image.js';
-import { runIolab } from './helpers.js';
+import { runIolab, signalAfter } from './helpers.js';
 
 const docker = new Docker();
 const EXERCISES_DIR = join(import.meta.dirname, '..', 'labs', 'exercises');
@@ -71,17 +71,10 @@ describe('a Docker lab whose controller is killed', () => {
   it('leaves nothing on the engine, keeps its finished runs, and --resume finishes it as a full run would', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-journal-lab-'));
     const args = ['run', 'models', '--runtime', 'docker', '--models', 'epoll,select', '--repetitions', '2', '--duration', '2', '--out', out];
-    let killedAt = 0;
     // Killed a second into its third run: two runs finished, one in flight.
-    const killed = await runIolab(args, (stderr, kill) => {
-      if (killedAt === 0 && /\[2\/4\]/.test(stderr)) {
-        killedAt = -1;
-        setTimeout(() => {
-          killedAt = Date.now();
-          kill('SIGKILL');
-        }, 1000);
-      }
-    });
+    const kill = signalAfter(/\[2\/4\]/, 1000, 'SIGKILL');
+    const killed = await runIolab(args, kill.watch);
+    const killedAt = kill.at;
     expect(killed.code, killed.stderr).toBeNull();
     expect(killedAt, 'killed after its second run').toBeGreaterThan(0);
     expect(await leftAfterKill(killed.pid, killedAt), 'what the killed controller left on the engine').toEqual([]);
@@ -127,17 +120,10 @@ describe('a lab on local processes whose controller is killed', () => {
   it('takes its servers, clients and tracer with it, keeps its finished runs, and --resume finishes it', async () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-journal-local-'));
     const args = ['run', 'models', '--runtime', 'local', '--models', 'epoll,select', '--repetitions', '2', '--duration', '3', '--out', out];
-    let killedAt = 0;
     // runIolab starts it in a process group of its own: its pid is the group's id.
-    const killed = await runIolab(args, (stderr, kill) => {
-      if (killedAt === 0 && /\[1\/4\]/.test(stderr)) {
-        killedAt = -1;
-        setTimeout(() => {
-          killedAt = Date.now();
-          kill('SIGKILL');
-        }, 1500);
-      }
-    });
+    const kill = signalAfter(/\[1\/4\]/, 1500, 'SIGKILL');
+    const killed = await runIolab(args, kill.watch);
+    const killedAt = kill.at;
     expect(killed.code, killed.stderr).toBeNull();
     expect(killedAt, 'killed during its second run').toBeGreaterThan(0);
     let left = processesOfGroup(killed.pid);
@@ -165,17 +151,11 @@ describe('a class batch whose controller is killed', () => {
     for (const student of ['ann', 'ben', 'cy']) await cp(join(EXERCISES_DIR, 'epoll-echo', 'reference'), join(classDir, student), { recursive: true });
     const out = await mkdtemp(join(tmpdir(), 'iolab-journal-grades-'));
     const args = ['grade', '--batch', classDir, '--exercise', 'epoll-echo', '--checks', 'echo', '--jobs', '1', '--out', out];
-    let killedAt = 0;
-    // Killed two seconds after its first grading finished: the second under way.
-    const killed = await runIolab(args, (stderr, kill) => {
-      if (killedAt === 0 && /\[1\/3\]/.test(stderr)) {
-        killedAt = -1;
-        setTimeout(() => {
-          killedAt = Date.now();
-          kill('SIGKILL');
-        }, 2000);
-      }
-    });
+    // Killed half a second after its first grading finished: the second under way (a grading
+    // takes seconds: its image is built, its server started, probed and removed).
+    const kill = signalAfter(/\[1\/3\]/, 500, 'SIGKILL');
+    const killed = await runIolab(args, kill.watch);
+    const killedAt = kill.at;
     expect(killed.code, killed.stderr).toBeNull();
     expect(killedAt, 'killed after the first grading').toBeGreaterThan(0);
     expect(await leftAfterKill(killed.pid, killedAt), 'what the killed controller left on the engine').toEqual([]);

@@ -21,7 +21,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { NotGradableError, RuntimeUnavailableError } from '../errors.js';
-import { ContainerOutput, message, newRunId, observerCommand, RunContainers, sidecarObserver, sidecarSpec } from '../runtime/containers.js';
+import { ContainerOutput, message, newRunId, observerCommand, RUN_LABEL, RunContainers, sidecarObserver, sidecarSpec } from '../runtime/containers.js';
 import { buildImage, engineAvailable, ensureImage } from '../runtime/docker-image.js';
 import type { ListenerReport } from '../tracer/listeners.js';
 import type { ObserveOptions, Observer } from '../tracer/observe.js';
@@ -40,10 +40,13 @@ const SUBMISSION_DIR = '/submission';
 /**
  * The Dockerfile of a submission's image, but for a Dockerfile submission (its own): the lab
  * image with the submission copied in and, for a C server, built by RUN steps (without a network,
- * as root; the binary stays readable and executable for nobody).
+ * as root; the binary stays readable and executable for nobody). Its first step labels it with
+ * run `runId` (RUN_LABEL), so that every image the build makes carries the label from the start:
+ * a build cut short (its controller killed) leaves its steps' images, which the run's reaper then
+ * finds by the label. (The build's own labels come as LABEL steps at its end.)
  */
-export function submissionDockerfile(labImage: string, submission: Pick<PreparedSubmission, 'build'>): string {
-  const lines = [`FROM ${labImage}`, `COPY . ${SUBMISSION_DIR}`];
+export function submissionDockerfile(labImage: string, submission: Pick<PreparedSubmission, 'build'>, runId: string): string {
+  const lines = [`FROM ${labImage}`, `LABEL ${RUN_LABEL}=${JSON.stringify(runId)}`, `COPY . ${SUBMISSION_DIR}`];
   if (submission.build) {
     lines.push(`WORKDIR ${SUBMISSION_DIR}`, `RUN ${JSON.stringify(submission.build)}`);
     // make's first target may build something else: say so in the student's terms
@@ -115,7 +118,7 @@ export class DockerSandbox implements GradeSandbox {
     const files = [...submission.files];
     if (submission.kind !== 'dockerfile') {
       dockerfile = GENERATED_DOCKERFILE;
-      await writeFile(join(submission.dir, dockerfile), submissionDockerfile(this.labImage.tag, submission));
+      await writeFile(join(submission.dir, dockerfile), submissionDockerfile(this.labImage.tag, submission, this.id));
       files.push(dockerfile);
     }
     // the output of the step under way: a RUN step's is the build's (gcc's errors)

@@ -23,8 +23,13 @@ export const RUN_LABEL = 'iolab.run';
  */
 export const PARENT_LABEL = 'iolab.parent';
 export const PARENT_RUN_ENV = 'IOLAB_PARENT_RUN';
-/** How often the removal of a run's network is tried while containers still hang on it. */
-const NETWORK_REMOVE_ATTEMPTS = 5;
+/** How often the removal of a run's swarm config is tried while a removed service's task holds it. */
+const CONFIG_REMOVE_ATTEMPTS = 5;
+/**
+ * How long the removal of a run's networks is tried while containers still hang on them, or an
+ * overlay network removed from the swarm is still listed here.
+ */
+const NETWORK_GONE_MS = 15_000;
 /** How long a sidecar may take to say it is observing, that its window started, or what it saw. */
 const SIDECAR_TIMEOUT_MS = 30_000;
 
@@ -238,12 +243,15 @@ export class RunContainers {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.inFlight]);
-    // The reaper goes with the rest (it carries the run's label); its lifeline is let go after.
-    await removeLabelled(this.docker, this.runId).catch((error: Error & { code?: string }) => {
+    // The reaper goes last: were this process killed in the middle of the sweep, it would sweep
+    // what is left. Then its lifeline is let go.
+    const reaper = await this.reaper?.catch(() => null);
+    await removeLabelled(this.docker, this.runId, RUN_LABEL, (id) => id === reaper?.container.id).catch((error: Error & { code?: string }) => {
       if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED' && !/ENOENT|ECONNREFUSED/.test(error.message)) throw error;
       throw new LabRunError(`the Docker engine does not answer (${message(error)}): what run ${this.runId} left on it stays there; \`iolab clean\` removes it once the engine is back`);
     });
-    (await this.reaper?.catch(() => null))?.release();
+    await reaper?.container.remove({ force: true }).catch(() => {});
+    reaper?.release();
     this.reaper = null;
     this.containers.clear();
     this.networkId = null;
@@ -312,7 +320,7 @@ async function removeSwarmLabelled(docker: Docker, label: string): Promise<numbe
   const configs = await docker.listConfigs({ filters: { label: [label] } }).catch(() => []);
   // a config is removable once no task of a removed service holds it
   for (const config of configs) {
-    for (let attempt = 1; attempt <= NETWORK_REMOVE_ATTEMPTS; attempt++) {
+    for (let attempt = 1; attempt <= CONFIG_REMOVE_ATTEMPTS; attempt++) {
       const failure = await docker.getConfig(config.ID).remove().then(() => null, (error: Error) => error);
       if (failure === null || /not found/i.test(failure.message)) break;
       await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
@@ -346,23 +354,32 @@ export async function removeLabelled(
     return containers.length;
   };
   let containers = await removeContainers();
-  const networks = await docker.listNetworks({ filters: { label: [label] } });
-  for (const network of networks) {
-    // A run stopped in its middle (Ctrl-C) may still be creating a container on the network:
-    // remove what appeared meanwhile and try again, a few times.
-    for (let attempt = 1; ; attempt++) {
+  // A run stopped in its middle (Ctrl-C) may still be creating a container on a network: what
+  // appeared meanwhile is removed and the network tried again. An overlay network is still listed
+  // a moment after the swarm removed it (its instance on this node goes after): looked at until it
+  // is gone.
+  const networks = new Set<string>();
+  const began = Date.now();
+  for (let pass = 1; ; pass++) {
+    const listed = await docker.listNetworks({ filters: { label: [label] } });
+    if (listed.length === 0) break;
+    const failures: string[] = [];
+    for (const network of listed) {
+      networks.add(network.Id);
       const failure = await docker.getNetwork(network.Id).remove().then(() => null, (error: Error) => error);
-      if (failure === null || /not found|No such network/.test(failure.message)) break;
-      if (!/active endpoints/.test(failure.message) || attempt === NETWORK_REMOVE_ATTEMPTS) {
-        throw new LabRunError(`cannot remove network ${network.Name}: ${message(failure)}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-      containers += await removeContainers();
+      if (failure === null || /not found|No such network/.test(failure.message)) continue;
+      if (!/active endpoints/.test(failure.message)) throw new LabRunError(`cannot remove network ${network.Name}: ${message(failure)}`);
+      failures.push(`cannot remove network ${network.Name}: ${message(failure)}`);
     }
+    if (Date.now() - began > NETWORK_GONE_MS) {
+      throw new LabRunError(failures[0] ?? `network ${listed[0].Name} is still there ${NETWORK_GONE_MS / 1000} s after its removal`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(200 * pass, 1_000)));
+    if (failures.length > 0) containers += await removeContainers();
   }
   const images = await docker.listImages({ filters: { label: [label] } });
   await Promise.all(images.map((i) => docker.getImage(i.Id).remove({ force: true }).catch((error: Error) => {
     if (!/No such image|image is being used|conflict/i.test(error.message)) throw new LabRunError(`cannot remove image ${i.RepoTags?.[0] ?? i.Id}: ${message(error)}`);
   })));
-  return { containers, networks: networks.length, images: images.length, swarm };
+  return { containers, networks: networks.size, images: images.length, swarm };
 }

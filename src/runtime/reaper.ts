@@ -9,8 +9,10 @@
 //   2. when the controller's process ends, the kernel closes its connection to the engine, and the
 //      engine closes the container's stdin (StdinOnce: "close stdin after one attached client
 //      disconnects", the Engine API's ContainerCreate);
-//   3. the reaper reads end-of-file, removes everything labelled with the run (removeLabelled), again
-//      2 s later for what a request in flight created meanwhile, and exits; the engine removes it
+//   3. the reaper reads end-of-file, removes everything labelled with the run (removeLabelled), and
+//      again each second until, 3 s on, two sweeps in a row find nothing: a request in flight when
+//      the controller died (a container being created, an image build the engine is cancelling)
+//      may still make something labelled with the run. Then it exits; the engine removes it
 //      (AutoRemove).
 // A run that ends normally removes the reaper with the rest (it carries the run's label).
 //
@@ -25,8 +27,12 @@ import type Docker from 'dockerode';
 
 /** The role label of a run's reaper container. */
 export const REAPER_ROLE = 'reaper';
-/** The second sweep after the first: what a create request in flight when the controller died made. */
-const SECOND_SWEEP_MS = 2_000;
+/** Between two sweeps: what a request in flight when the controller died made meanwhile. */
+const SWEEP_INTERVAL_MS = 1_000;
+/** The reaper sweeps at least this long after the first sweep, until two in a row find nothing. */
+const SWEEP_SETTLE_MS = 3_000;
+/** and at most this long: a run whose resources keep coming back is left to `iolab clean`. */
+const SWEEP_LIMIT_MS = 30_000;
 
 /** Where the engine's socket is on the engine's host: what the reaper mounts. */
 function engineSocket(docker: Docker): string {
@@ -66,12 +72,14 @@ export async function startReaper(docker: Docker, image: string, runId: string, 
 }
 
 /** What a sweep removed, as removeLabelled (containers.ts) counts it. */
-type Sweep = (keep: (containerId: string) => boolean) => Promise<{ containers: number; networks: number; images: number }>;
+type Sweep = (keep: (containerId: string) => boolean) => Promise<{ containers: number; networks: number; images: number; swarm: number }>;
 
 /**
  * `iolab reap --run ID`, inside the reaper container: waits for the end of stdin, then sweeps the
- * run (`sweep`: removeLabelled of iolab.run=ID) keeping its own container, twice, SECOND_SWEEP_MS
- * apart. Prints a line per sweep. Resolves when done; never throws (a failed sweep is printed).
+ * run (`sweep`: removeLabelled of iolab.run=ID) keeping its own container, every
+ * SWEEP_INTERVAL_MS until, SWEEP_SETTLE_MS on, two sweeps in a row removed nothing (at most
+ * SWEEP_LIMIT_MS). Prints a line per sweep that removed something or failed, and one at the end.
+ * Resolves when done; never throws.
  */
 export async function reapWhenStdinEnds(runId: string, sweep: Sweep): Promise<void> {
   // Stopped by the engine (a restart stops every container): gone at once, sweeping nothing. As
@@ -83,9 +91,16 @@ export async function reapWhenStdinEnds(runId: string, sweep: Sweep): Promise<vo
   });
   // In a container, the host name is the container's short id: the reaper does not remove itself.
   const self = hostname();
-  for (const delay of [0, SECOND_SWEEP_MS]) {
-    await new Promise((resolve) => setTimeout(resolve, delay));
+  const began = Date.now();
+  let sweeps = 0;
+  let emptyInARow = 0;
+  while (Date.now() - began < SWEEP_LIMIT_MS && (emptyInARow < 2 || Date.now() - began < SWEEP_SETTLE_MS)) {
+    if (sweeps++ > 0) await new Promise((resolve) => setTimeout(resolve, SWEEP_INTERVAL_MS));
     const removed = await sweep((id) => id.startsWith(self)).catch((error: Error) => error);
-    process.stdout.write(removed instanceof Error ? `reaper: run ${runId}: ${removed.message}\n` : `reaper: run ${runId}: removed ${removed.containers} container(s), ${removed.networks} network(s), ${removed.images} image(s)\n`);
+    const count = removed instanceof Error ? -1 : removed.containers + removed.networks + removed.images + removed.swarm;
+    emptyInARow = count === 0 ? emptyInARow + 1 : 0;
+    if (removed instanceof Error) process.stdout.write(`reaper: run ${runId}: ${removed.message}\n`);
+    else if (count > 0) process.stdout.write(`reaper: run ${runId}: removed ${removed.containers} container(s), ${removed.networks} network(s), ${removed.images} image(s)\n`);
   }
+  process.stdout.write(`reaper: run ${runId}: ${emptyInARow >= 2 ? 'nothing of it is left' : `still sweeping ${SWEEP_LIMIT_MS / 1000} s on; \`iolab clean\` removes what is left`} (${sweeps} sweeps)\n`);
 }
