@@ -2,7 +2,9 @@
 // run is under way (as `systemctl restart docker`, or an upgrade of the engine, would). The lab must
 // not hang: the run in flight fails and says the engine stopped or restarted, the lab goes on once
 // the engine answers again (a new reaper, the network and the observer anew), and nothing of it is
-// left on the engine at its end. No engine is a failure here, not a skip: .ci/run starts one.
+// left on the engine at its end. An engine that only looked troubled (a look at it timed out)
+// keeps the run's reaper, which must not sweep the live run. No engine is a failure here, not a
+// skip: .ci/run starts one.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -12,7 +14,8 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../src/errors.js';
 import { CONTROLLER_LABELS } from '../src/runtime/controller.js';
-import { engineAvailable } from '../src/runtime/docker-image.js';
+import { newRunId, RUN_LABEL, RunContainers } from '../src/runtime/containers.js';
+import { engineAvailable, ensureImage } from '../src/runtime/docker-image.js';
 import { runIolab } from './helpers.js';
 
 const docker = new Docker();
@@ -103,4 +106,26 @@ describe('the Docker engine restarted during a lab', () => {
     expect((await docker.listContainers({ all: true, filters })).map((c) => c.Names[0])).toEqual([]);
     expect((await docker.listNetworks({ filters })).map((n) => n.Name)).toEqual([]);
   }, 600_000);
+});
+
+describe('an engine that only looked troubled (slow to answer, not restarted)', () => {
+  it('keeps the run\'s reaper, which sweeps nothing of the live run', async () => {
+    const image = await ensureImage(docker, {});
+    const run = new RunContainers(docker, newRunId('iolab-slow-engine'));
+    try {
+      await run.guard(image.id);
+      const server = await run.create('server', { Image: image.id, Cmd: ['sleep', '120'] });
+      await server.start();
+      // what recover() does when a look at the engine timed out: the reaper was running all along
+      await run.afterEngineRestart();
+      // a reaper let go sweeps at once: the server would be gone well within this
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      expect((await server.inspect()).State.Running, 'the live run\'s server').toBe(true);
+      const reapers = await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${run.runId}`, 'iolab.role=reaper'] } });
+      expect(reapers.map((c) => `${c.Names[0]} ${c.State}`)).toEqual([`/${run.runId}-reaper-1 running`]);
+    } finally {
+      await run.close();
+    }
+    expect(await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${run.runId}`] } })).toEqual([]);
+  }, 300_000);
 });

@@ -136,6 +136,31 @@ describe('a C submission in the Docker sandbox', () => {
     expect(await leftovers(sandbox.id)).toEqual([0, 0, 0]);
   }, 240_000);
 
+  it('a build stopped in its middle (the grading closed) leaves none of its steps\' images', async () => {
+    // make sleeps before it compiles: the build is cut short while its RUN step runs
+    const makefile = 'server: server.c\n\tsleep 60\n\tgcc -o server server.c\n';
+    const submission = await prepareSubmission(await submissionDir({ 'server.c': SYNTAX_ERROR.replace('int x = (;', 'int x = 0;'), Makefile: makefile }));
+    const sandbox = new DockerSandbox();
+    const label = { label: [`${RUN_LABEL}=${sandbox.id}`] };
+    const prepared = sandbox.prepare(submission).then(() => null, (e: unknown) => e);
+    try {
+      // the RUN step's container is made from the image of the step before: labelled with the run
+      const deadline = Date.now() + 180_000;
+      while ((await docker.listContainers({ filters: label })).filter((c) => c.Command.includes('make')).length === 0) {
+        if (Date.now() > deadline) throw new Error('the build never reached its make step');
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      const stepImages = await docker.listImages({ all: true, filters: label });
+      expect(stepImages.length, 'the images of the steps before make').toBeGreaterThan(0);
+    } finally {
+      await sandbox.close();
+      await submission.dispose();
+    }
+    expect(await prepared).toBeInstanceOf(Error);
+    expect(await leftovers(sandbox.id)).toEqual([0, 0, 0]);
+    expect(await docker.listImages({ all: true, filters: label }), 'intermediate images of the run').toEqual([]);
+  }, 300_000);
+
   it("under the init, the sidecars still find the server: its listener, /proc, and strace -f of its calls", async () => {
     const sandbox = new DockerSandbox();
     const submission = await prepareSubmission(await copyGraderCase('c-blocking-read-write'));

@@ -191,6 +191,8 @@ export class DockerSandbox implements GradeSandbox {
 
   async close(): Promise<void> {
     // the containers, the network and the submission's image: all carry the run's label
+    // A build under way is cut short; its step's container carries the run's label from the
+    // first step: the sweep removes it, and with it what that step would have committed.
     this.building?.abort();
     await this.run.close().catch(() => {});
     this.network = null;

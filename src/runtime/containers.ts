@@ -30,6 +30,8 @@ const CONFIG_REMOVE_ATTEMPTS = 5;
  * overlay network removed from the swarm is still listed here.
  */
 const NETWORK_GONE_MS = 15_000;
+/** At most this many sweeps at a run's close, each while the one before found something. */
+const CLOSE_SWEEPS = 4;
 /** How long a sidecar may take to say it is observing, that its window started, or what it saw. */
 const SIDECAR_TIMEOUT_MS = 30_000;
 
@@ -140,14 +142,21 @@ export class RunContainers {
 
   /**
    * After the engine was stopped or restarted under the run (which stops every container, the
-   * reaper's too, which nothing else stops): starts a new reaper, and forgets the network if it is
-   * gone, so that network() makes it anew. Throws the engine's errors.
+   * reaper's too, which nothing else stops): starts a new reaper where the old one no longer runs,
+   * and forgets the network if it is gone, so that network() makes it anew. Throws the engine's
+   * errors.
    */
   async afterEngineRestart(): Promise<void> {
     if (!this.reaperImage) return;
-    (await this.reaper?.catch(() => null))?.release();
-    this.reaper = null;
-    await this.guard(this.reaperImage);
+    const old = await this.reaper?.catch(() => null);
+    // A reaper that still runs was not stopped (the engine was only slow to answer): it stays. Let
+    // go while it ran, it would sweep the live run.
+    if (!old || !(await old.container.inspect().then((info) => info.State.Running === true, () => false))) {
+      await old?.container.remove({ force: true }).catch(() => {});
+      old?.release();
+      this.reaper = null;
+      await this.guard(this.reaperImage);
+    }
     if (this.networkId !== null && !(await this.docker.getNetwork(this.networkId).inspect().then(() => true, () => false))) this.networkId = null;
   }
 
@@ -245,11 +254,16 @@ export class RunContainers {
     await Promise.allSettled([...this.inFlight]);
     // The reaper goes last: were this process killed in the middle of the sweep, it would sweep
     // what is left. Then its lifeline is let go.
+    // Swept again while a sweep finds something: a build cut short (Ctrl-C) may still be
+    // committing its step as the first sweep runs.
     const reaper = await this.reaper?.catch(() => null);
-    await removeLabelled(this.docker, this.runId, RUN_LABEL, (id) => id === reaper?.container.id).catch((error: Error & { code?: string }) => {
-      if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED' && !/ENOENT|ECONNREFUSED/.test(error.message)) throw error;
-      throw new LabRunError(`the Docker engine does not answer (${message(error)}): what run ${this.runId} left on it stays there; \`iolab clean\` removes it once the engine is back`);
-    });
+    for (let pass = 1; pass <= CLOSE_SWEEPS; pass++) {
+      const removed = await removeLabelled(this.docker, this.runId, RUN_LABEL, (id) => id === reaper?.container.id).catch((error: Error & { code?: string }) => {
+        if (error.code !== 'ENOENT' && error.code !== 'ECONNREFUSED' && !/ENOENT|ECONNREFUSED/.test(error.message)) throw error;
+        throw new LabRunError(`the Docker engine does not answer (${message(error)}): what run ${this.runId} left on it stays there; \`iolab clean\` removes it once the engine is back`);
+      });
+      if (removed.containers + removed.networks + removed.images + removed.swarm === 0) break;
+    }
     await reaper?.container.remove({ force: true }).catch(() => {});
     reaper?.release();
     this.reaper = null;
@@ -312,21 +326,23 @@ export async function sidecarObserver(
 
 /**
  * Removes the swarm services and configs (src/swarm/) of one run: `label` is KEY=VALUE. Returns how
- * many. An engine that is no swarm manager has none: 0.
+ * many it removed. An engine that is no swarm manager has none: 0.
  */
 async function removeSwarmLabelled(docker: Docker, label: string): Promise<number> {
   const services = await docker.listServices({ filters: { label: [label] } }).catch(() => []);
-  await Promise.all(services.map((s) => docker.getService(s.ID).remove().catch(() => {})));
+  const removedServices = await Promise.all(services.map((s) => docker.getService(s.ID).remove().then(() => 1, () => 0)));
   const configs = await docker.listConfigs({ filters: { label: [label] } }).catch(() => []);
+  let removedConfigs = 0;
   // a config is removable once no task of a removed service holds it
   for (const config of configs) {
     for (let attempt = 1; attempt <= CONFIG_REMOVE_ATTEMPTS; attempt++) {
       const failure = await docker.getConfig(config.ID).remove().then(() => null, (error: Error) => error);
+      if (failure === null) removedConfigs++;
       if (failure === null || /not found/i.test(failure.message)) break;
       await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
     }
   }
-  return services.length + configs.length;
+  return removedServices.reduce((sum, n) => sum + n, 0) + removedConfigs;
 }
 
 /**
@@ -360,22 +376,25 @@ export async function removeLabelled(
   // is gone.
   const networks = new Set<string>();
   const began = Date.now();
+  let lastFailure: string | null = null;
   for (let pass = 1; ; pass++) {
     const listed = await docker.listNetworks({ filters: { label: [label] } });
     if (listed.length === 0) break;
-    const failures: string[] = [];
+    if (Date.now() - began > NETWORK_GONE_MS) {
+      throw new LabRunError(lastFailure ?? `network ${listed[0].Name} is still there ${NETWORK_GONE_MS / 1000} s after its removal`);
+    }
+    let busy = false;
     for (const network of listed) {
       networks.add(network.Id);
       const failure = await docker.getNetwork(network.Id).remove().then(() => null, (error: Error) => error);
       if (failure === null || /not found|No such network/.test(failure.message)) continue;
-      if (!/active endpoints/.test(failure.message)) throw new LabRunError(`cannot remove network ${network.Name}: ${message(failure)}`);
-      failures.push(`cannot remove network ${network.Name}: ${message(failure)}`);
-    }
-    if (Date.now() - began > NETWORK_GONE_MS) {
-      throw new LabRunError(failures[0] ?? `network ${listed[0].Name} is still there ${NETWORK_GONE_MS / 1000} s after its removal`);
+      lastFailure = `cannot remove network ${network.Name}: ${message(failure)}`;
+      // containers on it (a bridge), or a swarm task still attached (an overlay network)
+      if (!/active endpoints|in use by (task|service)/.test(failure.message)) throw new LabRunError(lastFailure);
+      busy = true;
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * pass, 1_000)));
-    if (failures.length > 0) containers += await removeContainers();
+    if (busy) containers += await removeContainers();
   }
   const images = await docker.listImages({ filters: { label: [label] } });
   await Promise.all(images.map((i) => docker.getImage(i.Id).remove({ force: true }).catch((error: Error) => {

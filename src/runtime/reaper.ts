@@ -14,7 +14,7 @@
 //      the controller died (a container being created, an image build the engine is cancelling)
 //      may still make something labelled with the run. Then it exits; the engine removes it
 //      (AutoRemove).
-// A run that ends normally removes the reaper with the rest (it carries the run's label).
+// A run that ends normally removes everything else first, then its reaper, then lets the lifeline go.
 //
 // Why not a TCP connection to a published port (testcontainers' Ryuk)? A port must be reachable
 // from the controller: not so when the controller is itself a container (compose's lab service) on
@@ -100,7 +100,7 @@ export async function reapWhenStdinEnds(runId: string, sweep: Sweep): Promise<vo
     const count = removed instanceof Error ? -1 : removed.containers + removed.networks + removed.images + removed.swarm;
     emptyInARow = count === 0 ? emptyInARow + 1 : 0;
     if (removed instanceof Error) process.stdout.write(`reaper: run ${runId}: ${removed.message}\n`);
-    else if (count > 0) process.stdout.write(`reaper: run ${runId}: removed ${removed.containers} container(s), ${removed.networks} network(s), ${removed.images} image(s)\n`);
+    else if (count > 0) process.stdout.write(`reaper: run ${runId}: removed ${removed.containers} container(s), ${removed.networks} network(s), ${removed.images} image(s), ${removed.swarm} swarm service(s) and config(s)\n`);
   }
   process.stdout.write(`reaper: run ${runId}: ${emptyInARow >= 2 ? 'nothing of it is left' : `still sweeping ${SWEEP_LIMIT_MS / 1000} s on; \`iolab clean\` removes what is left`} (${sweeps} sweeps)\n`);
 }

@@ -123,7 +123,7 @@ export async function distributeImage(
     const host = ((await container.inspect()) as { Name: string }).Name.replace(/^\//, '');
     // a global job places a task on every ready, active node (not on drained or paused ones)
     const nodes = await swarmNodes(docker);
-    job = await SwarmJob.start(docker, {
+    job = await run.createLabelled(`job ${run.runId}-image-load`, () => SwarmJob.start(docker, {
       name: `${run.runId}-image-load`,
       image: image.tag,
       command: ['iolab', 'swarm-image', 'load', '--from', `http://${host}:${SOURCE_PORT}/`, '--image', image.tag, '--id', image.id],
@@ -131,7 +131,7 @@ export async function distributeImage(
       labels: run.labels,
       dockerSocket: true,
       networks: [network],
-    });
+    }));
     const tasks = await job.ended(LOAD_TIMEOUT_MS, undefined, nodes.length);
     const logs = await job.logs();
     const reports = logs.stdout.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as NodeImageReport);
