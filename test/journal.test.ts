@@ -31,13 +31,37 @@ async function leftBy(pid: number): Promise<string[]> {
   ];
 }
 
-/** Polls until nothing of controller `pid` is left or REAPED_WITHIN_MS after `killedAt` have passed; returns what is left then. */
-async function leftAfterKill(pid: number, killedAt: number): Promise<string[]> {
+/** Polls `left` until it lists nothing or REAPED_WITHIN_MS after `killedAt` have passed; returns what it lists then. */
+async function leftAfterKill(killedAt: number, left: () => Promise<string[]> | string[]): Promise<string[]> {
   for (;;) {
-    const left = await leftBy(pid);
-    if (left.length === 0 || Date.now() - killedAt >= REAPED_WITHIN_MS) return left;
+    const now = await left();
+    if (now.length === 0 || Date.now() - killedAt >= REAPED_WITHIN_MS) return now;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/**
+ * Runs `iolab ARGS` and kills it with SIGKILL `delayMs` after its stderr first matches `pattern`;
+ * expects it killed. Returns its pid (the id of its process group) and when it was killed.
+ */
+async function killedAfter(args: string[], pattern: RegExp, delayMs: number): Promise<{ pid: number; killedAt: number }> {
+  const kill = signalAfter(pattern, delayMs, 'SIGKILL');
+  const killed = await runIolab(args, kill.watch);
+  expect(killed.code, killed.stderr).toBeNull();
+  expect(kill.at, `killed ${delayMs} ms after ${pattern}`).toBeGreaterThan(0);
+  return { pid: killed.pid, killedAt: kill.at };
+}
+
+/** The run directory a killed `iolab run models --out OUT` left (its only one), and its results.json. */
+async function killedRun(out: string): Promise<{ dir: string; journal: { runs: Array<Record<string, unknown>>; [key: string]: unknown } }> {
+  const [id] = (await readdir(join(out, 'models'))).filter((name) => name !== 'latest');
+  const dir = join(out, 'models', id!);
+  return { dir, journal: JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) };
+}
+
+/** A run's key in the plan, "variant#repetition", for each run of a results.json. */
+function planOrder(runs: Array<Record<string, unknown>>): string[] {
+  return runs.map((run) => `${run.variant}#${run.repetition}`);
 }
 
 /** Every file under `dir` whose name says it was being written (a write cut short). */
@@ -72,20 +96,14 @@ describe('a Docker lab whose controller is killed', () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-journal-lab-'));
     const args = ['run', 'models', '--runtime', 'docker', '--models', 'epoll,select', '--repetitions', '2', '--duration', '2', '--out', out];
     // Killed a second into its third run: two runs finished, one in flight.
-    const kill = signalAfter(/\[2\/4\]/, 1000, 'SIGKILL');
-    const killed = await runIolab(args, kill.watch);
-    const killedAt = kill.at;
-    expect(killed.code, killed.stderr).toBeNull();
-    expect(killedAt, 'killed after its second run').toBeGreaterThan(0);
-    expect(await leftAfterKill(killed.pid, killedAt), 'what the killed controller left on the engine').toEqual([]);
+    const killed = await killedAfter(args, /\[2\/4\]/, 1000);
+    expect(await leftAfterKill(killed.killedAt, () => leftBy(killed.pid)), 'what the killed controller left on the engine').toEqual([]);
 
-    const [id] = (await readdir(join(out, 'models'))).filter((name) => name !== 'latest');
-    const dir = join(out, 'models', id!);
-    const journal = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8'));
+    const { dir, journal } = await killedRun(out);
     expect(journal.complete).toBe(false);
     expect(journal.incompleteReason).toBe('interrupted (controller killed) after 2 of 4 runs');
-    expect(journal.runs.map((run: { variant: string; repetition: number }) => `${run.variant}#${run.repetition}`)).toEqual(['epoll#0', 'select#0']);
-    expect(journal.runs.every((run: { error: string | null }) => run.error === null)).toBe(true);
+    expect(planOrder(journal.runs)).toEqual(['epoll#0', 'select#0']);
+    expect(journal.runs.every((run) => run.error === null)).toBe(true);
     expect(await readFile(join(dir, 'report.md'), 'utf8')).toContain('interrupted (controller killed) after 2 of 4 runs');
     expect(await partialFiles(out)).toEqual([]);
 
@@ -99,7 +117,7 @@ describe('a Docker lab whose controller is killed', () => {
     expect(resumed.stderr).toContain(`continuing ${dir}: 2 finished run(s) kept`);
     const results = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8'));
     expect(results.complete, results.incompleteReason).toBe(true);
-    expect(results.runs.map((run: { variant: string; repetition: number }) => `${run.variant}#${run.repetition}`)).toEqual(['epoll#0', 'select#0', 'epoll#1', 'select#1']);
+    expect(planOrder(results.runs)).toEqual(['epoll#0', 'select#0', 'epoll#1', 'select#1']);
     expect(results.runs.slice(0, 2), 'the kept runs, as they were measured').toEqual(journal.runs);
     expect(results.startedAt).toBe(journal.startedAt);
     expect(results.resumed).toEqual([{ at: expect.any(String), kept: 2 }]);
@@ -121,26 +139,16 @@ describe('a lab on local processes whose controller is killed', () => {
     const out = await mkdtemp(join(tmpdir(), 'iolab-journal-local-'));
     const args = ['run', 'models', '--runtime', 'local', '--models', 'epoll,select', '--repetitions', '2', '--duration', '3', '--out', out];
     // runIolab starts it in a process group of its own: its pid is the group's id.
-    const kill = signalAfter(/\[1\/4\]/, 1500, 'SIGKILL');
-    const killed = await runIolab(args, kill.watch);
-    const killedAt = kill.at;
-    expect(killed.code, killed.stderr).toBeNull();
-    expect(killedAt, 'killed during its second run').toBeGreaterThan(0);
-    let left = processesOfGroup(killed.pid);
-    while (left.length > 0 && Date.now() - killedAt < REAPED_WITHIN_MS) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      left = processesOfGroup(killed.pid);
-    }
-    expect(left, 'the processes the killed controller started').toEqual([]);
+    // Killed during its second run.
+    const killed = await killedAfter(args, /\[1\/4\]/, 1500);
+    expect(await leftAfterKill(killed.killedAt, () => processesOfGroup(killed.pid)), 'the processes the killed controller started').toEqual([]);
 
-    const [id] = (await readdir(join(out, 'models'))).filter((name) => name !== 'latest');
-    const dir = join(out, 'models', id!);
-    const journal = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8'));
+    const { dir, journal } = await killedRun(out);
     expect(journal.incompleteReason).toBe('interrupted (controller killed) after 1 of 4 runs');
     const resumed = await runIolab([...args, '--resume', dir]);
     expect(resumed.code, resumed.stderr).toBe(ExitCode.ok);
     const results = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8'));
-    expect(results.runs.map((run: { variant: string; repetition: number }) => `${run.variant}#${run.repetition}`)).toEqual(['epoll#0', 'select#0', 'epoll#1', 'select#1']);
+    expect(planOrder(results.runs)).toEqual(['epoll#0', 'select#0', 'epoll#1', 'select#1']);
     expect(results.runs[0]).toEqual(journal.runs[0]);
   }, 300_000);
 });
@@ -153,12 +161,8 @@ describe('a class batch whose controller is killed', () => {
     const args = ['grade', '--batch', classDir, '--exercise', 'epoll-echo', '--checks', 'echo', '--jobs', '1', '--out', out];
     // Killed half a second after its first grading finished: the second under way (a grading
     // takes seconds: its image is built, its server started, probed and removed).
-    const kill = signalAfter(/\[1\/3\]/, 500, 'SIGKILL');
-    const killed = await runIolab(args, kill.watch);
-    const killedAt = kill.at;
-    expect(killed.code, killed.stderr).toBeNull();
-    expect(killedAt, 'killed after the first grading').toBeGreaterThan(0);
-    expect(await leftAfterKill(killed.pid, killedAt), 'what the killed controller left on the engine').toEqual([]);
+    const killed = await killedAfter(args, /\[1\/3\]/, 500);
+    expect(await leftAfterKill(killed.killedAt, () => leftBy(killed.pid)), 'what the killed controller left on the engine').toEqual([]);
 
     const journal = JSON.parse(await readFile(join(out, 'batch.json'), 'utf8'));
     expect(journal).toMatchObject({ complete: false, incompleteReason: 'interrupted (controller killed) after 1 of 3 gradings', finished: 1, students: 3 });

@@ -17,6 +17,7 @@ import { stringify } from 'csv-stringify/sync';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { settingsDifferences } from '../labs/journal.js';
 import { writeWhole } from '../shared/write-whole.js';
 import { FORMAT_FILES, FORMATS, render, uniqueHints } from './formats.js';
 import { GradeReportSchema, type GradeReport } from './report.js';
@@ -147,13 +148,6 @@ export async function readBatchJournal(out: string): Promise<BatchJournal> {
   return parsed.data;
 }
 
-/** The settings that differ between a journal's and these, as "name: now X, then Y"; none: the same batch. */
-function differences(then: BatchSettings, now: BatchSettings): string[] {
-  return (Object.keys(now) as (keyof BatchSettings)[])
-    .filter((key) => JSON.stringify(then[key]) !== JSON.stringify(now[key]))
-    .map((key) => `${key}: ${JSON.stringify(now[key])} now, ${JSON.stringify(then[key])} in that batch`);
-}
-
 /** A student's finished grading in OUT (its grade.json), or null: none, or one that does not read. */
 async function finishedGrading(studentDir: string): Promise<GradeReport | null> {
   const text = await readFile(join(studentDir, FORMAT_FILES.json), 'utf8').catch(() => null);
@@ -187,7 +181,7 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
   };
   if (options.resume) {
     const previous = await readBatchJournal(options.out);
-    const differ = differences(previous.settings, options.settings);
+    const differ = settingsDifferences(previous.settings, options.settings, 'in that batch');
     if (differ.length) throw new UsageError(`--resume: ${join(options.out, BATCH_JOURNAL)} is of another batch: ${differ.join('; ')}`);
     if (previous.complete) throw new UsageError(`--resume: the batch in ${options.out} is complete: there is nothing to continue`);
     await Promise.all(names.map(async (name, index) => (reports[index] = (await finishedGrading(join(options.out, name))) ?? undefined)));
@@ -201,18 +195,20 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
   const gradebook = join(options.out, 'gradebook.csv');
   const journalFile = join(options.out, BATCH_JOURNAL);
   // One write of the gradebook and the journal at a time, in the order the gradings finish.
+  // `end`: the batch's end (null: complete); none while it is under way (batchJournalReason).
   let writing: Promise<void> = Promise.resolve();
-  const writeJournal = (reason: string | null) => {
+  const writeJournal = (end?: string | null) => {
     writing = writing.then(async () => {
       const finished = reports.filter((r): r is GradeReport => r !== undefined);
       await writeWhole(gradebook, gradebookCsv(exercise, finished));
+      const reason = end === undefined ? batchJournalReason(finished.length, names.length) : end;
       Object.assign(journal, { finished: finished.length, finishedAt: new Date().toISOString(), complete: reason === null, incompleteReason: reason });
       await writeWhole(journalFile, `${JSON.stringify(journal, null, 2)}\n`);
     });
     return writing;
   };
-  await writeJournal(batchJournalReason(reports.filter(Boolean).length, names.length));
-  let done = reports.filter(Boolean).length;
+  await writeJournal();
+  let done = journal.finished;
   const grade = async (name: string, index: number) => {
     if (options.signal?.aborted || reports[index]) return;
     const report = await options.grade(join(dir, name));
@@ -224,7 +220,7 @@ export async function gradeBatch(dir: string, exercise: Exercise, options: Batch
     // grade.json last: it marks the grading finished
     for (const format of [...FORMATS.filter((f) => f !== 'json'), 'json' as const]) await writeWhole(join(studentDir, FORMAT_FILES[format]), render(report, format));
     reports[index] = report;
-    await writeJournal(batchJournalReason(reports.filter(Boolean).length, names.length));
+    await writeJournal();
     options.onGraded?.(report, ++done, names.length);
   };
   const limit = pLimit(Math.max(1, options.jobs));

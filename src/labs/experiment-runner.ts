@@ -31,7 +31,7 @@ import type { ExperimentLab } from './experiment-schema.js';
 import { planExperiment, PYTHON, SLOW_SERVERS_SCRIPT, type ExperimentPlan } from './experiments.js';
 import type { RunOptions, RunProgress } from './runner.js';
 import { environmentOf, labHeaderOf } from './records.js';
-import { experimentRunKey, journalReason, resumedOf } from './journal.js';
+import { experimentRunKey, recordSoFar, resumedOf } from './journal.js';
 
 /** How long the slow servers may take to print their ready line. */
 const SLOW_SERVERS_READY_MS = 15_000;
@@ -182,8 +182,7 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
   let reused = 0;
   try {
     // On disk before the first run: a run killed in its first is there to be resumed too.
-    const journaled = await options.onRecorded?.(measurementOf(journalReason(0, steps.length))).then(() => null, (error: unknown) => error);
-    if (journaled) throw journaled;
+    await recordSoFar(options.onRecorded, measurementOf, 0, steps.length);
     try {
       slow = await startSlowServers(plan, runtime);
       if (slow && plan.slowServers) record.slowServers = { where: slow.where, ...plan.slowServers };
@@ -212,9 +211,9 @@ export async function runExperimentLab(loaded: { lab: ExperimentLab; file: strin
       const summary = run.result ? formatWallTime(run.result.wallSeconds) : undefined;
       options.onProgress?.({ ...progress, outcome: { error: run.error, roundTripsPerSecond: null, answered: 0, ...(summary !== undefined && { summary }) } });
       if (run.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${armSubject(record, arm)}, repetition ${repetition + 1}) failed: ${run.error}`;
-      const journaled = await options.onRecorded?.(measurementOf(journalReason(record.runs.length, steps.length))).then(() => null, (error: unknown) => error);
-      if (journaled) {
-        incompleteReason = `stopped after run ${index + 1} of ${steps.length}: its record could not be written: ${message(journaled)}`;
+      const unrecorded = await recordSoFar(options.onRecorded, measurementOf, record.runs.length, steps.length);
+      if (unrecorded) {
+        incompleteReason = unrecorded;
         break;
       }
     }

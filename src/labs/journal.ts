@@ -22,6 +22,26 @@ export function journalReason(done: number, total: number): string {
   return `interrupted (controller killed) after ${done} of ${total} runs`;
 }
 
+/**
+ * Writes the journal after `done` of `total` runs: `onRecorded` (RunOptions) with what was measured
+ * so far (`soFar`, given journalReason), awaited. Resolves with null, or with the lab's incomplete
+ * reason when it could not be written ("stopped after run N of M: its record could not be written:
+ * ..."): the lab stops there. With `done` 0 (before the first run) it rejects with the error
+ * instead: there is nothing measured to keep.
+ */
+export async function recordSoFar(
+  onRecorded: ((soFar: Measurement) => Promise<void>) | undefined,
+  soFar: (reason: string) => Measurement,
+  done: number,
+  total: number,
+): Promise<string | null> {
+  if (!onRecorded) return null;
+  const error = await onRecorded(soFar(journalReason(done, total))).then(() => null, (failure: unknown) => failure ?? new Error('the journal could not be written'));
+  if (error === null) return null;
+  if (done === 0) throw error;
+  return `stopped after run ${done} of ${total}: its record could not be written: ${error instanceof Error ? error.message : String(error)}`;
+}
+
 /** What names a run of a model lab in its plan: its server, sweep value, phase and repetition. */
 export function runKey(run: Pick<RunRecord, 'variant' | 'sweepValue' | 'phase' | 'repetition'>): string {
   return JSON.stringify([run.variant, run.sweepValue, run.phase, run.repetition]);
@@ -51,6 +71,23 @@ export async function labSettings(file: string, options: Record<string, string |
 }
 
 /**
+ * The settings (RunOptions.settings, a batch's BatchSettings) that differ between a journal's
+ * (`then`) and these (`now`), each as "name: X now, Y <where>" ("in that run"), the values as
+ * `shown` writes them (JSON unless told; a missing one is null). None: the same lab or batch.
+ */
+export function settingsDifferences(
+  then: Record<string, unknown>,
+  now: Record<string, unknown>,
+  where: string,
+  shown: (name: string, value: unknown) => string = (_name, value) => JSON.stringify(value),
+): string[] {
+  const names = [...new Set([...Object.keys(then), ...Object.keys(now)])];
+  return names
+    .filter((name) => JSON.stringify(then[name] ?? null) !== JSON.stringify(now[name] ?? null))
+    .map((name) => `${name}: ${shown(name, now[name] ?? null)} now, ${shown(name, then[name] ?? null)} ${where}`);
+}
+
+/**
  * Checks that `previous` (the results.json of DIR) can be continued with `settings`: it was
  * written with settings, they are the same, and it is not complete. Throws UsageError naming DIR
  * and each setting that differs, with both values.
@@ -58,11 +95,9 @@ export async function labSettings(file: string, options: Record<string, string |
 export function checkResumable(dir: string, previous: Measurement, settings: LabSettings): void {
   if (!previous.settings) throw new UsageError(`--resume ${dir}: its results.json records no settings (written by an older iolab): it cannot be continued; run the lab again`);
   if (previous.complete) throw new UsageError(`--resume ${dir}: that run of ${previous.lab.name} is complete: there is nothing to continue`);
-  const names = [...new Set([...Object.keys(previous.settings), ...Object.keys(settings)])];
-  const differ = names.filter((name) => JSON.stringify(previous.settings![name] ?? null) !== JSON.stringify(settings[name] ?? null));
-  if (differ.length === 0) return;
-  const shown = (name: string, value: unknown) => (name === 'labFile' ? `SHA-256 ${String(value).slice(0, 12)}` : value === null || value === undefined ? "the lab's own" : JSON.stringify(value));
-  const lines = differ.map((name) => `${name}: ${shown(name, settings[name])} now, ${shown(name, previous.settings![name])} in that run`);
-  const edited = differ.includes('labFile') ? ` (the lab file ${previous.lab.file} changed since)` : '';
+  const shown = (name: string, value: unknown) => (name === 'labFile' ? `SHA-256 ${String(value).slice(0, 12)}` : value === null ? "the lab's own" : JSON.stringify(value));
+  const lines = settingsDifferences(previous.settings, settings, 'in that run', shown);
+  if (lines.length === 0) return;
+  const edited = lines.some((line) => line.startsWith('labFile: ')) ? ` (the lab file ${previous.lab.file} changed since)` : '';
   throw new UsageError(`--resume ${dir}: not the same lab and settings as that run${edited}, so its runs and the new ones would not compare: ${lines.join('; ')}`);
 }

@@ -35,7 +35,7 @@ import { LabFileError, LabRunError, RuntimeUnavailableError, UsageError } from '
 import type { LoadedLab } from './load.js';
 import { experimentRunCount, runExperimentLab } from './experiment-runner.js';
 import { traceRunsOf, variantsOf, type Lab, type Variant } from './schema.js';
-import { journalReason, resumedOf, runKey } from './journal.js';
+import { recordSoFar, resumedOf, runKey } from './journal.js';
 
 const SERVER_LOG_LINES = 50;
 /**
@@ -438,8 +438,7 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
   const prepared = await prepareOwnServers(lab, file, runtime, options.ownServers);
   try {
     // On disk before the first run: a run killed in its first is there to be resumed too.
-    const journaled = await options.onRecorded?.(measurementOf(journalReason(0, steps.length))).then(() => null, (error: unknown) => error);
-    if (journaled) throw journaled;
+    await recordSoFar(options.onRecorded, measurementOf, 0, steps.length);
     for (const [index, step] of steps.entries()) {
       const done = kept.get(runKey({ variant: step.variant.label, sweepValue: step.sweepValue, phase: step.phase, repetition: step.repetition }));
       if (done) {
@@ -473,9 +472,9 @@ export async function runLab(loaded: LoadedLab, runtime: Runtime, options: RunOp
       options.onProgress?.({ ...progress, outcome: { error: record.error, roundTripsPerSecond: runThroughput(record), answered: clientResults(record, 'echo').reduce((sum, c) => sum + answeredOf(c), 0) } });
       if (record.error && !options.signal?.aborted) incompleteReason ??= `run ${index + 1} (${describeStep(lab, step)}) failed: ${record.error}`;
       if (recovery?.stop) incompleteReason = `run ${index + 1} (${describeStep(lab, step)}) failed, and the lab stopped after it: ${recovery.stop}`;
-      const journaled = await options.onRecorded?.(measurementOf(journalReason(runs.length, steps.length))).then(() => null, (error: unknown) => error);
-      if (journaled) {
-        incompleteReason = `stopped after run ${index + 1} of ${steps.length}: its record could not be written: ${message(journaled)}`;
+      const unrecorded = await recordSoFar(options.onRecorded, measurementOf, runs.length, steps.length);
+      if (unrecorded) {
+        incompleteReason = unrecorded;
         break;
       }
       if (recovery?.stop) break;
